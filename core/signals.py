@@ -1,0 +1,63 @@
+"""Canonical signals: the vocabulary every reading is translated into before it leaves the edge."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class MachineState(StrEnum):
+    """Canonical machine states; each maps to exactly one ISO 22400 time element (see kpi.timemodel)."""
+
+    PRODUCING = "PRODUCING"
+    IDLE = "IDLE"
+    SETUP = "SETUP"
+    DOWN = "DOWN"
+    PLANNED_STOP = "PLANNED_STOP"
+
+
+class Signal(StrEnum):
+    """Signals with a fixed meaning. Free process values (spindle speed, load, …) use any other name."""
+
+    STATE = "state"
+    PARTS_TOTAL = "parts_total"
+    PARTS_GOOD = "parts_good"
+    PARTS_SCRAP = "parts_scrap"
+    PARTS_REWORK = "parts_rework"
+    ENERGY_KWH = "energy_kwh"
+    GAS_M3 = "gas_m3"
+    WATER_M3 = "water_m3"
+
+
+PART_COUNTERS: frozenset[str] = frozenset(
+    {Signal.PARTS_TOTAL, Signal.PARTS_GOOD, Signal.PARTS_SCRAP, Signal.PARTS_REWORK}
+)
+ENERGY_COUNTERS: frozenset[str] = frozenset({Signal.ENERGY_KWH, Signal.GAS_M3, Signal.WATER_M3})
+
+
+class Measurement(StrEnum):
+    """Store measurements. Every point carries the tags site, workshop, line, equipment and signal."""
+
+    STATE = "machine_state"  # field value: canonical state (string); field code: raw device code
+    COUNTER = "part_counter"  # field value: cumulative count (integer)
+    ENERGY = "energy"  # field value: cumulative consumption (float), unit given by the signal name
+    PROCESS = "process_value"  # field value: free process value (float)
+    BASE_HOURLY = "kpi_base_hourly"  # hourly additive base quantities written by the KPI worker
+
+
+def measurement_for(signal: str) -> Measurement:
+    """Which measurement a canonical signal is stored in."""
+    if signal == Signal.STATE:
+        return Measurement.STATE
+    if signal in PART_COUNTERS:
+        return Measurement.COUNTER
+    if signal in ENERGY_COUNTERS:
+        return Measurement.ENERGY
+    return Measurement.PROCESS
+
+
+class Quality(StrEnum):
+    """Quality of a sample, from the OPC UA status code or the edge's own judgement."""
+
+    GOOD = "good"
+    UNCERTAIN = "uncertain"
+    BAD = "bad"

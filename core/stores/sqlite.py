@@ -1,0 +1,143 @@
+"""Embedded SQLite store for the demo and for single-machine installs.
+
+Points are keyed by (measurement, tag set, timestamp) like InfluxDB, and a second write of the same
+key merges its fields into the first, so replays are idempotent here too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import threading
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from core.errors import StoreError, StoreUnavailable
+from core.store import Point, StoreHealth, TagFilter
+from core.stores.frames import rows_to_frame
+from core.wire import datetime_to_ns
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS points (
+    measurement TEXT NOT NULL,
+    series      TEXT NOT NULL,
+    time_ns     INTEGER NOT NULL,
+    fields      TEXT NOT NULL,
+    PRIMARY KEY (measurement, series, time_ns)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS points_by_time ON points (measurement, time_ns);
+"""
+
+_UPSERT = """
+INSERT INTO points (measurement, series, time_ns, fields) VALUES (?, ?, ?, ?)
+ON CONFLICT (measurement, series, time_ns) DO UPDATE SET fields = json_patch(points.fields, excluded.fields)
+"""
+
+
+def _series_key(tags: dict[str, str] | Any) -> str:
+    return json.dumps(dict(sorted(tags.items())), separators=(",", ":"), ensure_ascii=False)
+
+
+def _tag_clause(tags: TagFilter | None) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    for key, wanted in (tags or {}).items():
+        values = [wanted] if isinstance(wanted, str) else list(wanted)
+        if not values:
+            clauses.append("0")
+            continue
+        clauses.append(f"json_extract(series, ?) IN ({','.join('?' * len(values))})")
+        params.append(f'$."{key}"')
+        params.extend(values)
+    return "".join(f" AND {c}" for c in clauses), params
+
+
+class SqliteStore:
+    """The Store interface on one SQLite file (WAL mode; safe for one writer and many readers)."""
+
+    backend = "sqlite"
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.executescript(_SCHEMA)
+            except (sqlite3.Error, OSError) as exc:
+                raise StoreUnavailable(f"cannot open SQLite store {self.path}: {exc}") from exc
+            self._conn = conn
+        return self._conn
+
+    def _run(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
+        with self._lock:
+            try:
+                return self._connection().execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"SQLite store {self.path}: {exc}") from exc
+
+    def _write_sync(self, points: Sequence[Point]) -> None:
+        rows = [
+            (p.measurement, _series_key(p.tags), p.time_ns, json.dumps(dict(p.fields), separators=(",", ":")))
+            for p in points
+        ]
+        with self._lock:
+            conn = self._connection()
+            try:
+                conn.execute("BEGIN")
+                conn.executemany(_UPSERT, rows)
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                conn.execute("ROLLBACK")
+                raise StoreError(f"SQLite store {self.path}: {exc}") from exc
+
+    async def write(self, points: Sequence[Point]) -> None:
+        if points:
+            await asyncio.to_thread(self._write_sync, points)
+
+    async def read(
+        self, measurement: str, start: datetime, end: datetime, tags: TagFilter | None = None
+    ) -> pd.DataFrame:
+        where, params = _tag_clause(tags)
+        sql = f"SELECT time_ns, series, fields FROM points WHERE measurement = ? AND time_ns >= ? AND time_ns < ?{where}"
+        rows = await asyncio.to_thread(
+            self._run, sql, [measurement, datetime_to_ns(start), datetime_to_ns(end), *params]
+        )
+        return rows_to_frame((t, json.loads(s), json.loads(f)) for t, s, f in rows)
+
+    async def last_before(
+        self, measurement: str, before: datetime, lookback: timedelta, tags: TagFilter | None = None
+    ) -> pd.DataFrame:
+        where, params = _tag_clause(tags)
+        sql = (
+            "SELECT MAX(time_ns), series, fields FROM points"
+            f" WHERE measurement = ? AND time_ns >= ? AND time_ns < ?{where} GROUP BY series"
+        )
+        end_ns = datetime_to_ns(before)
+        start_ns = datetime_to_ns(before - lookback)
+        rows = await asyncio.to_thread(self._run, sql, [measurement, start_ns, end_ns, *params])
+        return rows_to_frame((t, json.loads(s), json.loads(f)) for t, s, f in rows)
+
+    async def health(self) -> StoreHealth:
+        try:
+            await asyncio.to_thread(self._run, "SELECT 1", [])
+        except StoreError as exc:
+            return StoreHealth(False, self.backend, str(exc))
+        return StoreHealth(True, self.backend, str(self.path))
+
+    async def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None

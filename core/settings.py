@@ -114,8 +114,13 @@ class IngestSettings(_Section):
 
 class KpiSettings(_Section):
     interval_s: float = Field(default=60.0, gt=0)
-    lookback_h: float = Field(default=24.0, gt=0, description="how far back to look for the state and counters before a window")
+    lookback_h: float = Field(
+        default=24.0, gt=0, description="how far back to look for the state and counters before a window"
+    )
     recompute_hours: int = Field(default=2, ge=1, description="how many recent hours the worker recomputes each round")
+    min_coverage: float = Field(
+        default=0.5, ge=0, le=1, description="below this share of the window with data a KPI is insufficient evidence"
+    )
 
 
 class ApiSettings(_Section):
@@ -208,8 +213,8 @@ def load_settings(path: Path | str, environ: Mapping[str, str] | None = None) ->
     _resolve_paths(data, path.parent.resolve())
     for name, value in environ.items():
         if name.startswith(ENV_PREFIX) and len(name) > len(ENV_PREFIX):
-            keys = name[len(ENV_PREFIX) :].lower().split("__")
-            _set_path(data, keys, yaml.safe_load(value) if value else value)
+            path_keys = name[len(ENV_PREFIX) :].lower().split("__")
+            _set_path(data, path_keys, yaml.safe_load(value) if value else value)
     for keys, env_name in SECRET_ENV.items():
         secret = environ.get(env_name)
         if secret:

@@ -47,7 +47,7 @@ def line_of(index: dict[_Loc, int], loc: Sequence[str | int]) -> int | None:
         if parts in index:
             return index[parts]
         parts = parts[:-1]
-    return index.get((), None)
+    return index.get(())
 
 
 def read_yaml(path: Path | str) -> tuple[Any, dict[_Loc, int]]:
@@ -71,18 +71,14 @@ def read_yaml(path: Path | str) -> tuple[Any, dict[_Loc, int]]:
     return data, index
 
 
-def validation_to_config_error(
-    path: Path | str, exc: ValidationError, index: dict[_Loc, int]
-) -> ConfigError:
+def validation_to_config_error(path: Path | str, exc: ValidationError, index: dict[_Loc, int]) -> ConfigError:
     """Turn the first pydantic error into a ConfigError; the others are listed in its reason."""
     errors = exc.errors(include_url=False)
     first = errors[0]
     loc = tuple(p for p in first["loc"] if not (isinstance(p, str) and p.startswith("function-")))
     reason = first["msg"]
     if len(errors) > 1:
-        others = "; ".join(
-            f"{format_loc(e['loc'])} (line {line_of(index, e['loc'])}): {e['msg']}" for e in errors[1:4]
-        )
+        others = "; ".join(f"{format_loc(e['loc'])} (line {line_of(index, e['loc'])}): {e['msg']}" for e in errors[1:4])
         reason += f" (and {len(errors) - 1} more: {others})"
     return ConfigError(str(path), reason, line=line_of(index, loc), field=format_loc(loc))
 

@@ -110,7 +110,9 @@ class SqliteStore:
         self, measurement: str, start: datetime, end: datetime, tags: TagFilter | None = None
     ) -> pd.DataFrame:
         where, params = _tag_clause(tags)
-        sql = f"SELECT time_ns, series, fields FROM points WHERE measurement = ? AND time_ns >= ? AND time_ns < ?{where}"
+        sql = (
+            f"SELECT time_ns, series, fields FROM points WHERE measurement = ? AND time_ns >= ? AND time_ns < ?{where}"
+        )
         rows = await asyncio.to_thread(
             self._run, sql, [measurement, datetime_to_ns(start), datetime_to_ns(end), *params]
         )

@@ -1,0 +1,32 @@
+"""What the routes share: the store, the asset model, the KPI engine and the API keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from core.assets import AssetModel
+from core.store import Store
+from kpi.engine import KpiEngine
+
+
+class Role(StrEnum):
+    VIEWER = "viewer"
+    AUDITOR = "auditor"
+    ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        return _RANK[self]
+
+
+_RANK = {Role.VIEWER: 0, Role.AUDITOR: 1, Role.ADMIN: 2}
+
+
+@dataclass(slots=True)
+class AppContext:
+    store: Store
+    assets: AssetModel
+    engine: KpiEngine
+    api_keys: dict[str, Role]
+    store_ok: bool | None = field(default=None)  # last health seen, so a change is logged once

@@ -1,0 +1,114 @@
+"""InfluxDB line protocol: encode ``core.store.Point`` exactly, or refuse it with a reason.
+
+``measurement,tag=value,tag=value field=value,field=value time_ns`` — one point per line.
+
+Escaping follows the parser that InfluxDB 1.x/2.x run (and that influxdb-client's serializer
+targets): commas and spaces in measurements; commas, equals signs and spaces in tag keys, tag
+values and field keys; double quotes and backslashes inside string field values. Tags and fields
+are written in sorted key order, which InfluxDB recommends and which makes the output stable.
+
+What line protocol cannot carry is refused with ``StoreRejected`` rather than written in a form the
+server would mangle or drop silently:
+
+* NaN and infinities (there is no literal for them);
+* integers outside int64;
+* control characters (newline, tab, …) in measurements, keys and tag values;
+* a backslash right before a character that needs escaping, or at the end of a name (the parser
+  would read it as an escape);
+* an empty measurement, a measurement starting with ``#`` (a comment line), an empty key, a
+  point without fields.
+
+A tag whose value is the empty string is left out: to InfluxDB an empty tag and no tag are the same
+series.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Iterable
+
+from core.errors import StoreRejected
+from core.store import FieldValue, Point
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+_MEASUREMENT_ESCAPES = str.maketrans({",": r"\,", " ": r"\ "})
+_KEY_ESCAPES = str.maketrans({",": r"\,", "=": r"\=", " ": r"\ "})
+_STRING_ESCAPES = str.maketrans({'"': r"\"", "\\": r"\\"})
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+# A backslash before an escapable character (or at the end) is read as an escape by the parser, so
+# the value that comes back would not be the value written.
+_MEASUREMENT_AMBIGUOUS = re.compile(r"\\(?:[, ]|$)")
+_KEY_AMBIGUOUS = re.compile(r"\\(?:[,= ]|$)")
+
+
+def _checked(name: str, what: str, ambiguous: re.Pattern[str]) -> str:
+    if not isinstance(name, str):
+        raise StoreRejected(f"{what} must be a string, got {type(name).__name__} {name!r}")
+    if not name:
+        raise StoreRejected(f"{what} must not be empty")
+    if _CONTROL.search(name):
+        raise StoreRejected(f"{what} {name!r} contains a control character, which line protocol cannot carry")
+    if ambiguous.search(name):
+        raise StoreRejected(
+            f"{what} {name!r} has a backslash before a separator or at the end, which line protocol cannot carry"
+        )
+    return name
+
+
+def escape_measurement(name: str) -> str:
+    name = _checked(name, "measurement", _MEASUREMENT_AMBIGUOUS)
+    if name.startswith("#"):
+        raise StoreRejected(f"measurement {name!r} starts with '#', which line protocol reads as a comment")
+    return name.translate(_MEASUREMENT_ESCAPES)
+
+
+def escape_key(name: str, what: str = "key") -> str:
+    """Escape a tag key, tag value or field key."""
+    return _checked(name, what, _KEY_AMBIGUOUS).translate(_KEY_ESCAPES)
+
+
+def format_field_value(key: str, value: FieldValue) -> str:
+    # bool first: it is a subclass of int.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise StoreRejected(f"field {key!r}: integer {value} does not fit in int64")
+        return f"{value}i"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise StoreRejected(f"field {key!r}: {value} is not finite; line protocol cannot carry it")
+        # repr is the shortest text that parses back to the same double; a whole number needs no ".0"
+        # because a number without the "i" suffix is a float.
+        text = repr(value)
+        return text[:-2] if text.endswith(".0") else text
+    if isinstance(value, str):
+        return f'"{value.translate(_STRING_ESCAPES)}"'
+    raise StoreRejected(f"field {key!r}: unsupported type {type(value).__name__} ({value!r})")
+
+
+def encode_point(point: Point) -> str:
+    """One line (without the trailing newline) or StoreRejected saying what cannot be encoded."""
+    parts = [escape_measurement(point.measurement)]
+    for key in sorted(point.tags):
+        value = point.tags[key]
+        if value == "":
+            continue
+        parts.append(f"{escape_key(key, 'tag key')}={escape_key(value, f'tag {key!r} value')}")
+    if not point.fields:
+        raise StoreRejected(f"point in {point.measurement!r} has no fields")
+    fields = ",".join(
+        f"{escape_key(key, 'field key')}={format_field_value(key, point.fields[key])}" for key in sorted(point.fields)
+    )
+    if isinstance(point.time_ns, bool) or not isinstance(point.time_ns, int):
+        raise StoreRejected(f"time_ns must be an integer number of nanoseconds, got {point.time_ns!r}")
+    return f"{','.join(parts)} {fields} {point.time_ns}"
+
+
+def encode_points(points: Iterable[Point]) -> bytes:
+    """A request body for ``/write?precision=ns``: one line per point, UTF-8."""
+    return "".join(f"{encode_point(p)}\n" for p in points).encode()

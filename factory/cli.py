@@ -1,0 +1,187 @@
+"""``factory``: one command line, one subcommand per service, plus ``demo`` and ``check-config``.
+
+Every service reads the same settings file (``--config`` or ``FACTORY_CONFIG``) and environment
+variables (see ``core.settings``), so the demo, the tests and docker-compose run the same code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
+from typing import Any
+
+from core.assets import AssetModel, load_asset_model
+from core.errors import ConfigError
+from core.settings import API_KEYS_ENV, Settings, load_settings, parse_api_keys
+from core.stores import open_store
+from factory.runtime import (
+    HEARTBEAT_ENV,
+    ApiServer,
+    closing_store,
+    configure_logging,
+    heartbeat_age_s,
+    serve_until_stopped,
+)
+
+log = logging.getLogger("factory")
+
+REPO = Path(__file__).resolve().parent.parent
+DEMO_CONFIG = REPO / "config" / "demo.yaml"
+
+
+def _load(args: argparse.Namespace) -> tuple[Settings, AssetModel]:
+    path = args.config or os.environ.get("FACTORY_CONFIG")
+    if not path:
+        raise ConfigError("--config", "no settings file given (use --config FILE or FACTORY_CONFIG)")
+    settings = load_settings(path)
+    return settings, load_asset_model(settings.assets)
+
+
+async def _run_simulator(settings: Settings, assets: AssetModel, args: argparse.Namespace) -> None:
+    from simulators.runner import Simulator
+
+    simulator = Simulator(settings, assets)
+
+    async def announce() -> None:
+        for equipment, endpoint in simulator.endpoints.items():
+            log.info("simulating %s at %s", equipment, endpoint)
+
+    try:
+        await serve_until_stopped(simulator, on_started=announce)
+    finally:
+        if args.ground_truth:
+            simulator.write_ground_truth(Path(args.ground_truth))
+            log.info("ground truth written to %s", args.ground_truth)
+
+
+async def _run_edge(settings: Settings, assets: AssetModel, args: argparse.Namespace) -> None:
+    from edge.agent import EdgeAgent
+
+    if settings.edge is None:
+        raise ConfigError(str(settings.source), "the edge needs an 'edge:' section", field="edge")
+    await serve_until_stopped(EdgeAgent(settings.edge, settings.broker, settings.uplink))
+
+
+async def _run_ingest(settings: Settings, assets: AssetModel, args: argparse.Namespace) -> None:
+    from ingest.service import IngestService
+
+    async with closing_store(open_store(settings.store)) as store:
+        await serve_until_stopped(IngestService(settings, store, assets))
+
+
+async def _run_kpi(settings: Settings, assets: AssetModel, args: argparse.Namespace) -> None:
+    from kpi.worker import KpiWorker
+
+    async with closing_store(open_store(settings.store)) as store:
+        await serve_until_stopped(KpiWorker(settings, store, assets))
+
+
+def api_keys_from_environment() -> dict[str, str]:
+    keys = parse_api_keys(os.environ.get(API_KEYS_ENV))
+    if not keys:
+        raise ConfigError(API_KEYS_ENV, "no API keys configured; set KEY:ROLE pairs (roles: viewer, auditor, admin)")
+    return keys
+
+
+async def _run_api(settings: Settings, assets: AssetModel, args: argparse.Namespace) -> None:
+    from api.app import create_app
+
+    keys = api_keys_from_environment()
+    async with closing_store(open_store(settings.store)) as store:
+        server = ApiServer(create_app(settings, store, assets, keys), settings.api.host, settings.api.port)
+
+        async def announce() -> None:
+            log.info("API listening on http://%s:%d", settings.api.host, server.port)
+
+        await serve_until_stopped(server, on_started=announce)
+
+
+def _check_config(settings: Settings, assets: AssetModel) -> None:
+    kinds: dict[str, int] = {}
+    for eq in assets:
+        kinds[eq.type.value] = kinds.get(eq.type.value, 0) + 1
+    print(f"settings {settings.source}: ok (store: {settings.store.kind})")
+    print(f"assets {settings.assets}: ok ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))})")
+    if settings.edge is not None:
+        print(f"edge {settings.edge.id}: {len(settings.edge.opcua)} OPC UA sources, {len(settings.edge.meters)} meters")
+
+
+def _healthcheck(max_age: float) -> int:
+    path = os.environ.get(HEARTBEAT_ENV)
+    if not path:
+        print(f"factory: healthcheck needs {HEARTBEAT_ENV}", file=sys.stderr)
+        return 2
+    age = heartbeat_age_s(path)
+    if age is None or age > max_age:
+        print(f"unhealthy: heartbeat {path} {'missing' if age is None else f'{age:.0f}s old'}", file=sys.stderr)
+        return 1
+    print(f"healthy: heartbeat {age:.0f}s old")
+    return 0
+
+
+Runner = Callable[[Settings, AssetModel, argparse.Namespace], Coroutine[Any, Any, None]]
+SERVICES: dict[str, tuple[Runner, str]] = {
+    "simulator": (_run_simulator, "OPC UA machines and MQTT meters from the asset model"),
+    "edge": (_run_edge, "edge agent: OPC UA + meter topics -> SQLite buffer -> MQTT uplink"),
+    "ingest": (_run_ingest, "uplink -> validation -> store, with dead letters"),
+    "kpi": (_run_kpi, "KPI worker: hourly base quantities into the store"),
+    "api": (_run_api, "FastAPI service: assets, KPIs, health"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="factory", description="Smart-factory data platform: one subcommand per service."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (_, help_text) in SERVICES.items():
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--config", type=Path, help="settings YAML (default: $FACTORY_CONFIG)")
+        if name == "simulator":
+            p.add_argument("--ground-truth", type=Path, help="write the simulator's ground truth here on exit")
+    p = sub.add_parser("check-config", help="validate a settings file and its asset model, then exit")
+    p.add_argument("--config", type=Path)
+    p = sub.add_parser("healthcheck", help=f"exit 0 if the service's heartbeat (${HEARTBEAT_ENV}) is fresh")
+    p.add_argument("--max-age", type=float, default=30.0, help="seconds (default 30)")
+    p = sub.add_parser("demo", help="the whole pipeline in one process on embedded defaults")
+    p.add_argument("--config", type=Path, default=DEMO_CONFIG, help=f"default: {DEMO_CONFIG.relative_to(REPO)}")
+    p.add_argument("--api-port", type=int, help="override the API port (0: any free port)")
+    p.add_argument("--duration", type=float, help="stop by itself after this many seconds")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "healthcheck":
+            return _healthcheck(args.max_age)
+        if args.command == "demo":
+            from factory.demo import run_demo
+
+            settings = load_settings(args.config)
+            configure_logging(settings, args.verbose)
+            asyncio.run(run_demo(settings, load_asset_model(settings.assets), args))
+            return 0
+        settings, assets = _load(args)
+        configure_logging(settings, args.verbose)
+        if args.command == "check-config":
+            _check_config(settings, assets)
+            return 0
+        runner, _ = SERVICES[args.command]
+        asyncio.run(runner(settings, assets, args))
+    except ConfigError as exc:
+        print(f"factory: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""Shared plumbing for running services from the command line: logging, signals, stop event."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from core.settings import Settings
+
+NOISY_LOGGERS = ("asyncua", "amqtt", "transitions", "httpx", "uvicorn.access")
+
+
+def configure_logging(settings: Settings | None, verbose: bool = False) -> None:
+    level = logging.DEBUG if verbose else getattr(logging, settings.log_level.value if settings else "INFO")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
+    # asyncua logs every failed reconnect attempt with a traceback; the edge logs lost/back once itself.
+    logging.getLogger("asyncua").setLevel(logging.ERROR)
+
+
+def install_stop_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+
+HEARTBEAT_ENV = "FACTORY_HEARTBEAT_FILE"
+HEARTBEAT_INTERVAL_S = 5.0
+
+
+async def _beat(path: str) -> None:
+    """Touch the heartbeat file while the event loop is alive; ``factory healthcheck`` reads its age."""
+    heartbeat = Path(path)
+    while True:
+        await asyncio.to_thread(heartbeat.touch)
+        await asyncio.sleep(HEARTBEAT_INTERVAL_S)
+
+
+def heartbeat_age_s(path: str) -> float | None:
+    try:
+        return time.time() - os.stat(path).st_mtime
+    except FileNotFoundError:
+        return None
+
+
+async def serve_until_stopped(
+    *services: contextlib.AbstractAsyncContextManager[Any],
+    on_started: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Enter every service in order, wait for SIGINT/SIGTERM, then leave them in reverse order."""
+    stop = asyncio.Event()
+    install_stop_signals(stop)
+    async with contextlib.AsyncExitStack() as stack:
+        for service in services:
+            await stack.enter_async_context(service)
+        if on_started is not None:
+            await on_started()
+        heartbeat_file = os.environ.get(HEARTBEAT_ENV)
+        beat = asyncio.create_task(_beat(heartbeat_file)) if heartbeat_file else None
+        try:
+            await stop.wait()
+        finally:
+            if beat is not None:
+                beat.cancel()
+        logging.getLogger("factory").info("stopping")
+
+
+class EmbeddedUvicorn(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to our own loop, so Ctrl-C stops every room cleanly."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Any:
+        yield
+
+
+class ApiServer:
+    """The FastAPI app served by uvicorn as one more async context manager."""
+
+    def __init__(self, app: Any, host: str, port: int):
+        self.server = EmbeddedUvicorn(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on"))
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def port(self) -> int:
+        servers = getattr(self.server, "servers", [])
+        for server in servers:
+            for sock in server.sockets:
+                return int(sock.getsockname()[1])
+        return int(self.server.config.port)
+
+    async def __aenter__(self) -> ApiServer:
+        self._task = asyncio.create_task(self.server.serve(), name="api-server")
+        while not self.server.started:
+            if self._task.done():
+                self._task.result()  # raises the reason (port in use, …)
+                raise RuntimeError("API server stopped during start")
+            await asyncio.sleep(0.05)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        if self._task is not None:
+            await self._task
+
+
+@contextlib.asynccontextmanager
+async def closing_store(store: Any) -> AsyncIterator[Any]:
+    try:
+        yield store
+    finally:
+        await store.close()

@@ -1,0 +1,191 @@
+"""The HTTP API against a real SQLite store: authentication, health, validation and KPI numbers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI, HTTPException
+
+from api.app import create_app
+from api.context import Role
+from api.deps import Caller, RequireRole
+from core.settings import Settings
+from core.store import Store
+from core.stores.sqlite import SqliteStore
+from kpi.report import KpiReport
+from tests.test_kpi_engine import ASSETS, END, START, check_line_a_report, dataset
+
+VIEWER_KEY = "viewer-key-0123456789abcdef"
+ADMIN_KEY = "admin-key-0123456789abcdef"
+KEYS = {VIEWER_KEY: "viewer", ADMIN_KEY: "admin"}
+LINE_A = {"scope": "line-a", "start": START.isoformat(), "end": END.isoformat()}
+
+
+def _app(store: Store, example_assets_path: Path) -> FastAPI:
+    return create_app(Settings(assets=example_assets_path), store, ASSETS, KEYS)
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    store = SqliteStore(tmp_path / "api.sqlite")
+    await store.write(dataset())
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def client(store: Store, example_assets_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=_app(store, example_assets_path))
+    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
+        yield client
+
+
+async def test_healthz_needs_no_key_and_reports_the_store(client: httpx.AsyncClient) -> None:
+    response = await client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "store": {"backend": "sqlite", "ok": True}}
+
+
+async def test_healthz_is_503_when_the_store_is_unreachable(
+    tmp_path: Path, example_assets_path: Path
+) -> None:
+    broken = tmp_path / "a-directory"
+    broken.mkdir()
+    transport = httpx.ASGITransport(app=_app(SqliteStore(broken), example_assets_path))
+    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
+        health = await client.get("/healthz")
+        kpi = await client.get("/v1/kpi", params=LINE_A, headers={"X-API-Key": VIEWER_KEY})
+    assert health.status_code == 503
+    assert health.json() == {"status": "unavailable", "store": {"backend": "sqlite", "ok": False}}
+    assert str(broken) not in health.text  # no internals to anonymous callers
+    assert kpi.status_code == 503
+    assert kpi.json() == {"detail": "the time-series store is unavailable"}
+
+
+@pytest.mark.parametrize("path", ["/v1/kpi?scope=line-a", "/v1/assets"])
+async def test_missing_or_unknown_key_is_401_with_a_challenge(client: httpx.AsyncClient, path: str) -> None:
+    for headers in ({}, {"X-API-Key": "not-a-key-0123456789"}, {"Authorization": "Bearer nope"}):
+        response = await client.get(path, headers=headers)
+        assert response.status_code == 401, headers
+        assert response.headers["WWW-Authenticate"].startswith("Bearer")
+    assert "X-API-Key" in (await client.get(path)).json()["detail"]
+
+
+async def test_key_in_header_or_as_bearer_token_is_accepted(client: httpx.AsyncClient) -> None:
+    by_header = await client.get("/v1/assets", headers={"X-API-Key": VIEWER_KEY})
+    by_bearer = await client.get("/v1/assets", headers={"Authorization": f"Bearer {ADMIN_KEY}"})
+    assert by_header.status_code == by_bearer.status_code == 200
+    assert by_header.json() == by_bearer.json()
+
+
+def test_roles_are_ranked_viewer_auditor_admin() -> None:
+    assert RequireRole(Role.VIEWER)(Caller(Role.ADMIN)) == Caller(Role.ADMIN)
+    assert RequireRole(Role.AUDITOR)(Caller(Role.AUDITOR)) == Caller(Role.AUDITOR)
+    with pytest.raises(HTTPException) as refused:
+        RequireRole(Role.AUDITOR)(Caller(Role.VIEWER))
+    assert refused.value.status_code == 403
+
+
+def test_unknown_role_in_api_keys_is_refused(store: Store, example_assets_path: Path) -> None:
+    with pytest.raises(ValueError, match="role"):
+        create_app(Settings(assets=example_assets_path), store, ASSETS, {"k" * 20: "superuser"})
+
+
+async def test_asset_tree_lists_site_workshops_lines_equipment(client: httpx.AsyncClient) -> None:
+    response = await client.get("/v1/assets", headers={"X-API-Key": VIEWER_KEY})
+    site = response.json()["site"]
+    assert site["id"] == "cq-demo"
+    assert [w["id"] for w in site["workshops"]] == ["machining", "assembly"]
+    line_a = site["workshops"][0]["lines"][0]
+    assert [e["id"] for e in line_a["equipment"]] == ["cnc-01", "cnc-02", "cnc-03", "meter-a"]
+    assert line_a["equipment"][0]["meter"] == "meter-a"
+
+
+async def test_kpi_report_numbers_equal_hand_computed_values(client: httpx.AsyncClient) -> None:
+    response = await client.get("/v1/kpi", params=LINE_A, headers={"X-API-Key": VIEWER_KEY})
+    assert response.status_code == 200
+    body = response.json()
+    check_line_a_report(KpiReport.model_validate(body))
+    # The same numbers straight from the JSON: OEE = 3180 x 700 / (8100 x 720) = 0.381687...
+    oee = next(k for k in body["kpis"] if k["key"] == "oee")
+    assert oee == {
+        "key": "oee",
+        "label_en": "OEE",
+        "label_zh": "设备综合效率",
+        "unit": "ratio",
+        "direction": "up",
+        "basis": "production",
+        "value": pytest.approx(3180 * 700 / (8100 * 720)),
+        "status": "ok",
+        "coverage": pytest.approx(9900 / 16200),
+    }
+    assert body["base"]["planned_busy_time_s"] == 8100
+
+
+async def test_window_with_offset_is_the_same_instant(client: httpx.AsyncClient) -> None:
+    # 16:30+08:00 is 08:30Z: the same report as the UTC window.
+    params = {**LINE_A, "start": "2026-11-25T16:30:00+08:00", "end": "2026-11-25T10:00:00Z"}
+    response = await client.get("/v1/kpi", params=params, headers={"X-API-Key": VIEWER_KEY})
+    assert response.status_code == 200
+    assert datetime.fromisoformat(response.json()["start"]) == START
+    check_line_a_report(KpiReport.model_validate(response.json()))
+
+
+async def test_default_window_is_the_last_hour(client: httpx.AsyncClient) -> None:
+    response = await client.get("/v1/kpi", params={"scope": "cnc-03"}, headers={"X-API-Key": VIEWER_KEY})
+    body = response.json()
+    assert response.status_code == 200
+    start, end = datetime.fromisoformat(body["start"]), datetime.fromisoformat(body["end"])
+    assert end - start == timedelta(hours=1) and end.utcoffset() == timedelta(0)
+    # cnc-03 never reported: the report says so instead of inventing numbers.
+    assert {k["status"] for k in body["kpis"] if k["basis"] == "production"} == {"insufficient_evidence"}
+
+
+@pytest.mark.parametrize(
+    ("params", "field", "message"),
+    [
+        ({"start": END.isoformat(), "end": START.isoformat()}, "end", "must be after start"),
+        ({"start": START.isoformat(), "end": START.isoformat()}, "end", "must be after start"),
+        ({"start": "2025-01-01T00:00:00Z", "end": "2026-01-02T00:00:01Z"}, "start", "at most 366 days"),
+        ({"start": "2026-11-25T08:30:00", "end": END.isoformat()}, "start", "timezone"),
+        ({"start": START.isoformat(), "end": "2026-11-25T10:00:00"}, "end", "timezone"),
+        ({"start": "yesterday"}, "start", "datetime"),
+    ],
+)
+async def test_bad_windows_are_422_with_a_clear_message(
+    client: httpx.AsyncClient, params: dict[str, str], field: str, message: str
+) -> None:
+    response = await client.get(
+        "/v1/kpi", params={"scope": "line-a", **params}, headers={"X-API-Key": VIEWER_KEY}
+    )
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["query", field]
+    assert message in error["msg"]
+
+
+async def test_window_of_exactly_366_days_is_accepted(client: httpx.AsyncClient) -> None:
+    params = {"scope": "cnc-03", "start": "2025-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z"}
+    response = await client.get("/v1/kpi", params=params, headers={"X-API-Key": VIEWER_KEY})
+    assert response.status_code == 200
+    assert len(response.json()["hourly"]) == 366 * 24
+
+
+async def test_unknown_scope_is_404_and_missing_scope_422(client: httpx.AsyncClient) -> None:
+    unknown = await client.get(
+        "/v1/kpi", params={**LINE_A, "scope": "line-z"}, headers={"X-API-Key": VIEWER_KEY}
+    )
+    assert unknown.status_code == 404
+    assert "unknown scope 'line-z'" in unknown.json()["detail"]
+    missing = await client.get("/v1/kpi", headers={"X-API-Key": VIEWER_KEY})
+    assert missing.status_code == 422
+    assert missing.json()["detail"][0]["loc"] == ["query", "scope"]
+
+
+async def test_openapi_names_the_response_family(client: httpx.AsyncClient) -> None:
+    schemas = (await client.get("/openapi.json")).json()["components"]["schemas"]
+    assert {"KpiReportPublic", "AssetTreePublic", "HealthPublic"} <= schemas.keys()

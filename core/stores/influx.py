@@ -7,8 +7,9 @@ on the v1 API, where the database is a bucket reached through its DBRP mapping) 
 password (HTTP basic auth, which 1.x and the 2.x v1 API both accept).
 
 Errors are mapped here, once: no connection, timeouts, 5xx and 429 raise ``StoreUnavailable`` (retry
-later); 401/403 raise ``StoreError`` about credentials; any other 4xx raises ``StoreRejected`` with
-the server's own reason.
+later); 401/403 (credentials) and 404 (no such database or bucket) raise plain ``StoreError``, since
+they are configuration faults rather than bad data; any other 4xx raises ``StoreRejected`` with the
+server's own reason.
 """
 
 from __future__ import annotations
@@ -169,6 +170,12 @@ class InfluxStore:
             raise StoreError(
                 f"{what}: HTTP {status}: the server refused the credentials (check the token or"
                 f" username/password and their permissions on {self.database!r}): {reason}"
+            )
+        if status == 404:
+            # The database (2.x/3.x: the bucket's DBRP mapping) or the URL is wrong: not the data's fault.
+            raise StoreError(
+                f"{what}: HTTP 404: {reason} (check the URL, database {self.database!r}"
+                f" and retention policy {self.retention_policy!r})"
             )
         raise StoreRejected(f"{what}: HTTP {status}: {reason}")
 

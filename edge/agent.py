@@ -1,0 +1,135 @@
+"""The edge agent: devices in, durable buffer in the middle, acknowledged MQTT uplink out.
+
+``EdgeAgent`` composes one ``OpcUaCollector`` per OPC UA source and one ``MeterCollector`` for all
+meters (all putting samples into one ``BufferWriter``), the ``SampleBuffer`` file and the
+``Forwarder``. ``async with EdgeAgent(...) as agent:`` starts everything; ``await agent.run()``
+runs until cancelled, or raises if a component fails for good (e.g. the buffer file is unwritable).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from types import TracebackType
+from typing import Self
+
+from core.errors import FactoryError
+from core.settings import BrokerSettings, EdgeSettings, UplinkSettings
+from edge.buffer import BufferWriter, SampleBuffer
+from edge.forwarder import Forwarder
+from edge.meter_source import MeterCollector
+from edge.opcua_source import OpcUaCollector
+
+logger = logging.getLogger(__name__)
+
+
+class EdgeAgent:
+    """One gateway's agent, configured by ``EdgeSettings``; see the module docstring."""
+
+    def __init__(self, edge: EdgeSettings, uplink_broker: BrokerSettings, uplink: UplinkSettings):
+        self.settings = edge
+        self._uplink_broker = uplink_broker
+        self._uplink = uplink
+        self._stack: contextlib.AsyncExitStack | None = None
+        self.buffer: SampleBuffer | None = None
+        self.forwarder: Forwarder | None = None
+        self.writer: BufferWriter | None = None
+        self.opcua: list[OpcUaCollector] = []
+        self.meters: MeterCollector | None = None
+
+    async def __aenter__(self) -> Self:
+        edge = self.settings
+        async with contextlib.AsyncExitStack() as stack:
+            self.buffer = stack.enter_context(SampleBuffer(edge.buffer_path, edge.buffer_max_samples))
+            self.forwarder = await stack.enter_async_context(
+                Forwarder(
+                    edge.id,
+                    self.buffer,
+                    self._uplink_broker,
+                    self._uplink,
+                    batch_max_samples=edge.batch_max_samples,
+                    flush_interval_s=edge.flush_interval_s,
+                )
+            )
+            # Entered after the forwarder and before the sources, so on exit the sources stop first,
+            # then the writer flushes their last samples into the still-open file, where they wait.
+            self.writer = await stack.enter_async_context(BufferWriter(self.buffer, on_append=self.forwarder.notify))
+            self.opcua = [await stack.enter_async_context(OpcUaCollector(source, self.writer)) for source in edge.opcua]
+            self.meters = await stack.enter_async_context(
+                MeterCollector(f"{edge.id}-meters", edge.meters, edge.meter_broker or self._uplink_broker, self.writer)
+            )
+            logger.info(
+                "edge agent %s started: %d OPC UA sources, %d meters, %d samples waiting in %s",
+                edge.id,
+                len(edge.opcua),
+                len(edge.meters),
+                self.buffer.count,
+                edge.buffer_path,
+            )
+            self._stack = stack.pop_all()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self._stack is not None:
+            stack, self._stack = self._stack, None
+            await stack.aclose()
+            logger.info("edge agent %s stopped", self.settings.id)
+
+    async def run(self) -> None:
+        """Run until cancelled (starting the agent if needed); raise the error of a component that died."""
+        if self._stack is not None:
+            await self._supervise()
+            return
+        async with self:
+            await self._supervise()
+
+    async def _supervise(self) -> None:
+        # Every component task loops forever (reconnecting on its own), so one that ends has failed.
+        done, _ = await asyncio.wait(self._tasks(), return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if not task.cancelled() and (exc := task.exception()) is not None:
+                raise exc
+        raise FactoryError(f"edge component {next(iter(done)).get_name()} stopped unexpectedly")
+
+    def _tasks(self) -> list[asyncio.Task[None]]:
+        components = [self.forwarder, self.writer, self.meters, *self.opcua]
+        return [c.task for c in components if c is not None and c.task is not None]
+
+    def stats(self) -> dict[str, int]:
+        """Counters of every component, summed over sources, for logs, health checks and tests."""
+        stats: dict[str, int] = {}
+        if self.buffer is not None:
+            stats |= {
+                "buffered": self.buffer.count,
+                "dropped": self.buffer.dropped,
+                "next_seq": self.buffer.next_seq,
+            }
+        if self.writer is not None:
+            stats["samples_written"] = self.writer.samples_written
+        if self.forwarder is not None:
+            c = self.forwarder.counters
+            stats |= {
+                "uplink_connected": int(self.forwarder.link.connected),
+                "batches_sent": c.batches_sent,
+                "samples_sent": c.samples_sent,
+                "publish_failures": c.publish_failures,
+            }
+        stats |= {
+            "opcua_sources_connected": sum(int(c.link.connected) for c in self.opcua),
+            "opcua_notifications": sum(c.counters.notifications for c in self.opcua),
+            "opcua_samples": sum(c.counters.samples for c in self.opcua),
+            "opcua_unmapped_states": sum(c.counters.unmapped_states for c in self.opcua),
+            "opcua_rejected": sum(c.counters.rejected for c in self.opcua),
+        }
+        if self.meters is not None:
+            m = self.meters.counters
+            stats |= {
+                "meter_broker_connected": int(self.meters.link.connected),
+                "meter_messages": m.messages,
+                "meter_samples": m.samples,
+                "meter_malformed": m.malformed,
+            }
+        return stats

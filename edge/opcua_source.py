@@ -1,0 +1,295 @@
+"""OPC UA collector: one subscription per machine, every data change turned into a canonical sample.
+
+Per ``OpcUaSource`` the collector holds one asyncua client with one subscription (publishing
+interval = ``sampling_interval_ms``) and one monitored item per configured node. Monitored items
+get a server-side queue, so several state changes between two publishes all arrive. Each data
+change becomes a ``Sample`` (``datavalue_to_sample``, a pure function) and goes to the sink.
+
+When the server is not up yet or goes away, the collector reconnects with backoff and recreates
+the subscription; the fresh subscription's first notification per node re-sends the current value,
+which ingest stores idempotently (same series, same timestamp).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self
+
+from asyncua import Client, ua
+from asyncua.common.subscription import DataChangeEvent, OverflowPolicy, StatusChangeEvent
+from pydantic import ValidationError
+
+from core.errors import ConfigError
+from core.settings import OpcUaSource
+from core.signals import MachineState, Quality, Signal
+from core.wire import Sample, TimestampSource
+from edge.buffer import SampleSink
+from edge.errors import UnmappedState, UnusableReading
+from edge.lifecycle import stop_task
+from edge.reconnect import Backoff, LinkState
+
+logger = logging.getLogger(__name__)
+
+TS_FALLBACK_FLAG = "ts_fallback"
+# A device clock before this is not plausible (a PLC that lost its clock restarts in 2000 or 1601).
+EARLIEST_PLAUSIBLE_TS = datetime(2001, 1, 1, tzinfo=UTC)
+# Server-side queue per monitored item: state changes between two publishes must not overwrite
+# each other (the default queue of 1 keeps only the last one).
+MONITORED_ITEM_QUEUE_SIZE = 1000
+# Client-side queue of notifications not yet turned into samples; the consumer only converts and
+# appends to a list, so this fills only if the event loop is starved for a long time.
+NOTIFICATION_QUEUE_SIZE = 100_000
+
+_SIGNAL_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def quality_of(status: ua.StatusCode | None) -> Quality:
+    """OPC UA severity bits (the top two) -> quality. A missing status code means Good."""
+    if status is None:
+        return Quality.GOOD
+    severity = (status.value >> 30) & 0b11
+    if severity == 0:
+        return Quality.GOOD
+    if severity == 1:
+        return Quality.UNCERTAIN
+    return Quality.BAD
+
+
+def datavalue_to_sample(
+    equipment: str,
+    signal: str,
+    value: ua.DataValue,
+    received_at: datetime,
+    *,
+    timestamp_source: TimestampSource = TimestampSource.DEVICE,
+    state_map: dict[str, MachineState] | None = None,
+) -> Sample:
+    """Turn one OPC UA data value into a canonical sample, or raise UnusableReading.
+
+    * ``ts``: SourceTimestamp (device), ServerTimestamp (server) or ``received_at`` (gateway). A
+      missing or implausible chosen timestamp falls back to ``received_at`` with ts_source gateway
+      and the flag ``ts_fallback``.
+    * ``quality`` from the status code's severity.
+    * state: ``raw`` is ``str()`` of the device value; with a state map the raw value is looked up
+      (UnmappedState if absent), without one the value must already be a canonical state name.
+    * every other signal: the number as it is (the Sample model checks counters and energy).
+    """
+    if value.Value is None or value.Value.Value is None:
+        raise UnusableReading(f"{signal}: data value carries no value (status {_status_name(value.StatusCode)})")
+    device_value: Any = value.Value.Value
+
+    flags: tuple[str, ...] = ()
+    ts_source = timestamp_source
+    ts: datetime | None
+    if timestamp_source is TimestampSource.DEVICE:
+        ts = value.SourceTimestamp
+    elif timestamp_source is TimestampSource.SERVER:
+        ts = value.ServerTimestamp
+    else:
+        ts = received_at
+    if ts is not None and ts.tzinfo is None:
+        ts = ts.replace(tzinfo=UTC)  # OPC UA DateTime is UTC by definition
+    if ts is None or ts < EARLIEST_PLAUSIBLE_TS:
+        ts, ts_source, flags = received_at, TimestampSource.GATEWAY, (TS_FALLBACK_FLAG,)
+
+    raw: str | None = None
+    sample_value: Any = device_value
+    if signal == Signal.STATE:
+        raw = str(device_value)
+        if state_map:
+            mapped = state_map.get(raw)
+            if mapped is None:
+                raise UnmappedState(raw)
+            sample_value = mapped.value
+        elif raw in MachineState.__members__:
+            sample_value = raw
+        else:
+            raise UnmappedState(raw)
+    elif isinstance(device_value, str):
+        raise UnusableReading(f"{signal}: expected a number, got the string {device_value!r}")
+
+    try:
+        return Sample(
+            equipment=equipment,
+            signal=signal,
+            ts=ts,
+            value=sample_value,
+            raw=raw,
+            quality=quality_of(value.StatusCode),
+            ts_source=ts_source,
+            flags=flags,
+        )
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        raise UnusableReading(f"{signal}: {first['msg']}") from None
+
+
+def _status_name(status: ua.StatusCode | None) -> str:
+    return "Good" if status is None else status.name
+
+
+@dataclass
+class CollectorCounters:
+    notifications: int = 0
+    samples: int = 0
+    unmapped_states: int = 0
+    rejected: int = 0
+    connects: int = 0
+
+
+class OpcUaCollector:
+    """Subscribes to one OPC UA server and puts a sample for every data change into the sink."""
+
+    def __init__(
+        self,
+        source: OpcUaSource,
+        sink: SampleSink,
+        *,
+        backoff: Backoff | None = None,
+        request_timeout_s: float = 4.0,
+        watchdog_interval_s: float = 1.0,
+    ):
+        self.source = source
+        self._sink = sink
+        self._backoff = backoff or Backoff(0.5, 10.0)
+        self._request_timeout_s = request_timeout_s
+        self._watchdog_interval_s = watchdog_interval_s
+        self._signals_by_node = self._parse_nodes(source)
+        self.counters = CollectorCounters()
+        self.link = LinkState(logger, f"OPC UA server {source.endpoint} ({source.equipment})")
+        self.task: asyncio.Task[None] | None = None
+        # Log each problem once per code/signal, then only count it.
+        self._reported: set[str] = set()
+
+    @staticmethod
+    def _parse_nodes(source: OpcUaSource) -> dict[ua.NodeId, list[str]]:
+        signals_by_node: dict[ua.NodeId, list[str]] = {}
+        for signal, node_id in source.nodes.items():
+            where = f"opcua[{source.equipment}].nodes.{signal}"
+            if not _SIGNAL_NAME.match(signal):
+                raise ConfigError("edge settings", "a signal name is lower_snake_case", field=where)
+            try:
+                parsed = ua.NodeId.from_string(node_id)
+            except (ValueError, ua.UaError) as exc:
+                raise ConfigError("edge settings", f"invalid NodeId {node_id!r}: {exc}", field=where) from None
+            signals_by_node.setdefault(parsed, []).append(signal)
+        return signals_by_node
+
+    async def __aenter__(self) -> Self:
+        self.task = asyncio.create_task(self._run(), name=f"opcua-{self.source.equipment}")
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.task is not None:
+            await stop_task(self.task)
+            self.task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._session()
+            except (OSError, TimeoutError, ua.UaError) as exc:  # ConnectionError is an OSError
+                self.link.down(f"{type(exc).__name__}: {exc}")
+            await asyncio.sleep(self._backoff.next_delay())
+
+    async def _session(self) -> None:
+        """Connect, subscribe and consume notifications until the connection or subscription dies."""
+        client = Client(
+            self.source.endpoint,
+            timeout=self._request_timeout_s,
+            watchdog_intervall=self._watchdog_interval_s,
+        )
+        await client.connect()
+        try:
+            subscription = await client.create_subscription(
+                self.source.sampling_interval_ms,
+                handler=None,
+                queue_maxsize=NOTIFICATION_QUEUE_SIZE,
+                overflow=OverflowPolicy.WARN,
+            )
+            nodes = [client.get_node(node_id) for node_id in self._signals_by_node]
+            results = await subscription.subscribe_data_change(
+                nodes,
+                queuesize=MONITORED_ITEM_QUEUE_SIZE,
+                sampling_interval=ua.Double(self.source.sampling_interval_ms),
+            )
+            for node, result in zip(nodes, results, strict=True):
+                if isinstance(result, ua.StatusCode):
+                    self._report_once(
+                        f"node:{node.nodeid}",
+                        "cannot monitor %s on %s (signals %s): %s",
+                        node.nodeid.to_string(),
+                        self.source.endpoint,
+                        ", ".join(self._signals_by_node[node.nodeid]),
+                        result.name,
+                    )
+            self.counters.connects += 1
+            self.link.up()
+            self._backoff.reset()
+            async for event in subscription:
+                if isinstance(event, DataChangeEvent):
+                    self._on_data_change(event)
+                elif isinstance(event, StatusChangeEvent) and quality_of(event.notification.Status) is not Quality.GOOD:
+                    # asyncua reports a lost connection (BadShutdown) or a dead subscription this way.
+                    raise ConnectionError(f"subscription status {_status_name(event.notification.Status)}")
+        finally:
+            await self._disconnect(client)
+
+    async def _disconnect(self, client: Client) -> None:
+        try:
+            await asyncio.wait_for(client.disconnect(), self._request_timeout_s)
+        except (OSError, TimeoutError, ua.UaError) as exc:
+            logger.debug("disconnect from %s failed: %r", self.source.endpoint, exc)
+
+    def _on_data_change(self, event: DataChangeEvent) -> None:
+        self.counters.notifications += 1
+        received_at = datetime.now(UTC)
+        data_value = event.data.monitored_item.Value or ua.DataValue()  # None: a notification without value
+        for signal in self._signals_by_node.get(event.node.nodeid, ()):
+            try:
+                sample = datavalue_to_sample(
+                    self.source.equipment,
+                    signal,
+                    data_value,
+                    received_at,
+                    timestamp_source=self.source.timestamp_source,
+                    state_map=self.source.state_map,
+                )
+            except UnmappedState as exc:
+                self.counters.unmapped_states += 1
+                self._report_once(
+                    f"state:{exc.code}",
+                    "%s: state code %r is not mapped to a canonical state; such readings are counted, not forwarded",
+                    self.source.equipment,
+                    exc.code,
+                )
+                continue
+            except UnusableReading as exc:
+                self.counters.rejected += 1
+                self._report_once(f"signal:{signal}", "%s: unusable reading: %s", self.source.equipment, exc.reason)
+                continue
+            if TS_FALLBACK_FLAG in sample.flags:
+                self._report_once(
+                    f"ts:{signal}",
+                    "%s.%s: %s timestamp missing or implausible; using gateway time (flag %s)",
+                    self.source.equipment,
+                    signal,
+                    self.source.timestamp_source.value,
+                    TS_FALLBACK_FLAG,
+                )
+            self.counters.samples += 1
+            self._sink.put(sample)
+
+    def _report_once(self, key: str, message: str, *args: object) -> None:
+        if key in self._reported:
+            logger.debug(message, *args)
+        else:
+            self._reported.add(key)
+            logger.warning(message, *args)

@@ -1,0 +1,65 @@
+"""Reconnect helpers shared by every link the edge holds: backoff delays and log-once link state."""
+
+from __future__ import annotations
+
+import logging
+
+
+class Backoff:
+    """Exponential delays between attempts: ``initial_s`` doubling up to ``max_s``; reset on success."""
+
+    def __init__(self, initial_s: float = 0.5, max_s: float = 10.0):
+        if initial_s <= 0 or max_s < initial_s:
+            raise ValueError("need 0 < initial_s <= max_s")
+        self.initial_s = initial_s
+        self.max_s = max_s
+        self._next = initial_s
+
+    def next_delay(self) -> float:
+        delay = self._next
+        self._next = min(self._next * 2, self.max_s)
+        return delay
+
+    def reset(self) -> None:
+        self._next = self.initial_s
+
+
+class LinkState:
+    """Whether a link (an OPC UA server, a broker) is up, logging once when lost and once when back.
+
+    Retries in between stay at DEBUG so an outage of hours does not flood the log. A link that was
+    never up logs the first failure as "not reachable yet".
+    """
+
+    def __init__(self, logger: logging.Logger, name: str):
+        self._logger = logger
+        self.name = name
+        self.connected = False
+        self._ever_connected = False
+        self._reported_down = False
+        self.failed_attempts = 0
+
+    def up(self) -> None:
+        if not self.connected:
+            attempts = f"{self.failed_attempts} failed attempt{'s' if self.failed_attempts != 1 else ''}"
+            if self._reported_down and self._ever_connected:
+                self._logger.warning("%s is back after %s", self.name, attempts)
+            elif self._reported_down:
+                self._logger.warning("%s connected after %s", self.name, attempts)
+            else:
+                self._logger.info("%s connected", self.name)
+        self.connected = True
+        self._ever_connected = True
+        self._reported_down = False
+        self.failed_attempts = 0
+
+    def down(self, reason: str) -> None:
+        self.failed_attempts += 1
+        if self._reported_down:
+            self._logger.debug("%s still unreachable: %s", self.name, reason)
+        elif self._ever_connected:
+            self._logger.warning("%s lost: %s; reconnecting with backoff", self.name, reason)
+        else:
+            self._logger.warning("%s not reachable yet: %s; retrying with backoff", self.name, reason)
+        self.connected = False
+        self._reported_down = True

@@ -1,0 +1,46 @@
+"""Samples to store points: which measurement, which tags, which fields and value type (pure)."""
+
+from __future__ import annotations
+
+import math
+
+from core.assets import Placement
+from core.signals import Measurement, measurement_for
+from core.store import FieldValue, Point
+from core.wire import Sample
+
+
+class UnmappableSample(ValueError):
+    """A sample passed the wire format but cannot become a point (e.g. a NaN process value)."""
+
+
+def _typed_value(measurement: Measurement, sample: Sample) -> FieldValue:
+    # InfluxDB refuses a field-type change within a measurement, so each measurement has one type.
+    value = sample.value
+    if measurement is Measurement.STATE:
+        return str(value)
+    if measurement is Measurement.COUNTER:
+        return int(value)
+    if isinstance(value, str):
+        raise UnmappableSample(f"{measurement.value} needs a number, got {value!r}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise UnmappableSample(f"{value!r} is not a finite number")
+    return number
+
+
+def sample_to_point(sample: Sample, placement: Placement) -> Point:
+    """The point ingest writes for one sample of equipment at ``placement``."""
+    measurement = measurement_for(sample.signal)
+    fields: dict[str, FieldValue] = {
+        "value": _typed_value(measurement, sample),
+        "quality": sample.quality.value,
+    }
+    if sample.raw is not None:
+        fields["raw"] = sample.raw
+    return Point(
+        measurement=measurement.value,
+        tags={**placement.tags(), "signal": sample.signal},
+        fields=fields,
+        time_ns=sample.ts_ns,
+    )

@@ -1,0 +1,388 @@
+"""The ingest service: uplink batches from the broker, validated and mapped, into the store.
+
+Two tasks share a bounded in-memory queue of points:
+
+* the **reader** holds a persistent MQTT session (fixed client id, clean session off, QoS 1), so the
+  broker keeps queuing uplink batches while ingest is down or paused. It decodes each message,
+  checks the edge's sequence number, maps good samples to points and dead-letters the rest: a
+  broken envelope whole, a bad sample or one for equipment the asset model does not know one by one.
+* the **writer** takes up to ``batch_max_points`` points (or what ``flush_interval_s`` collected) and
+  writes them. While the store is unavailable it retries the same batch with backoff and holds
+  everything behind it; when the queue is full the reader disconnects (the broker queues for us) and
+  reconnects once the writer has drained half of it. When the store rejects a batch, the writer
+  splits it until the bad points are isolated and dead-letters only those, with the store's reason.
+
+Delivery is at least once, never exactly once: the broker may send a batch again after a pause or a
+reconnect (an acknowledgement still in flight when the connection closed is lost with it). Repeats
+are counted (``seq_repeats``) and written again, which is harmless because writes are idempotent.
+A clean shutdown drains what the broker already delivered and flushes it; points in memory are lost
+on a crash, because the broker considers a message delivered once ingest received it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Self
+
+import aiomqtt
+
+from core.assets import AssetModel
+from core.errors import StoreError, StoreRejected, WireFormatError
+from core.settings import Settings
+from core.store import Point, Store
+from core.wire import Sample, decode_batch, sample_to_json
+from ingest.deadletter import DeadLetter, DeadLetterStore
+from ingest.mapping import UnmappableSample, sample_to_point
+from ingest.sequence import SequenceTracker, SeqVerdict
+
+log = logging.getLogger(__name__)
+
+BACKOFF_START_S = 0.2
+BACKOFF_MAX_S = 30.0
+COUNTERS = (
+    "messages",  # MQTT messages received
+    "samples",  # samples in decodable batches, good or bad
+    "points_written",  # points the store accepted, repeats included
+    "dead_letters",
+    "seq_gaps",  # batch sequence numbers found missing
+    "seq_repeats",  # batches seen before (written again: writes are idempotent)
+    "seq_late",  # batches that arrived after a later one and closed a gap
+    "write_retries",
+    "pauses",  # times the reader stopped reading MQTT because the queue was full
+)
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A point waiting to be written, with where it came from in case the store rejects it."""
+
+    point: Point
+    sample: Sample
+    topic: str
+    edge: str
+    seq: int
+
+
+def _failure(task: asyncio.Task[None]) -> list[BaseException]:
+    """The error a finished task ended with, if it ended with one (cancellation is no error here)."""
+    if task.cancelled():
+        return []
+    error = task.exception()
+    return [] if error is None else [error]
+
+
+def _report_failure(task: asyncio.Task[None]) -> None:
+    # Without this a dead task would only surface on exit; ingest would silently stop meanwhile.
+    for error in _failure(task):
+        log.error("%s stopped: %s", task.get_name(), error, exc_info=error)
+
+
+def _payload_bytes(payload: object) -> bytes:
+    if isinstance(payload, bytes | bytearray):
+        return bytes(payload)
+    return b"" if payload is None else str(payload).encode()
+
+
+class IngestService:
+    """``async with IngestService(...) as ingest:`` starts reading and writing; ``run()`` serves forever."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        assets: AssetModel,
+        *,
+        max_pending_points: int | None = None,
+        shutdown_timeout_s: float = 10.0,
+    ):
+        self.settings = settings
+        self.store = store
+        self.assets = assets
+        self.dead_letters = DeadLetterStore(settings.ingest.dead_letter_path)
+        self.batch_max_points = settings.ingest.batch_max_points
+        self.flush_interval_s = settings.ingest.flush_interval_s
+        self.max_pending_points = max_pending_points or 10 * self.batch_max_points
+        self.shutdown_timeout_s = shutdown_timeout_s
+        self.subscribed = asyncio.Event()  # set while the MQTT subscription is live
+
+        self._counters = dict.fromkeys(COUNTERS, 0)
+        self._sequences = SequenceTracker()
+        self._pending: deque[_Pending] = deque()
+        self._in_flight = 0
+        self._arrived = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._closing = False
+        self._store_lost = False
+        self._broker_lost = False
+        self._inbox: asyncio.Queue[aiomqtt.Message] | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._writer: asyncio.Task[None] | None = None
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        await self.dead_letters.open()
+        self._writer = asyncio.create_task(self._write_loop(), name="ingest-writer")
+        self._reader = asyncio.create_task(self._read_loop(), name="ingest-reader")
+        for task in (self._writer, self._reader):
+            task.add_done_callback(_report_failure)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        failures: list[BaseException] = []
+        if self._reader is not None:
+            self._reader.cancel()
+            await asyncio.wait({self._reader})
+            failures.extend(_failure(self._reader))
+        self._closing = True
+        self._arrived.set()
+        if self._writer is not None:
+            done, _ = await asyncio.wait({self._writer}, timeout=self.shutdown_timeout_s)
+            if not done:
+                log.error(
+                    "ingest stopped with %d points not written (store still unavailable after %.0f s)",
+                    self._held(), self.shutdown_timeout_s,
+                )
+                self._writer.cancel()
+                await asyncio.wait({self._writer})
+            else:
+                failures.extend(_failure(self._writer))
+        await self.dead_letters.close()
+        if failures and exc is None:
+            raise failures[0]
+
+    async def run(self) -> None:
+        """Serve until cancelled; a task that fails ends the service with its error."""
+        async with self:
+            tasks = {task for task in (self._reader, self._writer) if task is not None}
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()
+
+    def stats(self) -> dict[str, int]:
+        return {**self._counters, "pending_points": self._held()}
+
+    # --- reading -------------------------------------------------------------------------------
+
+    def _mqtt_client(self) -> aiomqtt.Client:
+        broker = self.settings.broker
+        service = self
+
+        class Inbox(asyncio.Queue[aiomqtt.Message]):
+            # aiomqtt keeps received messages here. Holding on to it lets a shutdown write out what
+            # the broker already delivered (and considers done) instead of dropping it.
+            def __init__(self, maxsize: int = 0):
+                super().__init__(maxsize)
+                service._inbox = self
+
+        return aiomqtt.Client(
+            broker.host,
+            broker.port,
+            username=broker.username,
+            password=broker.password.get_secret_value() if broker.password else None,
+            identifier=self.settings.ingest.client_id,
+            clean_session=False,
+            keepalive=broker.keepalive_s,
+            queue_type=Inbox,
+        )
+
+    async def _read_loop(self) -> None:
+        client = self._mqtt_client()
+        delay = BACKOFF_START_S
+        try:
+            while True:
+                if not self._room.is_set():
+                    await self._room.wait()
+                    log.info("store caught up (%d points held); reading MQTT again", self._held())
+                try:
+                    await self._session(client)
+                except aiomqtt.MqttError as exc:
+                    if not self._broker_lost:
+                        broker = self.settings.broker
+                        log.warning("MQTT broker %s:%d lost (%s)", broker.host, broker.port, exc)
+                        self._broker_lost = True
+                        delay = BACKOFF_START_S
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, BACKOFF_MAX_S)
+                finally:
+                    self.subscribed.clear()
+        except asyncio.CancelledError:
+            await self._drain_inbox()
+            raise
+
+    async def _session(self, client: aiomqtt.Client) -> None:
+        """One connection: read until it drops (MqttError) or the queue of points is full."""
+        async with client:
+            await client.subscribe(self.settings.uplink.subscription, qos=1)
+            self.subscribed.set()
+            if self._broker_lost:
+                log.info("MQTT broker %s:%d is back", self.settings.broker.host, self.settings.broker.port)
+                self._broker_lost = False
+            async for message in client.messages:
+                await self._on_message(str(message.topic), _payload_bytes(message.payload))
+                if not self._room.is_set():
+                    self._counters["pauses"] += 1
+                    log.info(
+                        "holding %d points (limit %d); pausing MQTT, the broker queues meanwhile",
+                        self._held(), self.max_pending_points,
+                    )
+                    return
+
+    async def _drain_inbox(self) -> None:
+        inbox = self._inbox
+        while inbox is not None and not inbox.empty():
+            message = inbox.get_nowait()
+            await self._on_message(str(message.topic), _payload_bytes(message.payload))
+
+    async def _on_message(self, topic: str, payload: bytes) -> None:
+        self._counters["messages"] += 1
+        received_at = datetime.now(UTC)
+        try:
+            batch = decode_batch(payload)
+        except WireFormatError as exc:
+            log.warning("dead-lettered a message on %s: %s", topic, exc.reason)
+            await self._dead_letter([DeadLetter(received_at, topic, None, None, exc.reason, payload)])
+            return
+        self._check_sequence(batch.edge, batch.seq)
+
+        letters = [
+            DeadLetter(received_at, topic, batch.edge, batch.seq, r.reason, json.dumps(r.sample).encode())
+            for r in batch.rejected
+        ]
+        rejected_at = {r.index for r in batch.rejected}
+        total = len(batch.samples) + len(batch.rejected)
+        self._counters["samples"] += total
+        indices = [i for i in range(total) if i not in rejected_at]
+        for index, sample in zip(indices, batch.samples, strict=True):
+            reason: str | None = None
+            if sample.equipment not in self.assets:
+                reason = (
+                    f"samples[{index}].equipment: unknown equipment {sample.equipment!r}"
+                    f" (not in the asset model {self.assets.source})"
+                )
+            else:
+                try:
+                    point = sample_to_point(sample, self.assets.placement(sample.equipment))
+                except UnmappableSample as exc:
+                    reason = f"samples[{index}].value: {exc}"
+                else:
+                    self._pending.append(_Pending(point, sample, topic, batch.edge, batch.seq))
+            if reason is not None:
+                payload_json = json.dumps(sample_to_json(sample)).encode()
+                letters.append(DeadLetter(received_at, topic, batch.edge, batch.seq, reason, payload_json))
+        if letters:
+            log.warning(
+                "edge %s seq %d: dead-lettered %d of %d samples (first: %s)",
+                batch.edge, batch.seq, len(letters), total, letters[0].reason,
+            )
+            await self._dead_letter(letters)
+        self._arrived.set()
+        self._update_room()
+
+    def _check_sequence(self, edge: str, seq: int) -> None:
+        check = self._sequences.observe(edge, seq)
+        if check.verdict is SeqVerdict.GAP:
+            self._counters["seq_gaps"] += check.missing
+            log.warning("edge %s: %d batch(es) missing before seq %d (expected %s)", edge, check.missing, seq,
+                        check.expected)
+        elif check.verdict is SeqVerdict.REPEAT:
+            self._counters["seq_repeats"] += 1
+            log.debug("edge %s: seq %d seen before; writing it again (idempotent)", edge, seq)
+        elif check.verdict is SeqVerdict.LATE:
+            self._counters["seq_late"] += 1
+            log.info("edge %s: seq %d arrived late and closes a gap", edge, seq)
+
+    async def _dead_letter(self, letters: Sequence[DeadLetter]) -> None:
+        await self.dead_letters.add(letters)
+        self._counters["dead_letters"] += len(letters)
+
+    # --- writing -------------------------------------------------------------------------------
+
+    def _held(self) -> int:
+        return len(self._pending) + self._in_flight
+
+    def _update_room(self) -> None:
+        held = self._held()
+        if held >= self.max_pending_points:
+            self._room.clear()
+        elif held <= self.max_pending_points // 2:
+            self._room.set()
+
+    async def _next_batch(self) -> list[_Pending] | None:
+        """Up to batch_max_points points, waiting at most flush_interval_s for a batch to fill."""
+        while not self._pending:
+            if self._closing:
+                return None
+            self._arrived.clear()
+            await self._arrived.wait()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.flush_interval_s
+        while len(self._pending) < self.batch_max_points and not self._closing:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            self._arrived.clear()
+            try:
+                async with asyncio.timeout(remaining):
+                    await self._arrived.wait()
+            except TimeoutError:
+                break
+        size = min(self.batch_max_points, len(self._pending))
+        batch = [self._pending.popleft() for _ in range(size)]
+        self._in_flight = size
+        return batch
+
+    async def _write_loop(self) -> None:
+        while (batch := await self._next_batch()) is not None:
+            await self._deliver(batch)
+            self._in_flight = 0
+            self._update_room()
+
+    async def _deliver(self, batch: list[_Pending]) -> None:
+        """Write the batch; retry while the store is away, isolate and dead-letter what it rejects."""
+        parts = [batch]  # a stack: halves of a rejected part go back on it, left half on top
+        delay = BACKOFF_START_S
+        while parts:
+            part = parts[-1]
+            try:
+                await self.store.write([p.point for p in part])
+            except StoreRejected as exc:
+                parts.pop()
+                if len(part) > 1:
+                    middle = len(part) // 2
+                    parts.extend((part[middle:], part[:middle]))
+                else:
+                    await self._dead_letter_rejected(part[0], exc)
+                continue
+            except StoreError as exc:
+                # Unavailable, or refusing our credentials: neither is the data's fault, so hold it.
+                if not self._store_lost:
+                    log.warning("store %s unavailable; holding points, retrying: %s", self.store.backend, exc)
+                    self._store_lost = True
+                self._counters["write_retries"] += 1
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, BACKOFF_MAX_S)
+                continue
+            parts.pop()
+            self._counters["points_written"] += len(part)
+            if self._store_lost:
+                log.info("store %s is back; %d points held", self.store.backend, self._held())
+                self._store_lost = False
+
+    async def _dead_letter_rejected(self, pending: _Pending, exc: StoreRejected) -> None:
+        log.warning("store rejected a point from edge %s seq %d: %s", pending.edge, pending.seq, exc)
+        payload = json.dumps(sample_to_json(pending.sample)).encode()
+        letter = DeadLetter(
+            datetime.now(UTC), pending.topic, pending.edge, pending.seq, f"store rejected: {exc}", payload
+        )
+        await self._dead_letter([letter])

@@ -1,0 +1,71 @@
+"""sample_to_point: measurement, tags, fields and the one value type each measurement allows."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+
+import pytest
+
+from core.assets import Placement
+from core.signals import Quality
+from core.wire import Sample, datetime_to_ns
+from ingest.mapping import UnmappableSample, sample_to_point
+
+PLACEMENT = Placement(site="cq-demo", workshop="machining", line="line-a", equipment="cnc-01")
+TS = datetime(2026, 11, 25, 8, 0, 0, 912_345, tzinfo=UTC)
+TAGS = {"site": "cq-demo", "workshop": "machining", "line": "line-a", "equipment": "cnc-01"}
+
+
+def sample(signal: str, value: object, **extra: object) -> Sample:
+    return Sample.model_validate({"equipment": "cnc-01", "signal": signal, "ts": TS, "value": value, **extra})
+
+
+def test_state_goes_to_machine_state_as_a_string_with_its_raw_code() -> None:
+    point = sample_to_point(sample("state", "PRODUCING", raw="1"), PLACEMENT)
+    assert point.measurement == "machine_state"
+    assert point.tags == {**TAGS, "signal": "state"}
+    assert point.fields == {"value": "PRODUCING", "quality": "good", "raw": "1"}
+    assert point.time_ns == datetime_to_ns(TS) == 1_795_593_600_912_345_000
+
+
+def test_part_counters_are_integers() -> None:
+    point = sample_to_point(sample("parts_good", 1234.0), PLACEMENT)
+    assert point.measurement == "part_counter"
+    assert point.fields == {"value": 1234, "quality": "good"}
+    assert type(point.fields["value"]) is int
+
+
+def test_energy_is_a_float_even_when_sent_as_an_integer() -> None:
+    point = sample_to_point(sample("energy_kwh", 120, quality="uncertain"), PLACEMENT)
+    assert point.measurement == "energy"
+    assert point.tags["signal"] == "energy_kwh"
+    assert point.fields == {"value": 120.0, "quality": Quality.UNCERTAIN.value}
+    assert type(point.fields["value"]) is float
+
+
+@pytest.mark.parametrize(("value", "expected"), [(1800, 1800.0), (True, 1.0), (False, 0.0), (12.5, 12.5)])
+def test_process_values_are_floats_whatever_number_type_arrives(value: object, expected: float) -> None:
+    point = sample_to_point(sample("spindle_speed", value), PLACEMENT)
+    assert point.measurement == "process_value"
+    assert point.tags["signal"] == "spindle_speed"
+    assert type(point.fields["value"]) is float
+    assert point.fields["value"] == expected
+
+
+def test_raw_is_a_field_only_when_present() -> None:
+    assert "raw" not in sample_to_point(sample("spindle_speed", 1.0), PLACEMENT).fields
+    assert sample_to_point(sample("spindle_speed", 1.0, raw="0x10"), PLACEMENT).fields["raw"] == "0x10"
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_a_process_value_that_is_not_finite_cannot_be_mapped(value: float) -> None:
+    with pytest.raises(UnmappableSample, match="not a finite number"):
+        sample_to_point(sample("load_pct", value), PLACEMENT)
+
+
+def test_the_equipment_tag_comes_from_the_placement() -> None:
+    other = Placement("cq-demo", "assembly", "line-c", "robot-01")
+    point = sample_to_point(sample("state", "IDLE"), other)
+    assert point.tags == {"site": "cq-demo", "workshop": "assembly", "line": "line-c", "equipment": "robot-01",
+                          "signal": "state"}

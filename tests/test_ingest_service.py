@@ -1,0 +1,302 @@
+"""IngestService end to end: real Mosquitto, real InfluxDB (or the SQLite store), real dead-letter file."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import pytest
+
+from core.assets import AssetModel, load_asset_model
+from core.settings import BrokerSettings, IngestSettings, Settings, UplinkSettings
+from core.signals import measurement_for
+from core.store import Point, Store
+from core.stores.influx import InfluxStore
+from core.stores.sqlite import SqliteStore
+from core.wire import Sample, datetime_to_ns, encode_batch, sample_to_json
+from ingest import IngestService
+from ingest.mapping import sample_to_point
+from tests.servers import InfluxServer, MosquittoServer
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
+WINDOW = (T0 - timedelta(hours=1), T0 + timedelta(hours=1))
+EDGE = "gw-machining"
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def sample(equipment: str, signal: str, seconds: float, value: Any, **extra: Any) -> Sample:
+    return Sample.model_validate({"equipment": equipment, "signal": signal, "ts": at(seconds), "value": value, **extra})
+
+
+def raw_batch(seq: int, samples: list[dict[str, Any]]) -> bytes:
+    """A batch built by hand, so it can carry samples the wire format refuses."""
+    return json.dumps({"v": 1, "edge": EDGE, "seq": seq, "samples": samples}).encode()
+
+
+@pytest.fixture
+def assets(example_assets_path: Path) -> AssetModel:
+    return load_asset_model(example_assets_path)
+
+
+@pytest.fixture
+def make_settings(
+    tmp_path: Path, mosquitto_server: MosquittoServer, example_assets_path: Path
+) -> Callable[..., Settings]:
+    prefix = f"test/{uuid.uuid4().hex[:8]}/uplink"  # topics and sessions of other tests never mix in
+    client_id = f"ingest-{uuid.uuid4().hex[:8]}"
+
+    def make(**ingest: Any) -> Settings:
+        return Settings(
+            assets=example_assets_path,
+            broker=BrokerSettings(host=mosquitto_server.host, port=mosquitto_server.port),
+            uplink=UplinkSettings(topic_prefix=prefix),
+            ingest=IngestSettings(
+                dead_letter_path=tmp_path / "dead-letters.sqlite", client_id=client_id,
+                **{"flush_interval_s": 0.05, **ingest},
+            ),
+        )
+
+    return make
+
+
+@pytest.fixture
+async def publisher(mosquitto_server: MosquittoServer) -> AsyncIterator[aiomqtt.Client]:
+    identifier = f"pub-{uuid.uuid4().hex[:6]}"
+    async with aiomqtt.Client(mosquitto_server.host, mosquitto_server.port, identifier=identifier) as client:
+        yield client
+
+
+async def publish(client: aiomqtt.Client, settings: Settings, payload: bytes) -> None:
+    await client.publish(settings.uplink.topic(EDGE), payload, qos=1)
+
+
+async def eventually(condition: Callable[[], bool], what: str, within_s: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within_s
+    while not condition():
+        if loop.time() > deadline:
+            pytest.fail(f"timed out after {within_s} s waiting for: {what}")
+        await asyncio.sleep(0.02)
+
+
+async def started(service: IngestService) -> IngestService:
+    await asyncio.wait_for(service.subscribed.wait(), 10)
+    return service
+
+
+def expected_point(s: Sample, assets: AssetModel) -> dict[str, Any]:
+    p: Point = sample_to_point(s, assets.placement(s.equipment))
+    return {"time": p.time_ns, **p.tags, **p.fields}
+
+
+async def stored(store: Store, measurement: str) -> list[dict[str, Any]]:
+    frame = await store.read(measurement, *WINDOW)
+    rows = []
+    for record in frame.to_dict("records"):
+        row = {k: v for k, v in record.items() if not (isinstance(v, float) and v != v)}  # drop NaN gaps
+        row["time"] = record["time"].value
+        rows.append(row)
+    return sorted(rows, key=lambda r: (r["time"], r["equipment"], r["signal"]))
+
+
+def by_measurement(samples: list[Sample], assets: AssetModel) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for s in samples:
+        out.setdefault(measurement_for(s.signal).value, []).append(expected_point(s, assets))
+    return {m: sorted(rows, key=lambda r: (r["time"], r["equipment"], r["signal"])) for m, rows in out.items()}
+
+
+async def test_good_samples_reach_influxdb_exactly_and_bad_input_is_dead_lettered(
+    make_settings: Callable[..., Settings], assets: AssetModel, publisher: aiomqtt.Client,
+    influx_server: InfluxServer, influx_database: str,
+) -> None:
+    settings = make_settings()
+    first = [
+        sample("cnc-01", "state", 0.000_001, "PRODUCING", raw="1"),
+        sample("cnc-01", "parts_total", 0.5, 100),
+        sample("cnc-01", "parts_good", 0.5, 98),
+        sample("meter-a", "energy_kwh", 1, 1234.5),
+        sample("cnc-01", "spindle_speed", 1, 12000),  # an integer process value: stored as float
+        sample("robot-01", "state", 2, "DOWN", raw="4", quality="uncertain"),
+    ]
+    good_in_mixed = [sample("cnc-02", "state", 3, "IDLE", raw="2"), sample("cnc-02", "parts_total", 3, 7)]
+    mixed = [
+        sample_to_json(good_in_mixed[0]),
+        {"equipment": "cnc-99", "signal": "parts_total", "ts": "2026-11-25T08:00:03.000000Z", "value": 3},
+        {"equipment": "cnc-01", "signal": "state", "ts": "2026-11-25T08:00:03.000000Z", "value": "EXPLODED"},
+        sample_to_json(good_in_mixed[1]),
+    ]
+    last = [sample("cnc-01", "state", 4, "SETUP", raw="3"), sample("meter-a", "energy_kwh", 4, 1240.0)]
+
+    async with InfluxStore(influx_server.url, influx_database) as store:
+        async with IngestService(settings, store, assets) as service:
+            await started(service)
+            await publish(publisher, settings, encode_batch(EDGE, 0, first))
+            await publish(publisher, settings, b'{"v": 1, "edge": "gw-machining", "seq": 1, "samples": [')
+            await publish(publisher, settings, raw_batch(1, mixed))
+            await publish(publisher, settings, encode_batch(EDGE, 2, last))
+            good = [*first, *good_in_mixed, *last]
+            await eventually(lambda: service.stats()["points_written"] == len(good), "all good points written")
+            stats = service.stats()
+            letters = await service.dead_letters.list()
+
+        for measurement, rows in by_measurement(good, assets).items():
+            assert await stored(store, measurement) == rows, measurement
+        assert (await store.read("process_value", *WINDOW))["value"].tolist() == [12000.0]
+
+    assert stats == {
+        "messages": 4, "samples": 12, "points_written": 10, "dead_letters": 3,
+        "seq_gaps": 0, "seq_repeats": 0, "seq_late": 0, "write_retries": 0, "pauses": 0, "pending_points": 0,
+    }
+    letters.reverse()  # oldest first
+    topic = settings.uplink.topic(EDGE)
+    assert [(d.topic, d.edge, d.seq) for d in letters] == [(topic, None, None), (topic, EDGE, 1), (topic, EDGE, 1)]
+    assert letters[0].reason.startswith("payload is not JSON")
+    assert letters[0].payload == b'{"v": 1, "edge": "gw-machining", "seq": 1, "samples": ['
+    # Samples the wire format refuses come first (decode_batch), then the ones the asset model refuses.
+    assert letters[1].reason.startswith("samples[2].value: Value error, state must be one of PRODUCING")
+    assert "got 'EXPLODED'" in letters[1].reason
+    assert json.loads(letters[1].payload) == mixed[2]
+    assert letters[2].reason == (
+        f"samples[1].equipment: unknown equipment 'cnc-99' (not in the asset model {assets.source})"
+    )
+    assert json.loads(letters[2].payload)["equipment"] == "cnc-99"
+
+
+async def test_points_the_store_rejects_are_isolated_and_only_they_are_dead_lettered(
+    make_settings: Callable[..., Settings], assets: AssetModel, publisher: aiomqtt.Client,
+    influx_server: InfluxServer, influx_database: str,
+) -> None:
+    settings = make_settings()
+    samples = [sample("cnc-01", "state", i, "PRODUCING") for i in range(6)]
+    samples.insert(3, sample("cnc-01", "spindle_speed", 3, 9000.0))
+    async with InfluxStore(influx_server.url, influx_database) as store:
+        # Someone wrote process_value.value as a string before: InfluxDB now refuses floats there.
+        await store.write([Point("process_value", {"equipment": "legacy"}, {"value": "fast"}, datetime_to_ns(T0))])
+        async with IngestService(settings, store, assets) as service:
+            await started(service)
+            await publish(publisher, settings, encode_batch(EDGE, 0, samples))
+            await eventually(lambda: service.stats()["dead_letters"] == 1, "the float dead-lettered")
+            await eventually(lambda: service.stats()["points_written"] == 6, "the states written")
+            (letter,) = await service.dead_letters.list()
+        assert len(await store.read("machine_state", *WINDOW)) == 6
+
+    assert letter.reason.startswith("store rejected: ")
+    assert "field type conflict" in letter.reason
+    assert json.loads(letter.payload) == sample_to_json(samples[3])
+    assert (letter.edge, letter.seq) == (EDGE, 0)
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
+    store = SqliteStore(tmp_path / "store.sqlite")
+    yield store
+    await store.close()
+
+
+async def test_sqlite_store_ingest_with_sequence_gaps_and_repeats(
+    make_settings: Callable[..., Settings], assets: AssetModel, publisher: aiomqtt.Client, sqlite_store: SqliteStore,
+) -> None:
+    settings = make_settings()
+    batches = {seq: [sample("cnc-03", "parts_total", seq, seq * 10)] for seq in range(5)}
+    async with IngestService(settings, sqlite_store, assets) as service:
+        await started(service)
+        for seq in (0, 1, 3, 4, 4, 2):  # 2 missing, then late; 4 twice
+            await publish(publisher, settings, encode_batch(EDGE, seq, batches[seq]))
+        await eventually(lambda: service.stats()["points_written"] == 6, "six writes")
+        stats = service.stats()
+    frame = await sqlite_store.read("part_counter", *WINDOW, {"equipment": "cnc-03"})
+    assert frame["value"].tolist() == [0, 10, 20, 30, 40]  # the repeat overwrote itself
+    assert [t.value for t in frame["time"]] == [datetime_to_ns(at(seq)) for seq in range(5)]
+    assert (stats["seq_gaps"], stats["seq_late"], stats["seq_repeats"]) == (1, 1, 1)
+
+
+async def test_store_outage_holds_points_pauses_mqtt_and_loses_nothing(
+    make_settings: Callable[..., Settings], assets: AssetModel, publisher: aiomqtt.Client, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="ingest.service")
+    blocker = tmp_path / "store-dir"
+    blocker.write_text("a file where the store's directory should be: the store cannot open")
+    store = SqliteStore(blocker / "store.sqlite")
+    settings = make_settings(batch_max_points=2)
+    batches = [[sample("cnc-04", "parts_total", 2 * n + k, 2 * n + k) for k in range(2)] for n in range(10)]
+
+    async with IngestService(settings, store, assets, max_pending_points=4) as service:
+        await started(service)
+        for seq, batch in enumerate(batches):
+            await publish(publisher, settings, encode_batch(EDGE, seq, batch))
+        await eventually(lambda: service.stats()["pauses"] >= 1 and service.stats()["write_retries"] >= 2, "pause")
+        await asyncio.sleep(0.3)
+        held = service.stats()
+        assert not service.subscribed.is_set()
+        assert held["messages"] == 2  # stopped reading at the limit; the broker keeps the rest
+        assert (held["points_written"], held["pending_points"]) == (0, 4)
+
+        blocker.unlink()
+
+        def unique_batches() -> int:
+            stats = service.stats()
+            return stats["messages"] - stats["seq_repeats"] if stats["pending_points"] == 0 else -1
+
+        # Pausing closes the connection; the broker may resend a batch whose acknowledgement was still
+        # in flight. Such repeats are counted and rewritten (idempotent), never lost.
+        await eventually(lambda: unique_batches() == 10, "every batch received and written")
+        stats = service.stats()
+
+    frame = await store.read("part_counter", *WINDOW)
+    await store.close()
+    assert frame["value"].tolist() == list(range(20))
+    assert stats["points_written"] == 2 * stats["messages"]
+    assert (stats["dead_letters"], stats["seq_gaps"]) == (0, 0)
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("unavailable" in m for m in messages) == 1, messages
+    assert sum("is back" in m for m in messages) == 1, messages
+
+
+async def test_the_broker_queues_batches_while_ingest_is_down(
+    make_settings: Callable[..., Settings], assets: AssetModel, publisher: aiomqtt.Client, sqlite_store: SqliteStore,
+) -> None:
+    settings = make_settings()
+    first = IngestService(settings, sqlite_store, assets)
+    running = asyncio.create_task(first.run())
+    await asyncio.wait_for(first.subscribed.wait(), 10)
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+
+    for seq in range(3):  # nobody is subscribed now; the persistent session keeps these
+        await publish(publisher, settings, encode_batch(EDGE, seq, [sample("cnc-05", "parts_total", seq, seq)]))
+
+    async with IngestService(settings, sqlite_store, assets) as second:
+        await eventually(lambda: second.stats()["points_written"] == 3, "queued batches delivered")
+    assert (await sqlite_store.read("part_counter", *WINDOW))["value"].tolist() == [0, 1, 2]
+
+
+async def test_leaving_flushes_points_still_waiting_for_a_full_batch(
+    make_settings: Callable[..., Settings], assets: AssetModel, publisher: aiomqtt.Client, sqlite_store: SqliteStore,
+) -> None:
+    settings = make_settings(flush_interval_s=60, batch_max_points=1000)
+    async with IngestService(settings, sqlite_store, assets) as service:
+        await started(service)
+        for seq in range(3):
+            await publish(publisher, settings, encode_batch(EDGE, seq, [sample("cnc-06", "parts_total", seq, seq)]))
+        await eventually(lambda: service.stats()["messages"] == 3, "received")
+        assert service.stats()["points_written"] == 0
+        loop = asyncio.get_running_loop()
+        leaving = loop.time()
+    assert loop.time() - leaving < 5
+    assert service.stats()["points_written"] == 3
+    assert (await sqlite_store.read("part_counter", *WINDOW))["value"].tolist() == [0, 1, 2]

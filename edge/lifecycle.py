@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from core.tasks import cancel_and_wait
+
 logger = logging.getLogger(__name__)
 
 
@@ -13,14 +15,12 @@ async def stop_task(task: asyncio.Task[None]) -> None:
 
     A task that had already failed is not re-raised here (``EdgeAgent.run`` reports it when it
     happens), so stopping never masks the exception that made the caller leave its ``async with``.
-    ``asyncio.wait`` rather than ``await task``: a cancellation of the caller itself must propagate,
-    not be swallowed together with the task's own CancelledError.
+    See ``core.tasks.cancel_and_wait`` for why one cancel() is not always enough.
     """
     if task.done():
         if not task.cancelled() and (exc := task.exception()) is not None:
             logger.debug("task %s had already failed: %r", task.get_name(), exc)
         return
-    task.cancel()
-    await asyncio.wait([task])
+    await cancel_and_wait(task)
     if not task.cancelled() and (exc := task.exception()) is not None:
         raise exc

@@ -37,6 +37,7 @@ from core.assets import AssetModel
 from core.errors import StoreError, StoreRejected, WireFormatError
 from core.settings import Settings
 from core.store import Point, Store
+from core.tasks import cancel_and_wait
 from core.wire import Sample, decode_batch, sample_to_json
 from ingest.deadletter import DeadLetter, DeadLetterStore
 from ingest.mapping import UnmappableSample, sample_to_point
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 
 BACKOFF_START_S = 0.2
 BACKOFF_MAX_S = 30.0
+MQTT_TIMEOUT_S = 10.0  # longest wait for the broker's answer to a connect, subscribe or disconnect
 COUNTERS = (
     "messages",  # MQTT messages received
     "samples",  # samples in decodable batches, good or bad
@@ -141,9 +143,11 @@ class IngestService:
     ) -> None:
         failures: list[BaseException] = []
         if self._reader is not None:
-            self._reader.cancel()
-            await asyncio.wait({self._reader})
+            await cancel_and_wait(self._reader)
             failures.extend(_failure(self._reader))
+            if self._reader.cancelled():
+                # Write out what the broker already delivered (and considers done) instead of dropping it.
+                await self._drain_inbox()
         self._closing = True
         self._arrived.set()
         if self._writer is not None:
@@ -153,8 +157,7 @@ class IngestService:
                     "ingest stopped with %d points not written (store still unavailable after %.0f s)",
                     self._held(), self.shutdown_timeout_s,
                 )
-                self._writer.cancel()
-                await asyncio.wait({self._writer})
+                await cancel_and_wait(self._writer)
             else:
                 failures.extend(_failure(self._writer))
         await self.dead_letters.close()
@@ -193,35 +196,36 @@ class IngestService:
             identifier=self.settings.ingest.client_id,
             clean_session=False,
             keepalive=broker.keepalive_s,
+            timeout=MQTT_TIMEOUT_S,
             queue_type=Inbox,
         )
 
     async def _read_loop(self) -> None:
         client = self._mqtt_client()
         delay = BACKOFF_START_S
-        try:
-            while True:
-                if not self._room.is_set():
-                    await self._room.wait()
-                    log.info("store caught up (%d points held); reading MQTT again", self._held())
-                try:
-                    await self._session(client)
-                except aiomqtt.MqttError as exc:
-                    if not self._broker_lost:
-                        broker = self.settings.broker
-                        log.warning("MQTT broker %s:%d lost (%s)", broker.host, broker.port, exc)
-                        self._broker_lost = True
-                        delay = BACKOFF_START_S
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, BACKOFF_MAX_S)
-                finally:
-                    self.subscribed.clear()
-        except asyncio.CancelledError:
-            await self._drain_inbox()
-            raise
+        while True:
+            if not self._room.is_set():
+                await self._room.wait()
+                log.info("store caught up (%d points held); reading MQTT again", self._held())
+            try:
+                await self._session(client)
+            except aiomqtt.MqttError as exc:
+                if not self._broker_lost:
+                    broker = self.settings.broker
+                    log.warning("MQTT broker %s:%d lost (%s)", broker.host, broker.port, exc)
+                    self._broker_lost = True
+                    delay = BACKOFF_START_S
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, BACKOFF_MAX_S)
+            finally:
+                self.subscribed.clear()
 
     async def _session(self, client: aiomqtt.Client) -> None:
-        """One connection: read until it drops (MqttError) or the queue of points is full."""
+        """One connection: read until it drops (MqttError) or the queue of points is full.
+
+        Connecting, subscribing and disconnecting each give up after MQTT_TIMEOUT_S with an MqttError;
+        reading waits for messages as long as the connection lives (keepalive notices a dead one).
+        """
         async with client:
             await client.subscribe(self.settings.uplink.subscription, qos=1)
             self.subscribed.set()

@@ -9,7 +9,6 @@ point, so recomputing is idempotent and late data is folded in on the next round
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -21,6 +20,7 @@ from core.errors import StoreError
 from core.settings import Settings
 from core.signals import Measurement
 from core.store import Point, Store
+from core.tasks import cancel_and_wait
 from core.wire import datetime_to_ns
 from kpi.engine import KpiEngine
 
@@ -64,9 +64,7 @@ class KpiWorker:
     ) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
 
     async def run(self) -> None:
         """Run until cancelled; a failure of the loop itself (not of the store) ends it with the error."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import uuid
@@ -30,6 +31,7 @@ pytestmark = pytest.mark.integration
 T0 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 WINDOW = (T0 - timedelta(hours=1), T0 + timedelta(hours=1))
 EDGE = "gw-machining"
+SCENARIO_WITHIN_S = 60.0  # a whole test's service block, stopping included; the waits inside are bounded too
 
 
 def at(seconds: float) -> datetime:
@@ -78,8 +80,22 @@ async def publisher(mosquitto_server: MosquittoServer) -> AsyncIterator[aiomqtt.
         yield client
 
 
+@contextlib.asynccontextmanager
+async def bounded(seconds: float, what: str) -> AsyncIterator[None]:
+    """Fail the test with a message, instead of hanging it, when the block takes longer than it ever should."""
+    try:
+        async with asyncio.timeout(seconds) as deadline:
+            yield
+    except TimeoutError:
+        if not deadline.expired():
+            raise
+        pytest.fail(f"timed out after {seconds} s: {what}")
+
+
 async def publish(client: aiomqtt.Client, settings: Settings, payload: bytes) -> None:
-    await client.publish(settings.uplink.topic(EDGE), payload, qos=1)
+    topic = settings.uplink.topic(EDGE)
+    async with bounded(5, f"publishing to {topic} (QoS 1 PUBACK)"):
+        await client.publish(topic, payload, qos=1)
 
 
 async def eventually(condition: Callable[[], bool], what: str, within_s: float = 10.0) -> None:
@@ -92,7 +108,8 @@ async def eventually(condition: Callable[[], bool], what: str, within_s: float =
 
 
 async def started(service: IngestService) -> IngestService:
-    await asyncio.wait_for(service.subscribed.wait(), 10)
+    async with bounded(10, "ingest subscribed to the uplink topics"):
+        await service.subscribed.wait()
     return service
 
 
@@ -141,7 +158,10 @@ async def test_good_samples_reach_influxdb_exactly_and_bad_input_is_dead_lettere
     last = [sample("cnc-01", "state", 4, "SETUP", raw="3"), sample("meter-a", "energy_kwh", 4, 1240.0)]
 
     async with InfluxStore(influx_server.url, influx_database) as store:
-        async with IngestService(settings, store, assets) as service:
+        async with (
+            bounded(SCENARIO_WITHIN_S, "ingest of good and bad input"),
+            IngestService(settings, store, assets) as service,
+        ):
             await started(service)
             await publish(publisher, settings, encode_batch(EDGE, 0, first))
             await publish(publisher, settings, b'{"v": 1, "edge": "gw-machining", "seq": 1, "samples": [')
@@ -185,7 +205,10 @@ async def test_points_the_store_rejects_are_isolated_and_only_they_are_dead_lett
     async with InfluxStore(influx_server.url, influx_database) as store:
         # Someone wrote process_value.value as a string before: InfluxDB now refuses floats there.
         await store.write([Point("process_value", {"equipment": "legacy"}, {"value": "fast"}, datetime_to_ns(T0))])
-        async with IngestService(settings, store, assets) as service:
+        async with (
+            bounded(SCENARIO_WITHIN_S, "ingest of a batch the store rejects in part"),
+            IngestService(settings, store, assets) as service,
+        ):
             await started(service)
             await publish(publisher, settings, encode_batch(EDGE, 0, samples))
             await eventually(lambda: service.stats()["dead_letters"] == 1, "the float dead-lettered")
@@ -211,7 +234,10 @@ async def test_sqlite_store_ingest_with_sequence_gaps_and_repeats(
 ) -> None:
     settings = make_settings()
     batches = {seq: [sample("cnc-03", "parts_total", seq, seq * 10)] for seq in range(5)}
-    async with IngestService(settings, sqlite_store, assets) as service:
+    async with (
+        bounded(SCENARIO_WITHIN_S, "ingest with gaps and repeats"),
+        IngestService(settings, sqlite_store, assets) as service,
+    ):
         await started(service)
         for seq in (0, 1, 3, 4, 4, 2):  # 2 missing, then late; 4 twice
             await publish(publisher, settings, encode_batch(EDGE, seq, batches[seq]))
@@ -234,7 +260,10 @@ async def test_store_outage_holds_points_pauses_mqtt_and_loses_nothing(
     settings = make_settings(batch_max_points=2)
     batches = [[sample("cnc-04", "parts_total", 2 * n + k, 2 * n + k) for k in range(2)] for n in range(10)]
 
-    async with IngestService(settings, store, assets, max_pending_points=4) as service:
+    async with (
+        bounded(SCENARIO_WITHIN_S, "the store outage, the recovery and stopping ingest"),
+        IngestService(settings, store, assets, max_pending_points=4) as service,
+    ):
         await started(service)
         for seq, batch in enumerate(batches):
             await publish(publisher, settings, encode_batch(EDGE, seq, batch))
@@ -256,8 +285,9 @@ async def test_store_outage_holds_points_pauses_mqtt_and_loses_nothing(
         await eventually(lambda: unique_batches() == 10, "every batch received and written")
         stats = service.stats()
 
-    frame = await store.read("part_counter", *WINDOW)
-    await store.close()
+    async with bounded(10, "reading back and closing the store"):
+        frame = await store.read("part_counter", *WINDOW)
+        await store.close()
     assert frame["value"].tolist() == list(range(20))
     assert stats["points_written"] == 2 * stats["messages"]
     assert (stats["dead_letters"], stats["seq_gaps"]) == (0, 0)
@@ -272,15 +302,19 @@ async def test_the_broker_queues_batches_while_ingest_is_down(
     settings = make_settings()
     first = IngestService(settings, sqlite_store, assets)
     running = asyncio.create_task(first.run())
-    await asyncio.wait_for(first.subscribed.wait(), 10)
+    await started(first)
     running.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await running
+    async with bounded(SCENARIO_WITHIN_S, "the first ingest stopping"):
+        with pytest.raises(asyncio.CancelledError):
+            await running
 
     for seq in range(3):  # nobody is subscribed now; the persistent session keeps these
         await publish(publisher, settings, encode_batch(EDGE, seq, [sample("cnc-05", "parts_total", seq, seq)]))
 
-    async with IngestService(settings, sqlite_store, assets) as second:
+    async with (
+        bounded(SCENARIO_WITHIN_S, "the second ingest catching up"),
+        IngestService(settings, sqlite_store, assets) as second,
+    ):
         await eventually(lambda: second.stats()["points_written"] == 3, "queued batches delivered")
     assert (await sqlite_store.read("part_counter", *WINDOW))["value"].tolist() == [0, 1, 2]
 
@@ -289,7 +323,10 @@ async def test_leaving_flushes_points_still_waiting_for_a_full_batch(
     make_settings: Callable[..., Settings], assets: AssetModel, publisher: aiomqtt.Client, sqlite_store: SqliteStore,
 ) -> None:
     settings = make_settings(flush_interval_s=60, batch_max_points=1000)
-    async with IngestService(settings, sqlite_store, assets) as service:
+    async with (
+        bounded(SCENARIO_WITHIN_S, "ingest flushing on leaving"),
+        IngestService(settings, sqlite_store, assets) as service,
+    ):
         await started(service)
         for seq in range(3):
             await publish(publisher, settings, encode_batch(EDGE, seq, [sample("cnc-06", "parts_total", seq, seq)]))

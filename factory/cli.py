@@ -27,6 +27,7 @@ from factory.runtime import (
     heartbeat_age_s,
     serve_until_stopped,
 )
+from simulators.history_cli import add_history_arguments
 
 log = logging.getLogger("factory")
 
@@ -43,18 +44,52 @@ def _load(args: argparse.Namespace) -> tuple[Settings, AssetModel]:
 
 
 async def _run_simulator(settings: Settings, assets: AssetModel, args: argparse.Namespace) -> None:
-    from simulators.runner import Simulator
+    from simulators.edgeconfig import edge_sources, edge_yaml
+    from simulators.runner import Simulator, accelerated_assets, asset_yaml
+    from simulators.scenario import load_scenario
 
-    simulator = Simulator(settings, assets)
+    scenario = load_scenario(args.scenario) if args.scenario else None
+    if scenario is not None and scenario.assets.site.id != assets.site.id:
+        log.warning(
+            "the scenario's asset model (%s, site %s) is not the settings' (%s, site %s); the platform will not "
+            "know the simulated equipment",
+            scenario.assets.source,
+            scenario.assets.site.id,
+            settings.assets,
+            assets.site.id,
+        )
+    simulator = Simulator(settings, assets, scenario=scenario, speed=args.speed)
+    dump: asyncio.Task[None] | None = None
+
+    async def dump_ground_truth(path: Path, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            simulator.write_ground_truth(path)
 
     async def announce() -> None:
+        nonlocal dump
         for equipment, endpoint in simulator.endpoints.items():
             log.info("simulating %s at %s", equipment, endpoint)
+        for meter, topic in simulator.meter_topics.items():
+            log.info("meter %s publishes to %s", meter, topic)
+        if args.edge_config:
+            opcua, meters = edge_sources(simulator.assets, simulator)
+            args.edge_config.parent.mkdir(parents=True, exist_ok=True)
+            args.edge_config.write_text(edge_yaml(opcua, meters))
+            log.info("edge sources written to %s", args.edge_config)
+        if args.accelerated_assets:
+            args.accelerated_assets.parent.mkdir(parents=True, exist_ok=True)
+            args.accelerated_assets.write_text(asset_yaml(accelerated_assets(simulator.assets, simulator.speed)))
+            log.info("asset model with ideal cycle times / %g written to %s", simulator.speed, args.accelerated_assets)
+        if args.ground_truth and args.ground_truth_interval:
+            dump = asyncio.create_task(dump_ground_truth(args.ground_truth, args.ground_truth_interval))
 
     try:
         await serve_until_stopped(simulator, on_started=announce)
     finally:
-        if args.ground_truth:
+        if dump is not None:
+            dump.cancel()
+        if args.ground_truth and simulator.started:
             simulator.write_ground_truth(Path(args.ground_truth))
             log.info("ground truth written to %s", args.ground_truth)
 
@@ -144,11 +179,29 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--config", type=Path, help="settings YAML (default: $FACTORY_CONFIG)")
         if name == "simulator":
+            p.add_argument("--scenario", type=Path, help="scenario YAML (default: behaviour from the asset model)")
+            p.add_argument(
+                "--speed", type=float, help="model seconds per wall second (default: settings.simulator.speed)"
+            )
             p.add_argument("--ground-truth", type=Path, help="write the simulator's ground truth here on exit")
+            p.add_argument(
+                "--ground-truth-interval",
+                type=float,
+                metavar="S",
+                help="also rewrite --ground-truth every S seconds while running",
+            )
+            p.add_argument("--edge-config", type=Path, help="write matching edge opcua/meters sources here")
+            p.add_argument(
+                "--accelerated-assets",
+                type=Path,
+                help="write the asset model with ideal cycle times divided by the speed here",
+            )
     p = sub.add_parser("check-config", help="validate a settings file and its asset model, then exit")
     p.add_argument("--config", type=Path)
     p = sub.add_parser("healthcheck", help=f"exit 0 if the service's heartbeat (${HEARTBEAT_ENV}) is fresh")
     p.add_argument("--max-age", type=float, default=30.0, help="seconds (default 30)")
+    p = sub.add_parser("history", help="write months of simulated history straight into the store")
+    add_history_arguments(p)
     p = sub.add_parser("demo", help="the whole pipeline in one process on embedded defaults")
     p.add_argument("--config", type=Path, default=DEMO_CONFIG, help=f"default: {DEMO_CONFIG.relative_to(REPO)}")
     p.add_argument("--api-port", type=int, help="override the API port (0: any free port)")
@@ -173,6 +226,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check-config":
             _check_config(settings, assets)
             return 0
+        if args.command == "history":
+            from simulators.history_cli import run_history
+
+            return run_history(settings, args)
         runner, _ = SERVICES[args.command]
         asyncio.run(runner(settings, assets, args))
     except ConfigError as exc:

@@ -43,7 +43,7 @@ def test_dashboard_structure_is_what_grafana_provisions(dashboard: dict[str, Any
         for target in panel["targets"]:
             assert target["rawQuery"] and "$timeFilter" in target["query"], panel["title"]
         grid = panel["gridPos"]
-        assert 0 <= grid["x"] and grid["x"] + grid["w"] <= 24
+        assert grid["x"] >= 0 and grid["x"] + grid["w"] <= 24
 
 
 def _samples() -> list[Sample]:
@@ -69,7 +69,11 @@ def _substitute(query: str, start: datetime, end: datetime) -> str:
 
 
 async def test_every_panel_query_runs_and_returns_data(
-    dashboard: dict[str, Any], tmp_path: Path, example_assets_path: Path, influx_server: InfluxServer, influx_database: str
+    dashboard: dict[str, Any],
+    tmp_path: Path,
+    example_assets_path: Path,
+    influx_server: InfluxServer,
+    influx_database: str,
 ) -> None:
     (tmp_path / "settings.yaml").write_text(
         f"assets: {example_assets_path}\n"

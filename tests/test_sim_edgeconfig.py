@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+
 from core.assets import load_asset_model
 from core.settings import EdgeSettings
 from core.signals import MachineState
-from simulators.edgeconfig import edge_sources
+from simulators.edgeconfig import edge_sources, edge_yaml
 from simulators.runner import simulated_machines
+from simulators.scenario import load_scenario
+
+SCENARIOS = Path(__file__).resolve().parent.parent / "config" / "scenarios"
 
 
 def test_every_machine_and_meter_of_the_example_factory_gets_a_source(example_assets_path: Path) -> None:
@@ -28,6 +33,7 @@ def test_every_machine_and_meter_of_the_example_factory_gets_a_source(example_as
         "parts_total": "ns=2;s=cnc-01.PartsTotal",
         "parts_good": "ns=2;s=cnc-01.PartsGood",
         "parts_scrap": "ns=2;s=cnc-01.PartsScrap",
+        "parts_rework": "ns=2;s=cnc-01.PartsRework",
         "cycle_time_s": "ns=2;s=cnc-01.CycleTime",
         "spindle_speed_rpm": "ns=2;s=cnc-01.SpindleSpeed",
     }
@@ -44,7 +50,11 @@ def test_every_machine_and_meter_of_the_example_factory_gets_a_source(example_as
         ("meter-b", "meters/meter-b"),
         ("meter-c", "meters/meter-c"),
     ]
-    assert meters[0].fields == {"energy_kwh": "energy.active_import_kwh", "power_kw": "power.active_kw"}
+    assert meters[0].fields == {
+        "energy_kwh": "energy.active_import_kwh",
+        "power_kw": "power.active_kw",
+        "voltage_v": "voltage.l1_v",
+    }
     assert meters[0].timestamp_field == "ts"
 
     # the sources are valid edge settings as they stand
@@ -56,3 +66,24 @@ def test_meter_topic_prefix_is_honoured_for_a_remote_simulator(example_assets_pa
     assets = load_asset_model(example_assets_path)
     _, meters = edge_sources(assets, {}, meter_topic_prefix="plant/meters")
     assert meters[0].topic == "plant/meters/meter-a"
+
+
+def test_meters_of_a_scenario_get_its_topics_and_the_paths_of_its_payload_shapes() -> None:
+    scenario = load_scenario(SCENARIOS / "small.yaml")
+    opcua, meters = edge_sources(scenario.assets, {"cnc-s1": "opc.tcp://127.0.0.1:4840/factory/"}, scenario=scenario)
+    by_id = {m.equipment: m for m in meters}
+    assert set(by_id) == {"meter-s1", "meter-s2", "gas-s1", "water-s1"}
+    assert by_id["meter-s1"].topic == "meters/meter-s1"
+    assert by_id["gas-s1"].topic == "plant/small/gas/washer"
+    assert by_id["gas-s1"].fields == {"gas_m3": "gas.volume_m3", "gas_flow_m3_h": "gas.flow_m3_h"}
+    assert by_id["water-s1"].fields == {"water_m3": "register.total_m3", "water_flow_m3_h": "flow"}
+    assert by_id["water-s1"].timestamp_field == "timestamp"
+    assert by_id["meter-s2"].fields["energy_kwh"] == "readings.0.value"
+    assert by_id["meter-s2"].timestamp_field == "time"
+
+    # rendered as an edge section, it is valid edge settings again
+    section = yaml.safe_load(edge_yaml(opcua, meters))
+    edge = EdgeSettings(id="gw-1", **section)
+    assert edge.opcua[0].nodes["parts_rework"] == "ns=2;s=cnc-s1.PartsRework"
+    assert edge.opcua[0].state_map["4"] == MachineState.DOWN
+    assert {m.topic for m in edge.meters} == {m.topic for m in meters}

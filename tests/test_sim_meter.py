@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 import shutil
 import socket
 import subprocess
@@ -16,13 +17,18 @@ from pathlib import Path
 
 import pytest
 
-from core.settings import BrokerSettings
+from core.assets import EnergyCarrier
+from core.settings import BrokerSettings, MeterSource
 from core.signals import MachineState
+from edge.meter_source import parse_meter_payload
 from simulators.clock import SimClock
+from simulators.edgeconfig import meter_source
 from simulators.ground_truth import GroundTruth
-from simulators.meter import DEFAULT_POWER, MeterPublisher, energy_between_kwh, meter_payload, power_at_kw
+from simulators.meter import MeterModel, MeterPublisher, payload_paths, reading_values, render_payload
+from simulators.scenario import PowerDraw, ResolvedMeter, load_scenario
 from tests.servers import free_port
 
+SCENARIOS = Path(__file__).resolve().parent.parent / "config" / "scenarios"
 T0 = datetime(2026, 11, 25, 8, 0, 0, tzinfo=UTC)
 
 
@@ -37,30 +43,113 @@ def machine(*states: tuple[float, MachineState]) -> GroundTruth:
     return truth
 
 
+def resolved(carrier: EnergyCarrier, machines: tuple[str, ...], **kw: object) -> ResolvedMeter:
+    base: dict[str, object] = dict(
+        equipment_id="meter-x",
+        carrier=carrier,
+        topic=None,
+        interval_s=None,
+        payload={},
+        base_load=1.5,
+        nominal_voltage_v=400.0,
+        machines=machines,
+        machine_flow_m3_h={},
+        initial_register=None,
+    )
+    return ResolvedMeter(**(base | kw))  # type: ignore[arg-type]
+
+
+DRAW = PowerDraw(producing=8.0, setup=3.0, idle=2.0, down=0.5, planned_stop=0.2)
+
+
 def test_energy_integrates_base_load_and_each_machines_state_draw() -> None:
     a = machine((0, MachineState.PRODUCING), (60, MachineState.IDLE))
     b = machine((30, MachineState.DOWN))
+    model = MeterModel(resolved(EnergyCarrier.ELECTRICITY, ("a", "b")), {"a": DRAW, "b": DRAW})
+    machines = {"a": a, "b": b}
     # base 1.5 kW × 120 s = 180 kWs; a: 8 kW × 60 s + 2 kW × 60 s = 600 kWs; b: 0.5 kW × 90 s = 45 kWs
-    assert energy_between_kwh(DEFAULT_POWER, [a, b], at(0), at(120)) == pytest.approx(825 / 3600)
+    assert model.consumption(machines, at(0), at(120)) == pytest.approx(825 / 3600)
     # [50, 70): base 30 kWs; a: 8 × 10 + 2 × 10 = 100 kWs; b: 0.5 × 20 = 10 kWs
-    assert energy_between_kwh(DEFAULT_POWER, [a, b], at(50), at(70)) == pytest.approx(140 / 3600)
-    assert energy_between_kwh(DEFAULT_POWER, [a, b], at(70), at(70)) == 0.0
+    assert model.consumption(machines, at(50), at(70)) == pytest.approx(140 / 3600)
+    assert model.consumption(machines, at(70), at(70)) == 0.0
+    assert model.rate(machines, at(10)) == pytest.approx(1.5 + 8.0)
+    assert model.rate(machines, at(30)) == pytest.approx(1.5 + 8.0 + 0.5)
 
 
-def test_power_counts_only_machines_that_have_a_state() -> None:
-    a = machine((0, MachineState.SETUP))
-    b = machine((30, MachineState.PLANNED_STOP))
-    assert power_at_kw(DEFAULT_POWER, [a, b], at(10)) == pytest.approx(1.5 + 3.0)
-    assert power_at_kw(DEFAULT_POWER, [a, b], at(30)) == pytest.approx(1.5 + 3.0 + 0.2)
+def test_consumption_is_integrated_in_model_time_so_speed_keeps_energy_per_part() -> None:
+    a = machine((0, MachineState.PRODUCING))
+    at_60x = MeterModel(resolved(EnergyCarrier.ELECTRICITY, ("a",)), {"a": DRAW}, speed=60.0)
+    # one stamp minute at 60x is a model hour
+    assert at_60x.consumption({"a": a}, at(0), at(60)) == pytest.approx(1.5 + 8.0)
 
 
-def test_payload_follows_the_meter_contract() -> None:
-    body = json.loads(meter_payload(at(0.25), 12345.678901, 12.34567))
-    assert body == {
-        "ts": "2026-11-25T08:00:00.250000Z",
-        "energy": {"active_import_kwh": 12345.678901},
-        "power": {"active_kw": 12.346},
-    }
+def test_gas_and_water_flow_only_while_a_supplied_machine_produces() -> None:
+    a = machine((0, MachineState.PRODUCING), (1800, MachineState.DOWN))
+    b = machine((0, MachineState.IDLE), (900, MachineState.PRODUCING))
+    flows = {"a": 2.0, "b": 1.0}
+    gas = MeterModel(resolved(EnergyCarrier.NATURAL_GAS, ("a", "b"), base_load=0.2, machine_flow_m3_h=flows), {})
+    # one hour: base 0.2 m³; a produces half an hour at 2 m³/h; b three quarters at 1 m³/h
+    assert gas.consumption({"a": a, "b": b}, at(0), at(3600)) == pytest.approx(0.2 + 1.0 + 0.75)
+    assert gas.rate({"a": a, "b": b}, at(1000)) == pytest.approx(0.2 + 2.0 + 1.0)
+    assert gas.rate({"a": a, "b": b}, at(2000)) == pytest.approx(0.2 + 1.0)
+
+
+def test_the_default_electricity_payload_follows_the_meter_contract() -> None:
+    scenario = load_scenario(SCENARIOS / "small.yaml")
+    meter = scenario.meter("meter-s1")
+    model = MeterModel(meter, {})
+    values = reading_values(model, at(0.25), 12345.678901, 12.34567, random.Random(1))
+    body = json.loads(json.dumps(render_payload(meter.payload, values)))
+    assert body["ts"] == "2026-11-25T08:00:00.250000Z"
+    assert body["energy"] == {"active_import_kwh": 12345.678901}
+    assert body["power"] == {"active_kw": 12.346}
+    assert 390 < body["voltage"]["l1_v"] < 410
+
+
+@pytest.mark.parametrize(
+    ("meter_id", "signal", "carrier"),
+    [("gas-s1", "gas_m3", EnergyCarrier.NATURAL_GAS), ("water-s1", "water_m3", EnergyCarrier.WATER)],
+)
+def test_gas_and_water_payload_templates_are_read_back_by_the_edge(
+    meter_id: str, signal: str, carrier: EnergyCarrier
+) -> None:
+    scenario = load_scenario(SCENARIOS / "small.yaml")
+    meter = scenario.meter(meter_id)
+    assert meter.carrier == carrier
+    values = reading_values(MeterModel(meter, {}), at(1.5), 4321.125, 2.75, random.Random(1))
+    payload = json.dumps(render_payload(meter.payload, values)).encode()
+    source = meter_source(scenario, meter_id, "t")
+    reading = parse_meter_payload(source, payload, received_at=at(99))
+    assert reading.problems == []
+    got = {s.signal: s.value for s in reading.samples}
+    assert got == {signal: 4321.125, signal.replace("_m3", "_flow_m3_h"): 2.75}
+    assert {s.ts for s in reading.samples} == {at(1.5)}
+
+
+def test_a_vendor_shaped_electricity_payload_is_read_back_by_the_edge() -> None:
+    scenario = load_scenario(SCENARIOS / "small.yaml")
+    meter = scenario.meter("meter-s2")  # epoch seconds, readings in a list, nested grid values
+    values = reading_values(MeterModel(meter, {}), at(2.0), 777.5, 9.25, random.Random(1))
+    body = render_payload(meter.payload, values)
+    assert body["device"] == "meter-s2"
+    assert body["readings"][0] == {"name": "energy", "unit": "kWh", "value": 777.5}
+    source = meter_source(scenario, "meter-s2", "t")
+    assert source.fields["energy_kwh"] == "readings.0.value"
+    assert source.timestamp_field == "time"
+    reading = parse_meter_payload(source, json.dumps(body).encode(), received_at=at(99))
+    got = {s.signal: s.value for s in reading.samples}
+    assert (got["energy_kwh"], got["power_kw"]) == (777.5, 9.25)
+    assert set(got) == {"energy_kwh", "power_kw", "voltage_v", "current_a"}
+    assert abs((reading.samples[0].ts - at(2.0)).total_seconds()) < 1e-5
+
+
+def test_placeholders_inside_text_are_formatted_and_only_exact_leaves_are_paths() -> None:
+    template = {"status": "ok {meter_id}", "v": "{volume_m3}", "l": [{"x": "{flow_m3_h}"}]}
+    assert render_payload(template, {"meter_id": "g1", "volume_m3": 1.5, "flow_m3_h": 0.5}) == {
+        "status": "ok g1", "v": 1.5, "l": [{"x": 0.5}],
+    }  # fmt: skip
+    assert payload_paths(template) == {"volume_m3": "v", "flow_m3_h": "l.0.x"}
+    assert isinstance(MeterSource(topic="t", equipment="g1", fields={"gas_m3": "v"}), MeterSource)
 
 
 @contextlib.contextmanager
@@ -95,14 +184,14 @@ async def test_meter_keeps_integrating_while_the_broker_is_away_and_logs_loss_an
     clock = SimClock()
     truth = GroundTruth("meter-x")
     async with MeterPublisher(
-        "meter-x",
+        MeterModel(resolved(EnergyCarrier.ELECTRICITY, ()), {}),
         broker=BrokerSettings(host="127.0.0.1", port=port),
         topic="meters/meter-x",
         clock=clock,
         interval_s=0.2,
-        covered=[],
+        machines={},
         truth=truth,
-        initial_kwh=100.0,
+        initial_register=100.0,
         reconnect_delay_s=0.1,
     ) as meter:
         with mosquitto_on(port, tmp_path):

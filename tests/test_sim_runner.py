@@ -6,7 +6,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +114,7 @@ async def test_opcua_and_mqtt_observers_see_exactly_the_ground_truth(
                     assert await c1.get_namespace_index("urn:smart-factory:simulator:cnc-t1") == 2
                     await subscribe(c1, "cnc-t1", recorders["cnc-t1"])
                     await subscribe(c2, "robot-t1", recorders["robot-t1"])
-                    await asyncio.sleep(6.0)
+                    await asyncio.sleep(4.0)
                     frozen = await sim.freeze()
 
                     def settled() -> bool:
@@ -163,7 +163,7 @@ def check_machine(sim: Simulator, equipment_id: str, recorder: Recorder, frozen:
     for seen in recorder.seen["State"]:
         assert seen.source_ts is not None
         assert starts[seen.source_ts] == seen.value
-        assert seen.server_ts == seen.source_ts
+        assert seen.server_ts == seen.source_ts  # no clock jump without a scenario: device time is true time
     for seen in recorder.seen["PartsTotal"]:
         assert truth.counters(seen.source_ts)["total"] == seen.value
 
@@ -223,3 +223,35 @@ async def test_run_serves_until_cancelled(tmp_path: Path, mosquitto_server: Mosq
         await task
     with pytest.raises(RuntimeError, match="not running"):
         await sim.freeze()
+
+
+async def test_an_accelerated_run_compresses_time_but_never_stamps_the_future(
+    factory: tuple[Settings, AssetModel], tmp_path: Path
+) -> None:
+    settings, assets = factory
+    speed = 20.0
+    async with Simulator(settings, assets, ports={"cnc-t1": 0, "robot-t1": 0}, speed=speed) as sim:
+        await asyncio.sleep(2.5)
+        frozen = await sim.freeze()
+        now = datetime.now(UTC)
+        truth = sim.ground_truth("cnc-t1")
+        assert frozen <= now
+        assert all(i.start <= frozen for i in truth.intervals)
+        assert all(t < frozen for t, _ in truth.part_log)
+        # 2.5 wall seconds at 20x are 50 model seconds: ~150 cycles of 0.3 s, each 0.015-0.019 s on the wire
+        made = truth.parts(sim.started_at, frozen)["total"]
+        assert 60 < made < 170
+        cycle_time = truth.process_values["cycle_time_s"][1]
+        assert isinstance(cycle_time, float) and 0.3 / speed - 1e-6 <= cycle_time <= 0.3 * 1.25 / speed + 1e-6
+        # consumption follows model time: at least the base load for 50 model seconds
+        meter = sim.ground_truth("meter-t1")
+        used = meter.registers[-1][1] - meter.registers[0][1]
+        wall_h = (frozen - sim.started_at).total_seconds() / 3600
+        assert used >= 1.5 * wall_h * speed * 0.99
+        assert used <= (1.5 + 2 * 8.0) * wall_h * speed + 1e-6
+        sim.write_ground_truth(tmp_path / "truth.json")
+    dumped = json.loads((tmp_path / "truth.json").read_text())
+    assert dumped["speed"] == speed
+    assert dumped["totals"]["parts"]["total"] == sum(
+        sim.ground_truth(eq).parts(sim.started_at, frozen)["total"] for eq in ("cnc-t1", "robot-t1")
+    )

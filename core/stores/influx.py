@@ -236,6 +236,17 @@ class InfluxStore:
         for body in bodies:
             await self._request("POST", "/write", params=params, content=body)
 
+    async def write_line_protocol(self, body: bytes) -> None:
+        """Post ready-made line protocol (``precision=ns``) in one request; errors as for ``write``.
+
+        For bulk loaders that encode in bulk themselves (the history generator); the caller keeps
+        each body to a sensible number of lines (``batch_size``) and has escaped it correctly.
+        """
+        if not body:
+            return
+        await self._ensure_database()
+        await self._request("POST", "/write", params={**self._db_params(), "precision": "ns"}, content=body)
+
     async def _types_of(self, measurement: str, columns: set[str]) -> dict[str, str]:
         known = self._field_types.get(measurement)
         if known is None or not columns <= known.keys():

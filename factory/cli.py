@@ -206,6 +206,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", type=Path, default=DEMO_CONFIG, help=f"default: {DEMO_CONFIG.relative_to(REPO)}")
     p.add_argument("--api-port", type=int, help="override the API port (0: any free port)")
     p.add_argument("--duration", type=float, help="stop by itself after this many seconds")
+    p.add_argument(
+        "--scenario", type=Path, help="animate a scenario (e.g. config/scenarios/plant.yaml) instead of factory.yaml"
+    )
+    p.add_argument("--speed", type=float, default=1.0, help="simulated seconds per wall second (e.g. 60)")
     return parser
 
 

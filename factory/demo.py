@@ -14,9 +14,10 @@ import os
 import secrets
 import socket
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from api.app import create_app
-from core.assets import AssetModel, EquipmentType
+from core.assets import AssetModel
 from core.settings import API_KEYS_ENV, Settings, parse_api_keys
 from core.stores import open_store
 from edge.agent import EdgeAgent
@@ -26,7 +27,8 @@ from ingest.service import IngestService
 from kpi.engine import KpiEngine
 from kpi.worker import KpiWorker
 from simulators.edgeconfig import edge_sources
-from simulators.runner import Simulator
+from simulators.runner import Simulator, accelerated_assets, simulated_machines
+from simulators.scenario import load_scenario
 
 log = logging.getLogger("factory.demo")
 STATUS_INTERVAL_S = 20.0
@@ -56,10 +58,31 @@ def _port_or_free(host: str, port: int, what: str) -> int:
     return chosen
 
 
-def _simulator_ports(settings: Settings, assets: AssetModel) -> dict[str, int]:
+def _simulator_ports(settings: Settings, assets: AssetModel, machines_per_server: int) -> dict[str, int]:
+    """A port per OPC UA server, keyed by the first machine it serves; taken ports are replaced."""
     host, base = settings.simulator.host, settings.simulator.base_port
-    machines = [eq.id for eq in assets if eq.type in (EquipmentType.CNC, EquipmentType.ROBOT)]
-    return {eq: _port_or_free(host, base + i, f"OPC UA server for {eq}") for i, eq in enumerate(machines)}
+    machines = [eq.id for eq in simulated_machines(assets)]
+    firsts = machines[::machines_per_server]
+    return {eq: _port_or_free(host, base + i, f"OPC UA server for {eq}") for i, eq in enumerate(firsts)}
+
+
+def _separate_data(settings: Settings, name: str) -> Settings:
+    """Keep a scenario's store, edge buffer and dead letters apart from the default demo's.
+
+    Equipment ids repeat between factories; one store holding both would mix their counters.
+    """
+
+    def moved(path: Path) -> Path:
+        return path.parent / name / path.name
+
+    assert settings.edge is not None, "config/demo.yaml has an edge section"
+    return settings.model_copy(
+        update={
+            "store": settings.store.model_copy(update={"sqlite_path": moved(settings.store.sqlite_path)}),
+            "edge": settings.edge.model_copy(update={"buffer_path": moved(settings.edge.buffer_path)}),
+            "ingest": settings.ingest.model_copy(update={"dead_letter_path": moved(settings.ingest.dead_letter_path)}),
+        }
+    )
 
 
 def demo_api_keys() -> tuple[dict[str, str], str | None]:
@@ -97,6 +120,8 @@ async def run_demo(settings: Settings, assets: AssetModel, args: argparse.Namesp
             "api": settings.api.model_copy(update={"port": api_port}),
         }
     )
+    if args.scenario:
+        settings = _separate_data(settings, args.scenario.stem)
     keys, generated_key = demo_api_keys()
     started = datetime.now(UTC) - timedelta(seconds=1)
 
@@ -105,10 +130,22 @@ async def run_demo(settings: Settings, assets: AssetModel, args: argparse.Namesp
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(EmbeddedBroker(host, broker_port))
         store = await stack.enter_async_context(closing_store(open_store(settings.store)))
+        scenario = load_scenario(args.scenario) if args.scenario else None
+        if scenario is not None:
+            # The platform must know the scenario's equipment; at speed S it must also see ideal cycle
+            # times divided by S, or performance would read S times too high.
+            assets = accelerated_assets(scenario.assets, args.speed) if args.speed != 1 else scenario.assets
+        per_server = scenario.machines_per_server if scenario is not None else 1
         simulator = await stack.enter_async_context(
-            Simulator(settings, assets, ports=_simulator_ports(settings, assets))
+            Simulator(
+                settings,
+                scenario.assets if scenario is not None else assets,
+                scenario=scenario,
+                speed=args.speed,
+                ports=_simulator_ports(settings, assets, per_server),
+            )
         )
-        opcua, meters = edge_sources(assets, simulator.endpoints)
+        opcua, meters = edge_sources(assets, simulator, scenario=scenario)
         assert settings.edge is not None, "config/demo.yaml has an edge section"
         edge_settings = settings.edge.model_copy(update={"opcua": opcua, "meters": meters})
         await stack.enter_async_context(EdgeAgent(edge_settings, settings.broker, settings.uplink))
@@ -126,7 +163,8 @@ async def run_demo(settings: Settings, assets: AssetModel, args: argparse.Namesp
             f"  API key    {key_hint}" + ("   (generated for this run, role admin)" if generated_key else "") + "\n"
             f"  MQTT       {host}:{broker_port} (embedded, loopback only)\n"
             f"  store      {settings.store.kind} {where}\n"
-            f"  machines   {len(simulator.endpoints)} OPC UA servers, {len(meters)} MQTT meters\n"
+            f"  machines   {len(opcua)} on {len(set(simulator.endpoints.values()))} OPC UA servers,"
+            f" {len(meters)} MQTT meters" + (f", {args.speed:g}x accelerated" if args.speed != 1 else "") + "\n"
             f"  try        curl -H 'X-API-Key: {key_hint}' '{url}/v1/kpi?scope={assets.site.id}'\n",
             flush=True,
         )

@@ -26,6 +26,9 @@ def configure_logging(settings: Settings | None, verbose: bool = False) -> None:
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
     # asyncua logs every failed reconnect attempt with a traceback; the edge logs lost/back once itself.
     logging.getLogger("asyncua").setLevel(logging.ERROR)
+    # When a server goes away asyncua's session logs "Publish iteration crashed" with a traceback
+    # every second; the edge's collector already reports the loss and the return once each.
+    logging.getLogger("asyncua.client.ua_session").setLevel(logging.CRITICAL)
 
 
 def install_stop_signals(stop: asyncio.Event) -> None:

@@ -23,6 +23,7 @@ from typing import Self
 
 import aiomqtt
 
+from core.mqtt import mqtt_client
 from core.settings import BrokerSettings, UplinkSettings
 from core.wire import Sample, encode_batch
 from edge.buffer import SampleBuffer
@@ -107,17 +108,12 @@ class Forwarder:
     def _client(self) -> aiomqtt.Client:
         # Named per attempt: the settings may have been re-pointed since the last one.
         self.link.name = f"uplink broker {self._broker.host}:{self._broker.port}"
-        password = self._broker.password.get_secret_value() if self._broker.password else None
-        return aiomqtt.Client(
-            self._broker.host,
-            self._broker.port,
-            username=self._broker.username,
-            password=password,
+        return mqtt_client(
+            self._broker,
             identifier=f"{self.edge_id}-uplink",
             # The buffer is the durable queue; a broker-side session would only duplicate it.
             clean_session=True,
-            keepalive=self._broker.keepalive_s,
-            timeout=self._publish_timeout_s,
+            timeout_s=self._publish_timeout_s,
         )
 
     async def _send_next(self, client: aiomqtt.Client) -> None:

@@ -28,6 +28,7 @@ import aiomqtt
 from pydantic import ValidationError
 
 from core.errors import ConfigError
+from core.mqtt import mqtt_client
 from core.settings import BrokerSettings, MeterSource
 from core.wire import Sample, TimestampSource
 from edge.buffer import SampleSink
@@ -182,17 +183,7 @@ class MeterCollector:
     def _client(self) -> aiomqtt.Client:
         # Named per attempt: the settings may have been re-pointed since the last one.
         self.link.name = f"meter broker {self._broker.host}:{self._broker.port}"
-        password = self._broker.password.get_secret_value() if self._broker.password else None
-        return aiomqtt.Client(
-            self._broker.host,
-            self._broker.port,
-            username=self._broker.username,
-            password=password,
-            identifier=self._client_id,
-            clean_session=False,
-            keepalive=self._broker.keepalive_s,
-            timeout=10.0,
-        )
+        return mqtt_client(self._broker, identifier=self._client_id, clean_session=False)
 
     def handle_message(self, topic: aiomqtt.Topic | str, payload: bytes, received_at: datetime) -> None:
         """One meter message: samples to the sink, problems counted and logged."""

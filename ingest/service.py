@@ -35,6 +35,7 @@ import aiomqtt
 
 from core.assets import AssetModel
 from core.errors import StoreError, StoreRejected, WireFormatError
+from core.mqtt import mqtt_client
 from core.settings import Settings
 from core.store import Point, Store
 from core.tasks import cancel_and_wait
@@ -188,15 +189,11 @@ class IngestService:
                 super().__init__(maxsize)
                 service._inbox = self
 
-        return aiomqtt.Client(
-            broker.host,
-            broker.port,
-            username=broker.username,
-            password=broker.password.get_secret_value() if broker.password else None,
+        return mqtt_client(
+            broker,
             identifier=self.settings.ingest.client_id,
             clean_session=False,
-            keepalive=broker.keepalive_s,
-            timeout=MQTT_TIMEOUT_S,
+            timeout_s=MQTT_TIMEOUT_S,
             queue_type=Inbox,
         )
 

@@ -36,6 +36,7 @@ from typing import Any, Self
 import aiomqtt
 
 from core.assets import EnergyCarrier
+from core.mqtt import mqtt_client
 from core.settings import BrokerSettings
 from core.signals import MachineState, Signal
 from core.wire import datetime_to_ns, format_ts
@@ -223,14 +224,10 @@ class MeterPublisher:
     async def _run(self) -> None:
         while True:
             try:
-                async with aiomqtt.Client(
-                    self._broker.host,
-                    self._broker.port,
-                    username=self._broker.username,
-                    password=self._broker.password.get_secret_value() if self._broker.password else None,
+                async with mqtt_client(
+                    self._broker,
                     # Unique: two simulators on one broker must not take over each other's session.
                     identifier=f"sim-meter-{self.meter_id}-{uuid.uuid4().hex[:8]}",
-                    keepalive=self._broker.keepalive_s,
                 ) as client:
                     if self._lost:
                         log.info("%s: broker %s:%s is back", self.meter_id, self._broker.host, self._broker.port)

@@ -156,6 +156,7 @@ async def run_demo(settings: Settings, assets: AssetModel, args: argparse.Namesp
 
         url = f"http://{settings.api.host}:{api.port}"
         key_hint = generated_key or "<a key from FACTORY_API_KEYS>"
+        since = started.strftime("%Y-%m-%dT%H:%M:%SZ")
         where = settings.store.sqlite_path if settings.store.kind == "sqlite" else settings.store.influx_url
         print(
             "\nSmart-factory demo is running (Ctrl-C to stop).\n"
@@ -165,7 +166,9 @@ async def run_demo(settings: Settings, assets: AssetModel, args: argparse.Namesp
             f"  store      {settings.store.kind} {where}\n"
             f"  machines   {len(opcua)} on {len(set(simulator.endpoints.values()))} OPC UA servers,"
             f" {len(meters)} MQTT meters" + (f", {args.speed:g}x accelerated" if args.speed != 1 else "") + "\n"
-            f"  try        curl -H 'X-API-Key: {key_hint}' '{url}/v1/kpi?scope={assets.site.id}'\n",
+            f"  try        curl -H 'X-API-Key: {key_hint}' '{url}/v1/kpi?scope={assets.site.id}&start={since}'\n"
+            "             (without start= the window is the last hour, which a new demo has not filled yet:\n"
+            "              its KPIs say insufficient_evidence until half the window has data)\n",
             flush=True,
         )
         engine = KpiEngine(store, assets, timedelta(hours=settings.kpi.lookback_h), settings.kpi.min_coverage)

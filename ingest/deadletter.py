@@ -8,16 +8,14 @@ batch so it can be traced back to the gateway.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
-from core.errors import StoreError, StoreUnavailable
+from core.stores.sqlitefile import SqliteFile
 from core.wire import datetime_to_ns, ns_to_datetime
 
 _SCHEMA = """
@@ -57,12 +55,11 @@ class DeadLetterStore:
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
-        self._conn: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
+        self._file = SqliteFile(self.path, _SCHEMA, "dead-letter store")
 
     async def open(self) -> None:
         """Create the file and table now, so a bad path fails at start rather than at the first letter."""
-        await asyncio.to_thread(self._run, "SELECT 1", ())
+        await asyncio.to_thread(self._file.query, "SELECT 1")
 
     async def __aenter__(self) -> Self:
         await self.open()
@@ -73,42 +70,14 @@ class DeadLetterStore:
     ) -> None:
         await self.close()
 
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.executescript(_SCHEMA)
-            except (sqlite3.Error, OSError) as exc:
-                raise StoreUnavailable(f"cannot open dead-letter store {self.path}: {exc}") from exc
-            self._conn = conn
-        return self._conn
-
-    def _run(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        with self._lock:
-            try:
-                return self._connection().execute(sql, params).fetchall()
-            except sqlite3.Error as exc:
-                raise StoreError(f"dead-letter store {self.path}: {exc}") from exc
-
     def _add_sync(self, letters: Sequence[DeadLetter]) -> None:
-        rows = [
-            (datetime_to_ns(d.received_at), d.topic, d.edge, d.seq, d.reason, bytes(d.payload))
-            for d in letters
-        ]
-        with self._lock:
-            conn = self._connection()
-            try:
-                with conn:  # one transaction for the whole message's letters
-                    conn.execute("BEGIN")
-                    conn.executemany(
-                        "INSERT INTO dead_letters (received_ns, topic, edge, seq, reason, payload)"
-                        " VALUES (?, ?, ?, ?, ?, ?)",
-                        rows,
-                    )
-            except sqlite3.Error as exc:
-                raise StoreError(f"dead-letter store {self.path}: {exc}") from exc
+        rows = [(datetime_to_ns(d.received_at), d.topic, d.edge, d.seq, d.reason, bytes(d.payload)) for d in letters]
+        self._file.transaction(  # one transaction for the whole message's letters
+            lambda conn: conn.executemany(
+                "INSERT INTO dead_letters (received_ns, topic, edge, seq, reason, payload) VALUES (?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        )
 
     async def add(self, letters: Sequence[DeadLetter]) -> None:
         if letters:
@@ -117,9 +86,8 @@ class DeadLetterStore:
     async def list(self, limit: int = 100) -> DeadLetters:
         """The newest ``limit`` dead letters, newest first."""
         rows = await asyncio.to_thread(
-            self._run,
-            "SELECT id, received_ns, topic, edge, seq, reason, payload"
-            " FROM dead_letters ORDER BY id DESC LIMIT ?",
+            self._file.query,
+            "SELECT id, received_ns, topic, edge, seq, reason, payload FROM dead_letters ORDER BY id DESC LIMIT ?",
             (limit,),
         )
         return [
@@ -128,11 +96,8 @@ class DeadLetterStore:
         ]
 
     async def count(self) -> int:
-        rows = await asyncio.to_thread(self._run, "SELECT COUNT(*) FROM dead_letters", ())
+        rows = await asyncio.to_thread(self._file.query, "SELECT COUNT(*) FROM dead_letters", ())
         return int(rows[0][0])
 
     async def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        self._file.close()

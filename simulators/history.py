@@ -30,6 +30,7 @@ import json
 import logging
 import sys
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
@@ -572,7 +573,7 @@ async def write_history(
     )
 
 
-class _Writer:
+class _Writer(ABC):
     def __init__(self, generator: HistoryGenerator, store: Store, progress: Progress | None):
         self.generator = generator
         self.store = store
@@ -581,8 +582,9 @@ class _Writer:
         self.days_written = 0
         self.days_seen = 0
 
+    @abstractmethod
     async def run(self, skip: frozenset[date]) -> None:
-        raise NotImplementedError
+        """Write every day not in ``skip``, each followed by its marker."""
 
     def _report(self) -> None:
         if self.progress is not None:

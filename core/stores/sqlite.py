@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
-import threading
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -17,9 +15,10 @@ from typing import Any
 
 import pandas as pd
 
-from core.errors import StoreError, StoreUnavailable
+from core.errors import StoreError
 from core.store import Point, StoreHealth, TagFilter
 from core.stores.frames import rows_to_frame
+from core.stores.sqlitefile import SqliteFile
 from core.wire import datetime_to_ns
 
 _SCHEMA = """
@@ -64,43 +63,14 @@ class SqliteStore:
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
-        self._conn: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=NORMAL")
-                conn.executescript(_SCHEMA)
-            except (sqlite3.Error, OSError) as exc:
-                raise StoreUnavailable(f"cannot open SQLite store {self.path}: {exc}") from exc
-            self._conn = conn
-        return self._conn
-
-    def _run(self, sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
-        with self._lock:
-            try:
-                return self._connection().execute(sql, params).fetchall()
-            except sqlite3.Error as exc:
-                raise StoreError(f"SQLite store {self.path}: {exc}") from exc
+        self._file = SqliteFile(self.path, _SCHEMA, "SQLite store")
 
     def _write_sync(self, points: Sequence[Point]) -> None:
         rows = [
             (p.measurement, _series_key(p.tags), p.time_ns, json.dumps(dict(p.fields), separators=(",", ":")))
             for p in points
         ]
-        with self._lock:
-            conn = self._connection()
-            try:
-                conn.execute("BEGIN")
-                conn.executemany(_UPSERT, rows)
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                conn.execute("ROLLBACK")
-                raise StoreError(f"SQLite store {self.path}: {exc}") from exc
+        self._file.transaction(lambda conn: conn.executemany(_UPSERT, rows))
 
     async def write(self, points: Sequence[Point]) -> None:
         if points:
@@ -114,7 +84,7 @@ class SqliteStore:
             f"SELECT time_ns, series, fields FROM points WHERE measurement = ? AND time_ns >= ? AND time_ns < ?{where}"
         )
         rows = await asyncio.to_thread(
-            self._run, sql, [measurement, datetime_to_ns(start), datetime_to_ns(end), *params]
+            self._file.query, sql, [measurement, datetime_to_ns(start), datetime_to_ns(end), *params]
         )
         return rows_to_frame((t, json.loads(s), json.loads(f)) for t, s, f in rows)
 
@@ -128,18 +98,15 @@ class SqliteStore:
         )
         end_ns = datetime_to_ns(before)
         start_ns = datetime_to_ns(before - lookback)
-        rows = await asyncio.to_thread(self._run, sql, [measurement, start_ns, end_ns, *params])
+        rows = await asyncio.to_thread(self._file.query, sql, [measurement, start_ns, end_ns, *params])
         return rows_to_frame((t, json.loads(s), json.loads(f)) for t, s, f in rows)
 
     async def health(self) -> StoreHealth:
         try:
-            await asyncio.to_thread(self._run, "SELECT 1", [])
+            await asyncio.to_thread(self._file.query, "SELECT 1", [])
         except StoreError as exc:
             return StoreHealth(False, self.backend, str(exc))
         return StoreHealth(True, self.backend, str(self.path))
 
     async def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        self._file.close()

@@ -120,6 +120,7 @@ async def run_demo(settings: Settings, assets: AssetModel, args: argparse.Namesp
             "api": settings.api.model_copy(update={"port": api_port}),
         }
     )
+    scenario = load_scenario(args.scenario) if args.scenario else None  # a broken file stops us before anything starts
     if args.scenario:
         settings = _separate_data(settings, args.scenario.stem)
     keys, generated_key = demo_api_keys()
@@ -130,7 +131,6 @@ async def run_demo(settings: Settings, assets: AssetModel, args: argparse.Namesp
     async with contextlib.AsyncExitStack() as stack:
         await stack.enter_async_context(EmbeddedBroker(host, broker_port))
         store = await stack.enter_async_context(closing_store(open_store(settings.store)))
-        scenario = load_scenario(args.scenario) if args.scenario else None
         if scenario is not None:
             # The platform must know the scenario's equipment; at speed S it must also see ideal cycle
             # times divided by S, or performance would read S times too high.

@@ -30,7 +30,7 @@ from pydantic import ValidationError
 
 from core.wire import Sample, sample_to_json
 from edge.errors import SampleBufferError
-from edge.lifecycle import stop_task
+from edge.lifecycle import BackgroundComponent
 
 logger = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ class SampleSink(Protocol):
     def put(self, sample: Sample) -> None: ...
 
 
-class BufferWriter:
+class BufferWriter(BackgroundComponent):
     """Collects samples from every source in memory and appends them to the buffer every ``interval_s``.
 
     Sources call ``put`` from their notification handlers, which stays cheap (a list append); the
@@ -201,7 +201,6 @@ class BufferWriter:
         self._on_append = on_append
         self._pending: list[Sample] = []
         self._has_pending = asyncio.Event()
-        self.task: asyncio.Task[None] | None = None
         self.samples_written = 0
 
     def put(self, sample: Sample) -> None:
@@ -225,16 +224,13 @@ class BufferWriter:
             self._on_append()
         return len(pending)
 
-    async def __aenter__(self) -> Self:
-        self.task = asyncio.create_task(self._run(), name="edge-buffer-writer")
-        return self
+    def _task_name(self) -> str:
+        return "edge-buffer-writer"
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self.task is not None:
-            await stop_task(self.task)
-            self.task = None
+        await super().__aexit__(exc_type, exc, tb)
         self.flush()
 
     async def _run(self) -> None:

@@ -18,8 +18,6 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Self
 
 import aiomqtt
 
@@ -27,7 +25,7 @@ from core.mqtt import mqtt_client
 from core.settings import BrokerSettings, UplinkSettings
 from core.wire import Sample, encode_batch
 from edge.buffer import SampleBuffer
-from edge.lifecycle import stop_task
+from edge.lifecycle import BackgroundComponent
 from edge.reconnect import Backoff, LinkState
 
 logger = logging.getLogger(__name__)
@@ -47,7 +45,7 @@ class _Batch:
     samples: list[Sample]
 
 
-class Forwarder:
+class Forwarder(BackgroundComponent):
     """Publishes the buffer's contents to ``uplink.topic(edge_id)`` in acknowledged batches."""
 
     def __init__(
@@ -75,22 +73,13 @@ class Forwarder:
         self._in_flight: _Batch | None = None
         self.counters = ForwarderCounters()
         self.link = LinkState(logger, f"uplink broker {broker.host}:{broker.port}")
-        self.task: asyncio.Task[None] | None = None
 
     def notify(self) -> None:
         """New samples are in the buffer (called by the buffer writer)."""
         self._new_samples.set()
 
-    async def __aenter__(self) -> Self:
-        self.task = asyncio.create_task(self._run(), name="uplink")
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self.task is not None:
-            await stop_task(self.task)
-            self.task = None
+    def _task_name(self) -> str:
+        return "uplink"
 
     async def _run(self) -> None:
         while True:

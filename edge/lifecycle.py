@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from abc import ABC, abstractmethod
+from types import TracebackType
+from typing import Self
 
 from core.tasks import cancel_and_wait
 
@@ -24,3 +27,34 @@ async def stop_task(task: asyncio.Task[None]) -> None:
     await cancel_and_wait(task)
     if not task.cancelled() and (exc := task.exception()) is not None:
         raise exc
+
+
+class BackgroundComponent(ABC):
+    """A component whose work is one background task: started on ``async with``, stopped on exit.
+
+    Subclasses implement ``_run`` (loop forever, reconnecting on their own) and name the task; one
+    that has nothing to do can say so in ``_wanted``.
+    """
+
+    task: asyncio.Task[None] | None = None
+
+    @abstractmethod
+    async def _run(self) -> None: ...
+
+    @abstractmethod
+    def _task_name(self) -> str: ...
+
+    def _wanted(self) -> bool:
+        return True
+
+    async def __aenter__(self) -> Self:
+        if self._wanted():
+            self.task = asyncio.create_task(self._run(), name=self._task_name())
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if self.task is not None:
+            task, self.task = self.task, None
+            await stop_task(task)

@@ -21,8 +21,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import aiomqtt
 from pydantic import ValidationError
@@ -33,7 +32,7 @@ from core.settings import BrokerSettings, MeterSource
 from core.wire import Sample, TimestampSource
 from edge.buffer import SampleSink
 from edge.errors import UnusableReading
-from edge.lifecycle import stop_task
+from edge.lifecycle import BackgroundComponent
 from edge.reconnect import Backoff, LinkState
 
 logger = logging.getLogger(__name__)
@@ -120,7 +119,7 @@ class MeterCounters:
     connects: int = 0
 
 
-class MeterCollector:
+class MeterCollector(BackgroundComponent):
     """Subscribes to the meter topics and puts a sample per configured field into the sink."""
 
     def __init__(
@@ -148,21 +147,14 @@ class MeterCollector:
         self._backoff = backoff or Backoff(0.5, 10.0)
         self.counters = MeterCounters()
         self.link = LinkState(logger, f"meter broker {broker.host}:{broker.port}")
-        self.task: asyncio.Task[None] | None = None
         self._last_logged: dict[str, float] = {}
         self._suppressed: dict[str, int] = {}
 
-    async def __aenter__(self) -> Self:
-        if self.meters:
-            self.task = asyncio.create_task(self._run(), name="meters")
-        return self
+    def _task_name(self) -> str:
+        return "meters"
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self.task is not None:
-            await stop_task(self.task)
-            self.task = None
+    def _wanted(self) -> bool:
+        return bool(self.meters)
 
     async def _run(self) -> None:
         topics = sorted({meter.topic for meter in self.meters})

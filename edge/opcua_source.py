@@ -17,8 +17,7 @@ import logging
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from asyncua import Client, ua
 from asyncua.common.subscription import DataChangeEvent, OverflowPolicy, StatusChangeEvent
@@ -30,7 +29,7 @@ from core.signals import MachineState, Quality, Signal
 from core.wire import Sample, TimestampSource
 from edge.buffer import SampleSink
 from edge.errors import UnmappedState, UnusableReading
-from edge.lifecycle import stop_task
+from edge.lifecycle import BackgroundComponent
 from edge.reconnect import Backoff, LinkState
 
 logger = logging.getLogger(__name__)
@@ -142,7 +141,7 @@ class CollectorCounters:
     connects: int = 0
 
 
-class OpcUaCollector:
+class OpcUaCollector(BackgroundComponent):
     """Subscribes to one OPC UA server and puts a sample for every data change into the sink."""
 
     def __init__(
@@ -162,7 +161,6 @@ class OpcUaCollector:
         self._signals_by_node = self._parse_nodes(source)
         self.counters = CollectorCounters()
         self.link = LinkState(logger, f"OPC UA server {source.endpoint} ({source.equipment})")
-        self.task: asyncio.Task[None] | None = None
         # Log each problem once per code/signal, then only count it.
         self._reported: set[str] = set()
 
@@ -180,16 +178,8 @@ class OpcUaCollector:
             signals_by_node.setdefault(parsed, []).append(signal)
         return signals_by_node
 
-    async def __aenter__(self) -> Self:
-        self.task = asyncio.create_task(self._run(), name=f"opcua-{self.source.equipment}")
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self.task is not None:
-            await stop_task(self.task)
-            self.task = None
+    def _task_name(self) -> str:
+        return f"opcua-{self.source.equipment}"
 
     async def _run(self) -> None:
         while True:

@@ -47,3 +47,7 @@ class StoreUnavailable(StoreError):
 
 class StoreRejected(StoreError):
     """The store refused the data itself (HTTP 400 and the like); retrying the same data cannot help."""
+
+
+class StartupError(FactoryError):
+    """A server the command needs (broker, store) cannot be reached when it starts."""

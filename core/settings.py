@@ -144,6 +144,13 @@ class LogLevel(StrEnum):
     ERROR = "ERROR"
 
 
+class DemoSettings(_Section):
+    embedded_broker: bool = Field(
+        default=True,
+        description="start an in-process MQTT broker on loopback; false: use the broker section's real broker",
+    )
+
+
 class Settings(_Section):
     """Everything one deployment needs; each service reads the sections it uses."""
 
@@ -157,6 +164,7 @@ class Settings(_Section):
     kpi: KpiSettings = Field(default_factory=KpiSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
+    demo: DemoSettings = Field(default_factory=DemoSettings)
     source: Path | None = Field(default=None, exclude=True)
 
     @field_validator("assets")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from core.assets import AssetModel, load_asset_model
-from core.errors import ConfigError
+from core.errors import ConfigError, StartupError
 from core.settings import API_KEYS_ENV, Settings, load_settings, parse_api_keys
 from core.stores import open_store
 from factory.runtime import (
@@ -239,6 +239,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"factory: configuration error: {exc}", file=sys.stderr)
         return 2
+    except StartupError as exc:
+        print(f"factory: cannot start: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return 0

@@ -16,9 +16,14 @@ import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import aiomqtt
+
 from api.app import create_app
 from core.assets import AssetModel
-from core.settings import API_KEYS_ENV, Settings, parse_api_keys
+from core.errors import StartupError
+from core.mqtt import mqtt_client
+from core.settings import API_KEYS_ENV, BrokerSettings, Settings, parse_api_keys
+from core.store import Store
 from core.stores import open_store
 from edge.agent import EdgeAgent
 from factory.broker import EmbeddedBroker
@@ -32,6 +37,7 @@ from simulators.scenario import load_scenario
 
 log = logging.getLogger("factory.demo")
 STATUS_INTERVAL_S = 20.0
+PROBE_TIMEOUT_S = 5.0
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -85,6 +91,25 @@ def _separate_data(settings: Settings, name: str) -> Settings:
     )
 
 
+async def _require_broker(broker: BrokerSettings) -> None:
+    """Stop at start, naming the address, when the configured real broker does not answer."""
+    try:
+        probe = f"factory-demo-probe-{secrets.token_hex(4)}"
+        async with mqtt_client(broker, identifier=probe, timeout_s=PROBE_TIMEOUT_S):
+            return
+    except aiomqtt.MqttError as exc:
+        raise StartupError(
+            f"MQTT broker {broker.host}:{broker.port} does not answer ({exc}); start it, or set "
+            "demo.embedded_broker: true (FACTORY__DEMO__EMBEDDED_BROKER=true) for the in-process one"
+        ) from exc
+
+
+async def _require_store(store: Store) -> None:
+    health = await store.health()
+    if not health.ok:
+        raise StartupError(f"{health.backend} store does not answer: {health.detail}")
+
+
 def demo_api_keys() -> tuple[dict[str, str], str | None]:
     """The keys from FACTORY_API_KEYS, or one fresh admin key for this run (printed, never stored)."""
     configured = parse_api_keys(os.environ.get(API_KEYS_ENV))
@@ -111,7 +136,8 @@ async def _print_status(engine: KpiEngine, assets: AssetModel, since: datetime) 
 
 async def run_demo(settings: Settings, assets: AssetModel, args: argparse.Namespace) -> None:
     host = settings.broker.host
-    broker_port = _port_or_free(host, settings.broker.port, "MQTT broker")
+    embedded = settings.demo.embedded_broker
+    broker_port = _port_or_free(host, settings.broker.port, "MQTT broker") if embedded else settings.broker.port
     api_port = settings.api.port if args.api_port is None else args.api_port
     api_port = _port_or_free(settings.api.host, api_port, "API")
     settings = settings.model_copy(
@@ -129,8 +155,12 @@ async def run_demo(settings: Settings, assets: AssetModel, args: argparse.Namesp
     stop = asyncio.Event()
     install_stop_signals(stop)
     async with contextlib.AsyncExitStack() as stack:
-        await stack.enter_async_context(EmbeddedBroker(host, broker_port))
+        if embedded:
+            await stack.enter_async_context(EmbeddedBroker(host, broker_port))
+        else:
+            await _require_broker(settings.broker)
         store = await stack.enter_async_context(closing_store(open_store(settings.store)))
+        await _require_store(store)
         if scenario is not None:
             # The platform must know the scenario's equipment; at speed S it must also see ideal cycle
             # times divided by S, or performance would read S times too high.
@@ -162,7 +192,7 @@ async def run_demo(settings: Settings, assets: AssetModel, args: argparse.Namesp
             "\nSmart-factory demo is running (Ctrl-C to stop).\n"
             f"  API        {url}   (docs: {url}/docs)\n"
             f"  API key    {key_hint}" + ("   (generated for this run, role admin)" if generated_key else "") + "\n"
-            f"  MQTT       {host}:{broker_port} (embedded, loopback only)\n"
+            f"  MQTT       {host}:{broker_port} " + ("(embedded, loopback only)" if embedded else "(external)") + "\n"
             f"  store      {settings.store.kind} {where}\n"
             f"  machines   {len(opcua)} on {len(set(simulator.endpoints.values()))} OPC UA servers,"
             f" {len(meters)} MQTT meters" + (f", {args.speed:g}x accelerated" if args.speed != 1 else "") + "\n"

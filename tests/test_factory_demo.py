@@ -13,11 +13,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import IO
 
 import httpx
 import pytest
 
 from tests.conftest import REPO
+from tests.servers import InfluxServer, MosquittoServer, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -31,38 +33,44 @@ def _demo_config(tmp_path: Path) -> Path:
     return path
 
 
-def test_demo_serves_a_non_trivial_oee_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FACTORY")}
-    log = (tmp_path / "demo.log").open("w+")
-    demo = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "factory.cli",
-            "demo",
-            "--config",
-            str(_demo_config(tmp_path)),
-            "--api-port",
-            "0",
-            "--duration",
-            "150",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-        cwd=tmp_path,
+def _start_demo(tmp_path: Path, log: IO[str], extra_env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FACTORY")} | (extra_env or {})
+    command = [sys.executable, "-m", "factory.cli", "demo", "--config", str(_demo_config(tmp_path))]
+    return subprocess.Popen(
+        [*command, "--api-port", "0", "--duration", "150"], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp_path
     )
+
+
+def _banner(demo: subprocess.Popen[bytes], log: IO[str], within_s: float = 60) -> tuple[str, str, str, str]:
+    """(API url, key, window start, MQTT line) from the banner the demo prints once everything runs."""
+    deadline = time.monotonic() + within_s
+    while True:
+        text = Path(log.name).read_text()
+        assert demo.poll() is None, text[-3000:]
+        found = re.search(r"API\s+(http://\S+).*?API key\s+(\S+).*?MQTT\s+([^\n]+).*?start=(\S+?)'", text, re.S)
+        if found:
+            url, key, mqtt, since = found.groups()
+            return url, key, since, mqtt
+        assert time.monotonic() < deadline, f"no banner within {within_s} s"
+        time.sleep(0.5)
+
+
+def _stop_with_ctrl_c(demo: subprocess.Popen[bytes], log: IO[str]) -> str:
+    demo.send_signal(signal.SIGINT)
+    assert demo.wait(timeout=30) == 0
+    output = Path(log.name).read_text()
+    assert "Traceback" not in output, output[-3000:]
+    assert "stopping the demo" in output
+    return output
+
+
+def test_demo_serves_a_non_trivial_oee_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    log = (tmp_path / "demo.log").open("w+")
+    demo = _start_demo(tmp_path, log)
     try:
         deadline = time.monotonic() + 60
-        banner = None
-        while banner is None:
-            assert demo.poll() is None, Path(log.name).read_text()[-3000:]
-            assert time.monotonic() < deadline, "no banner within 60 s"
-            banner = re.search(
-                r"API\s+(http://\S+).*?API key\s+(\S+).*?start=(\S+?)'", Path(log.name).read_text(), re.S
-            )
-            time.sleep(0.5)
-        url, key, since = banner.groups()
+        url, key, since, mqtt = _banner(demo, log)
+        assert "embedded" in mqtt
 
         oee = None
         with httpx.Client(base_url=url, headers={"X-API-Key": key}, timeout=10) as client:
@@ -74,11 +82,7 @@ def test_demo_serves_a_non_trivial_oee_and_stops_cleanly_on_ctrl_c(tmp_path: Pat
                     oee = value["value"]
             assert client.get("/v1/kpi", params={"scope": "cq-demo"}, headers={"X-API-Key": ""}).status_code == 401
         assert oee is not None and 0 < oee < 1, Path(log.name).read_text()[-3000:]
-        demo.send_signal(signal.SIGINT)  # Ctrl-C
-        assert demo.wait(timeout=30) == 0
-        output = Path(log.name).read_text()
-        assert "Traceback" not in output, output[-3000:]
-        assert "stopping the demo" in output
+        _stop_with_ctrl_c(demo, log)
     finally:
         if demo.poll() is None:
             demo.kill()
@@ -108,3 +112,59 @@ def test_demo_refuses_a_broken_scenario_before_starting_anything(tmp_path: Path)
     assert result.returncode == 2
     assert str(scenario) in result.stderr and "configuration error" in result.stderr
     assert "listening" not in result.stderr
+
+
+def test_demo_runs_on_a_real_broker_and_influxdb_by_config(
+    tmp_path: Path, mosquitto_server: MosquittoServer, influx_server: InfluxServer, influx_database: str
+) -> None:
+    log = (tmp_path / "demo.log").open("w+")
+    demo = _start_demo(
+        tmp_path,
+        log,
+        {
+            "FACTORY__DEMO__EMBEDDED_BROKER": "false",
+            "FACTORY__BROKER__PORT": str(mosquitto_server.port),
+            "FACTORY__STORE__KIND": "influxdb",
+            "FACTORY__STORE__INFLUX_URL": influx_server.url,
+            "FACTORY__STORE__INFLUX_DATABASE": influx_database,
+        },
+    )
+    try:
+        url, _, _, mqtt = _banner(demo, log)
+        assert mqtt.startswith(f"127.0.0.1:{mosquitto_server.port} (external)")
+        with httpx.Client(timeout=10) as client:
+            assert client.get(f"{url}/healthz").json()["store"] == {"backend": "influxdb", "ok": True}
+            # The samples reached InfluxDB, so they went through Mosquitto: no other broker runs.
+            deadline = time.monotonic() + 40
+            series: list[object] = []
+            while not series:
+                assert time.monotonic() < deadline, "no part counters in InfluxDB within 40 s"
+                time.sleep(2)
+                result = client.get(
+                    f"{influx_server.url}/query",
+                    params={"db": influx_database, "q": 'SELECT count(*) FROM "part_counter"'},
+                ).json()["results"][0]
+                series = result.get("series", [])
+        output = _stop_with_ctrl_c(demo, log)
+        assert "embedded MQTT broker" not in output
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+            demo.wait()
+        log.close()
+
+
+def test_demo_stops_at_start_when_the_configured_broker_does_not_answer(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FACTORY")}
+    result = subprocess.run(
+        [sys.executable, "-m", "factory.cli", "demo", "--config", str(_demo_config(tmp_path))],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env=env | {"FACTORY__DEMO__EMBEDDED_BROKER": "false", "FACTORY__BROKER__PORT": str(port)},
+    )
+    assert result.returncode == 1, result.stderr
+    assert f"cannot start: MQTT broker 127.0.0.1:{port} does not answer" in result.stderr
+    assert "Traceback" not in result.stderr

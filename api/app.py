@@ -53,9 +53,7 @@ def create_app(settings: Settings, store: Store, assets: AssetModel, api_keys: d
         return JSONResponse(
             status_code=status.HTTP_503_SERVICE_UNAVAILABLE if unavailable else status.HTTP_502_BAD_GATEWAY,
             content={
-                "detail": "the time-series store is unavailable"
-                if unavailable
-                else "the store refused the query"
+                "detail": "the time-series store is unavailable" if unavailable else "the store refused the query"
             },
         )
 

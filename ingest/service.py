@@ -156,7 +156,8 @@ class IngestService:
             if not done:
                 log.error(
                     "ingest stopped with %d points not written (store still unavailable after %.0f s)",
-                    self._held(), self.shutdown_timeout_s,
+                    self._held(),
+                    self.shutdown_timeout_s,
                 )
                 await cancel_and_wait(self._writer)
             else:
@@ -235,7 +236,8 @@ class IngestService:
                     self._counters["pauses"] += 1
                     log.info(
                         "holding %d points (limit %d); pausing MQTT, the broker queues meanwhile",
-                        self._held(), self.max_pending_points,
+                        self._held(),
+                        self.max_pending_points,
                     )
                     return
 
@@ -284,7 +286,11 @@ class IngestService:
         if letters:
             log.warning(
                 "edge %s seq %d: dead-lettered %d of %d samples (first: %s)",
-                batch.edge, batch.seq, len(letters), total, letters[0].reason,
+                batch.edge,
+                batch.seq,
+                len(letters),
+                total,
+                letters[0].reason,
             )
             await self._dead_letter(letters)
         self._arrived.set()
@@ -294,8 +300,9 @@ class IngestService:
         check = self._sequences.observe(edge, seq)
         if check.verdict is SeqVerdict.GAP:
             self._counters["seq_gaps"] += check.missing
-            log.warning("edge %s: %d batch(es) missing before seq %d (expected %s)", edge, check.missing, seq,
-                        check.expected)
+            log.warning(
+                "edge %s: %d batch(es) missing before seq %d (expected %s)", edge, check.missing, seq, check.expected
+            )
         elif check.verdict is SeqVerdict.REPEAT:
             self._counters["seq_repeats"] += 1
             log.debug("edge %s: seq %d seen before; writing it again (idempotent)", edge, seq)

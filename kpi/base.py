@@ -177,9 +177,7 @@ def state_durations_by_hour(
     return by_hour
 
 
-def counter_increments_by_hour(
-    readings: Sequence[tuple[int, N]], prior: N | None
-) -> dict[int, tuple[N | int, int]]:
+def counter_increments_by_hour(readings: Sequence[tuple[int, N]], prior: N | None) -> dict[int, tuple[N | int, int]]:
     """``counter_increments`` split into UTC hours: an increment belongs to the hour of its reading."""
     by_hour: dict[int, tuple[N | int, int]] = {}
     for time_ns, step, is_reset in _increments(readings, prior):

@@ -178,9 +178,7 @@ class KpiEngine:
                     equipment=eq.id,
                     type=eq.type.value,
                     base=BaseQuantitiesModel.of(totals[eq.id]),
-                    kpis=self._kpis(
-                        totals[eq.id] if eq.produces_parts else BaseQuantities.zero(), energy_basis
-                    ),
+                    kpis=self._kpis(totals[eq.id] if eq.produces_parts else BaseQuantities.zero(), energy_basis),
                     meters=meters,
                 )
             )
@@ -317,9 +315,7 @@ class KpiEngine:
             else:
                 fields = _production_hours(eq, states, counters, start_ns, end_ns)
             for hour, hour_start, seg_start, seg_end, length_ns in windows:
-                base = BaseQuantities.from_fields(
-                    {**fields.get(hour, {}), "expected_s": length_ns / NS_PER_S}
-                )
+                base = BaseQuantities.from_fields({**fields.get(hour, {}), "expected_s": length_ns / NS_PER_S})
                 hourly.append(HourlyBase(eq.id, hour_start, seg_start, seg_end, base))
         return _Computed(hourly, _series_evidence(equipment, (states, counters, energy)))
 
@@ -388,9 +384,7 @@ def _series_evidence(equipment: Sequence[Equipment], reads: Iterable[_Series]) -
     order = {eq.id: i for i, eq in enumerate(equipment)}
     evidence = []
     for series in reads:
-        for key in sorted(
-            series.readings.keys() | series.prior.keys(), key=lambda k: (order.get(k[0], 0), k[1])
-        ):
+        for key in sorted(series.readings.keys() | series.prior.keys(), key=lambda k: (order.get(k[0], 0), k[1])):
             prior = series.prior.get(key)
             evidence.append(
                 SeriesEvidence(

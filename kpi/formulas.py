@@ -59,9 +59,7 @@ def oee(q: BaseQuantities) -> float | None:
 
 def nee(q: BaseQuantities) -> float | None:
     """Net equipment effectiveness: AUPT / PBT × Effectiveness × Quality ratio."""
-    return _product(
-        _ratio(actual_unit_processing_time_s(q), q.planned_busy_time_s), effectiveness(q), quality_ratio(q)
-    )
+    return _product(_ratio(actual_unit_processing_time_s(q), q.planned_busy_time_s), effectiveness(q), quality_ratio(q))
 
 
 def allocation_efficiency(q: BaseQuantities) -> float | None:
@@ -146,15 +144,11 @@ KPIS: tuple[KpiDescription, ...] = (
     KpiDescription("quality_ratio", "Quality ratio", "质量比率", "ratio", _UP, quality_ratio),
     KpiDescription("oee", "OEE", "设备综合效率", "ratio", _UP, oee),
     KpiDescription("nee", "NEE", "净设备效率", "ratio", _UP, nee),
-    KpiDescription(
-        "allocation_efficiency", "Allocation efficiency", "分配效率", "ratio", _UP, allocation_efficiency
-    ),
+    KpiDescription("allocation_efficiency", "Allocation efficiency", "分配效率", "ratio", _UP, allocation_efficiency),
     KpiDescription(
         "utilisation_efficiency", "Utilisation efficiency", "利用效率", "ratio", _UP, utilisation_efficiency
     ),
-    KpiDescription(
-        "technical_efficiency", "Technical efficiency", "技术效率", "ratio", _UP, technical_efficiency
-    ),
+    KpiDescription("technical_efficiency", "Technical efficiency", "技术效率", "ratio", _UP, technical_efficiency),
     KpiDescription("setup_rate", "Setup rate", "换型时间比率", "ratio", _DOWN, setup_rate),
     KpiDescription("scrap_ratio", "Scrap ratio", "报废率", "ratio", _DOWN, scrap_ratio),
     KpiDescription("rework_ratio", "Rework ratio", "返工率", "ratio", _DOWN, rework_ratio),
@@ -169,7 +163,5 @@ KPIS: tuple[KpiDescription, ...] = (
         kwh_per_good_part,
         Basis.ENERGY,
     ),
-    KpiDescription(
-        "kwh_per_part", "Energy per part", "单件能耗", "kWh/part", _DOWN, kwh_per_part, Basis.ENERGY
-    ),
+    KpiDescription("kwh_per_part", "Energy per part", "单件能耗", "kWh/part", _DOWN, kwh_per_part, Basis.ENERGY),
 )

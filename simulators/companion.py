@@ -202,10 +202,12 @@ def _p(*parts: str) -> Path:
     out: list[QName] = []
     for part in parts:
         ns, sep, name = part.partition(":")
-        out.append((
-            {"mt": MACHINE_TOOL, "di": DI, "m": MACHINERY, "r": ROBOTICS, "ua": UA}[ns] if sep else VENDOR,
-            name if sep else ns,
-        ))
+        out.append(
+            (
+                {"mt": MACHINE_TOOL, "di": DI, "m": MACHINERY, "r": ROBOTICS, "ua": UA}[ns] if sep else VENDOR,
+                name if sep else ns,
+            )
+        )
     return tuple(out)
 
 
@@ -362,14 +364,8 @@ ROBOT_VARIABLES: tuple[VariableNode, ...] = (
     VariableNode("SpeedOverride", (*_MDP, (ROBOTICS, "SpeedOverride")), _V.Double),
     VariableNode("OnPath", (*_MDP, (ROBOTICS, "OnPath")), _V.Boolean),
     VariableNode("InControl", (*_MDP, (ROBOTICS, "InControl")), _V.Boolean),
-    *(
-        VariableNode(f"{a}Position", (*_axis(a), (ROBOTICS, "ActualPosition")), _V.Double)
-        for a in ROBOT_AXES
-    ),
-    *(
-        VariableNode(f"{a}MotorTemperature", (*_axis(a), (VENDOR, "MotorTemperature")), _V.Double)
-        for a in ROBOT_AXES
-    ),
+    *(VariableNode(f"{a}Position", (*_axis(a), (ROBOTICS, "ActualPosition")), _V.Double) for a in ROBOT_AXES),
+    *(VariableNode(f"{a}MotorTemperature", (*_axis(a), (VENDOR, "MotorTemperature")), _V.Double) for a in ROBOT_AXES),
     VariableNode("TotalPowerOnTime", (*_CTRLP, (ROBOTICS, "TotalPowerOnTime")), _V.Double),
     VariableNode("StartUpTime", (*_CTRLP, (ROBOTICS, "StartUpTime")), _V.DateTime),
     VariableNode("TotalEnergyConsumption", (*_CTRLP, (ROBOTICS, "TotalEnergyConsumption")), _V.Double),

@@ -44,9 +44,7 @@ def meter_source(scenario: FactoryScenario, meter_id: str, topic: str) -> MeterS
     meter = scenario.meter(meter_id)
     paths = payload_paths(meter.payload)
     fields = {
-        signal: path
-        for name, path in paths.items()
-        if (signal := placeholder_signal(meter.carrier, name)) is not None
+        signal: path for name, path in paths.items() if (signal := placeholder_signal(meter.carrier, name)) is not None
     }
     timestamp = paths.get("ts") or paths.get("ts_epoch")
     return MeterSource(topic=topic, equipment=meter_id, fields=fields, timestamp_field=timestamp)

@@ -339,4 +339,3 @@ class GroundTruth:
         if self._process_values:
             out["process_values"] = {name: {"ts": ts(t), "value": v} for name, (t, v) in self._process_values.items()}
         return out
-

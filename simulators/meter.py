@@ -113,9 +113,7 @@ class MeterModel:
         return rate
 
 
-def reading_values(
-    model: MeterModel, ts: datetime, register: float, rate: float, rng: random.Random
-) -> dict[str, Any]:
+def reading_values(model: MeterModel, ts: datetime, register: float, rate: float, rng: random.Random) -> dict[str, Any]:
     """The placeholder values of one reading."""
     values: dict[str, Any] = {
         "ts": format_ts(ts),
@@ -292,4 +290,3 @@ def initial_register(meter: ResolvedMeter, seed: int) -> float:
     rng = random.Random(stable_seed(seed, meter.equipment_id))
     electricity = meter.carrier == EnergyCarrier.ELECTRICITY
     return round(rng.uniform(10_000, 100_000) if electricity else rng.uniform(500, 9_000), 3)
-

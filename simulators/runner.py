@@ -169,9 +169,7 @@ class Simulator:
 
     async def _start(self, stack: AsyncExitStack) -> None:
         seed = self.scenario.seed
-        identities = {
-            eq.id: identity_for(eq.id, eq.name, eq.type, seed) for eq in self._machine_equipment
-        }
+        identities = {eq.id: identity_for(eq.id, eq.name, eq.type, seed) for eq in self._machine_equipment}
         # Servers first: building an address space takes about a second per server, and the
         # start instant should be close to the moment the first values become visible.
         groups = server_groups([eq.id for eq in self._machine_equipment], self._machines_per_server)
@@ -449,9 +447,7 @@ class Simulator:
     def meter_topics(self) -> dict[str, str]:
         """Meter id -> MQTT topic it publishes to."""
         prefix = self._sim.meter_topic_prefix
-        return {
-            eq.id: self.scenario.meter(eq.id).topic or meter_topic(prefix, eq.id) for eq in self._meter_equipment
-        }
+        return {eq.id: self.scenario.meter(eq.id).topic or meter_topic(prefix, eq.id) for eq in self._meter_equipment}
 
     def ground_truth(self, equipment_id: str) -> GroundTruth:
         try:

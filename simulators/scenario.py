@@ -499,9 +499,7 @@ class MachineBehaviourSpec(_Strict):
                     scrap_probability=self.quality.scrap_probability * dfx,
                     rework_probability=self.quality.rework_probability * dfx,
                 ),
-                "power_kw": PowerDraw(
-                    **{name: value * enx for name, value in self.power_kw.model_dump().items()}
-                ),
+                "power_kw": PowerDraw(**{name: value * enx for name, value in self.power_kw.model_dump().items()}),
             }
         )
 
@@ -881,7 +879,7 @@ def resolve_scenario(
             if not found_register:
                 raise fail(
                     (*loc, "payload"),
-                    f"the payload must carry the cumulative register as a leaf that is exactly \"{{{register}}}\"",
+                    f'the payload must carry the cumulative register as a leaf that is exactly "{{{register}}}"',
                 )
 
     return FactoryScenario(spec=spec, assets=assets, source=source, _machines=machines)

@@ -50,9 +50,7 @@ async def test_healthz_needs_no_key_and_reports_the_store(client: httpx.AsyncCli
     assert response.json() == {"status": "ok", "store": {"backend": "sqlite", "ok": True}}
 
 
-async def test_healthz_is_503_when_the_store_is_unreachable(
-    tmp_path: Path, example_assets_path: Path
-) -> None:
+async def test_healthz_is_503_when_the_store_is_unreachable(tmp_path: Path, example_assets_path: Path) -> None:
     broken = tmp_path / "a-directory"
     broken.mkdir()
     transport = httpx.ASGITransport(app=_app(SqliteStore(broken), example_assets_path))
@@ -159,9 +157,7 @@ async def test_default_window_is_the_last_hour(client: httpx.AsyncClient) -> Non
 async def test_bad_windows_are_422_with_a_clear_message(
     client: httpx.AsyncClient, params: dict[str, str], field: str, message: str
 ) -> None:
-    response = await client.get(
-        "/v1/kpi", params={"scope": "line-a", **params}, headers={"X-API-Key": VIEWER_KEY}
-    )
+    response = await client.get("/v1/kpi", params={"scope": "line-a", **params}, headers={"X-API-Key": VIEWER_KEY})
     assert response.status_code == 422
     [error] = response.json()["detail"]
     assert error["loc"] == ["query", field]
@@ -176,9 +172,7 @@ async def test_window_of_exactly_366_days_is_accepted(client: httpx.AsyncClient)
 
 
 async def test_unknown_scope_is_404_and_missing_scope_422(client: httpx.AsyncClient) -> None:
-    unknown = await client.get(
-        "/v1/kpi", params={**LINE_A, "scope": "line-z"}, headers={"X-API-Key": VIEWER_KEY}
-    )
+    unknown = await client.get("/v1/kpi", params={**LINE_A, "scope": "line-z"}, headers={"X-API-Key": VIEWER_KEY})
     assert unknown.status_code == 404
     assert "unknown scope 'line-z'" in unknown.json()["detail"]
     missing = await client.get("/v1/kpi", headers={"X-API-Key": VIEWER_KEY})

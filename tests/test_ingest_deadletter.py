@@ -17,17 +17,23 @@ async def test_letters_are_listed_newest_first_and_survive_reopening(tmp_path: P
     path = tmp_path / "dl" / "dead.sqlite"
     async with DeadLetterStore(path) as store:
         await store.add([DeadLetter(AT, "factory/uplink/gw-1", None, None, "payload is not JSON", b"\xff{")])
-        await store.add([
-            DeadLetter(AT, "factory/uplink/gw-1", "gw-1", 7, "samples[0].equipment: unknown", b'{"a":1}'),
-            DeadLetter(AT, "factory/uplink/gw-1", "gw-1", 7, "samples[2].value: bad", b'{"b":2}'),
-        ])
+        await store.add(
+            [
+                DeadLetter(AT, "factory/uplink/gw-1", "gw-1", 7, "samples[0].equipment: unknown", b'{"a":1}'),
+                DeadLetter(AT, "factory/uplink/gw-1", "gw-1", 7, "samples[2].value: bad", b'{"b":2}'),
+            ]
+        )
     async with DeadLetterStore(path) as store:
         assert await store.count() == 3
         letters = await store.list(limit=2)
     assert [d.reason for d in letters] == ["samples[2].value: bad", "samples[0].equipment: unknown"]
     first = letters[1]
     assert (first.received_at, first.topic, first.edge, first.seq, first.payload) == (
-        AT, "factory/uplink/gw-1", "gw-1", 7, b'{"a":1}'
+        AT,
+        "factory/uplink/gw-1",
+        "gw-1",
+        7,
+        b'{"a":1}',
     )
     assert first.id is not None
 

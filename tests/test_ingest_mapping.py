@@ -67,5 +67,10 @@ def test_a_process_value_that_is_not_finite_cannot_be_mapped(value: float) -> No
 def test_the_equipment_tag_comes_from_the_placement() -> None:
     other = Placement("cq-demo", "assembly", "line-c", "robot-01")
     point = sample_to_point(sample("state", "IDLE"), other)
-    assert point.tags == {"site": "cq-demo", "workshop": "assembly", "line": "line-c", "equipment": "robot-01",
-                          "signal": "state"}
+    assert point.tags == {
+        "site": "cq-demo",
+        "workshop": "assembly",
+        "line": "line-c",
+        "equipment": "robot-01",
+        "signal": "state",
+    }

@@ -65,7 +65,8 @@ def make_settings(
             broker=BrokerSettings(host=mosquitto_server.host, port=mosquitto_server.port),
             uplink=UplinkSettings(topic_prefix=prefix),
             ingest=IngestSettings(
-                dead_letter_path=tmp_path / "dead-letters.sqlite", client_id=client_id,
+                dead_letter_path=tmp_path / "dead-letters.sqlite",
+                client_id=client_id,
                 **{"flush_interval_s": 0.05, **ingest},
             ),
         )
@@ -136,8 +137,11 @@ def by_measurement(samples: list[Sample], assets: AssetModel) -> dict[str, list[
 
 
 async def test_good_samples_reach_influxdb_exactly_and_bad_input_is_dead_lettered(
-    make_settings: Callable[..., Settings], assets: AssetModel, publisher: aiomqtt.Client,
-    influx_server: InfluxServer, influx_database: str,
+    make_settings: Callable[..., Settings],
+    assets: AssetModel,
+    publisher: aiomqtt.Client,
+    influx_server: InfluxServer,
+    influx_database: str,
 ) -> None:
     settings = make_settings()
     first = [
@@ -177,8 +181,16 @@ async def test_good_samples_reach_influxdb_exactly_and_bad_input_is_dead_lettere
         assert (await store.read("process_value", *WINDOW))["value"].tolist() == [12000.0]
 
     assert stats == {
-        "messages": 4, "samples": 12, "points_written": 10, "dead_letters": 3,
-        "seq_gaps": 0, "seq_repeats": 0, "seq_late": 0, "write_retries": 0, "pauses": 0, "pending_points": 0,
+        "messages": 4,
+        "samples": 12,
+        "points_written": 10,
+        "dead_letters": 3,
+        "seq_gaps": 0,
+        "seq_repeats": 0,
+        "seq_late": 0,
+        "write_retries": 0,
+        "pauses": 0,
+        "pending_points": 0,
     }
     letters.reverse()  # oldest first
     topic = settings.uplink.topic(EDGE)
@@ -196,8 +208,11 @@ async def test_good_samples_reach_influxdb_exactly_and_bad_input_is_dead_lettere
 
 
 async def test_points_the_store_rejects_are_isolated_and_only_they_are_dead_lettered(
-    make_settings: Callable[..., Settings], assets: AssetModel, publisher: aiomqtt.Client,
-    influx_server: InfluxServer, influx_database: str,
+    make_settings: Callable[..., Settings],
+    assets: AssetModel,
+    publisher: aiomqtt.Client,
+    influx_server: InfluxServer,
+    influx_database: str,
 ) -> None:
     settings = make_settings()
     samples = [sample("cnc-01", "state", i, "PRODUCING") for i in range(6)]
@@ -230,7 +245,10 @@ async def sqlite_store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
 
 
 async def test_sqlite_store_ingest_with_sequence_gaps_and_repeats(
-    make_settings: Callable[..., Settings], assets: AssetModel, publisher: aiomqtt.Client, sqlite_store: SqliteStore,
+    make_settings: Callable[..., Settings],
+    assets: AssetModel,
+    publisher: aiomqtt.Client,
+    sqlite_store: SqliteStore,
 ) -> None:
     settings = make_settings()
     batches = {seq: [sample("cnc-03", "parts_total", seq, seq * 10)] for seq in range(5)}
@@ -250,7 +268,10 @@ async def test_sqlite_store_ingest_with_sequence_gaps_and_repeats(
 
 
 async def test_store_outage_holds_points_pauses_mqtt_and_loses_nothing(
-    make_settings: Callable[..., Settings], assets: AssetModel, publisher: aiomqtt.Client, tmp_path: Path,
+    make_settings: Callable[..., Settings],
+    assets: AssetModel,
+    publisher: aiomqtt.Client,
+    tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="ingest.service")
@@ -297,7 +318,10 @@ async def test_store_outage_holds_points_pauses_mqtt_and_loses_nothing(
 
 
 async def test_the_broker_queues_batches_while_ingest_is_down(
-    make_settings: Callable[..., Settings], assets: AssetModel, publisher: aiomqtt.Client, sqlite_store: SqliteStore,
+    make_settings: Callable[..., Settings],
+    assets: AssetModel,
+    publisher: aiomqtt.Client,
+    sqlite_store: SqliteStore,
 ) -> None:
     settings = make_settings()
     first = IngestService(settings, sqlite_store, assets)
@@ -320,7 +344,10 @@ async def test_the_broker_queues_batches_while_ingest_is_down(
 
 
 async def test_leaving_flushes_points_still_waiting_for_a_full_batch(
-    make_settings: Callable[..., Settings], assets: AssetModel, publisher: aiomqtt.Client, sqlite_store: SqliteStore,
+    make_settings: Callable[..., Settings],
+    assets: AssetModel,
+    publisher: aiomqtt.Client,
+    sqlite_store: SqliteStore,
 ) -> None:
     settings = make_settings(flush_interval_s=60, batch_max_points=1000)
     async with (

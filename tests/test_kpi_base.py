@@ -128,12 +128,8 @@ def test_span_is_split_into_hours_and_clipped_to_the_window() -> None:
 
 
 def test_base_quantities_add_and_derive_planned_busy_time() -> None:
-    a = BaseQuantities(
-        production_time_s=100.0, setup_time_s=10.0, parts_produced=5, expected_s=200.0, covered_s=150
-    )
-    b = BaseQuantities(
-        down_time_s=20.0, idle_time_s=30.0, planned_downtime_s=40.0, parts_produced=3, counter_resets=1
-    )
+    a = BaseQuantities(production_time_s=100.0, setup_time_s=10.0, parts_produced=5, expected_s=200.0, covered_s=150)
+    b = BaseQuantities(down_time_s=20.0, idle_time_s=30.0, planned_downtime_s=40.0, parts_produced=3, counter_resets=1)
     s = a + b
     # PBT = APT 100 + AUST 10 + ADET 20 + ADOT 30 = 160 (PDOT 40 is outside PBT).
     assert s.planned_busy_time_s == 160.0

@@ -72,9 +72,7 @@ def dataset() -> list[Point]:
     return [
         *_states("cnc-01", "07:50 PRODUCING, 08:40 DOWN, 08:50 PRODUCING, 09:20 SETUP, 09:30 PRODUCING"),
         *_states("cnc-01", "09:45 IDLE, 10:00 DOWN"),
-        *_counters(
-            "cnc-01", "parts_total", "07:00 900, 07:59 1000, 08:45 1100, 09:10 1300, 09:15 20, 09:50 120"
-        ),
+        *_counters("cnc-01", "parts_total", "07:00 900, 07:59 1000, 08:45 1100, 09:10 1300, 09:15 20, 09:50 120"),
         *_counters("cnc-01", "parts_total", "10:00 500"),
         *_counters("cnc-01", "parts_good", "07:59 950, 08:45 1045, 09:10 1240, 09:15 18, 09:50 115"),
         *_counters("cnc-01", "parts_scrap", "07:59 50, 08:45 55, 09:10 60, 09:15 2, 09:50 5"),

@@ -42,9 +42,7 @@ async def _stored(store: Store) -> dict[tuple[str, datetime], BaseQuantities]:
     }
 
 
-async def test_recompute_writes_one_point_per_equipment_and_hour(
-    store: Store, example_assets_path: Path
-) -> None:
+async def test_recompute_writes_one_point_per_equipment_and_hour(store: Store, example_assets_path: Path) -> None:
     worker = KpiWorker(_settings(example_assets_path), store, ASSETS)
     written = await worker.recompute(NOW)
     # 6 CNC + 2 robots + 3 meters, hours 08 and 09.

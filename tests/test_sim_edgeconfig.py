@@ -18,9 +18,7 @@ SCENARIOS = Path(__file__).resolve().parent.parent / "config" / "scenarios"
 
 def test_every_machine_and_meter_of_the_example_factory_gets_a_source(example_assets_path: Path) -> None:
     assets = load_asset_model(example_assets_path)
-    endpoints = {
-        eq.id: f"opc.tcp://127.0.0.1:{4840 + i}/factory/" for i, eq in enumerate(simulated_machines(assets))
-    }
+    endpoints = {eq.id: f"opc.tcp://127.0.0.1:{4840 + i}/factory/" for i, eq in enumerate(simulated_machines(assets))}
     opcua, meters = edge_sources(assets, endpoints)
 
     assert [s.equipment for s in opcua] == [

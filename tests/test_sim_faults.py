@@ -99,9 +99,7 @@ def inside(ts: datetime, spans: list[tuple[datetime, datetime]]) -> bool:
 
 def in_force(truth: GroundTruth, state: object, start: datetime, end: datetime) -> bool:
     """Whether ``state`` was shown at some time within ``[start, end]``."""
-    return any(
-        i.state.value == state and i.start <= end and (i.end is None or i.end > start) for i in truth.intervals
-    )
+    return any(i.state.value == state and i.start <= end and (i.end is None or i.end > start) for i in truth.intervals)
 
 
 async def test_a_client_observes_the_ground_truth_through_breakdowns_resets_clock_jumps_and_restarts(

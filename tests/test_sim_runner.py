@@ -101,9 +101,7 @@ async def test_opcua_and_mqtt_observers_see_exactly_the_ground_truth(
     settings, assets = factory
     payloads: list[tuple[str, dict[str, Any]]] = []
     recorders = {"cnc-t1": Recorder(), "robot-t1": Recorder()}
-    async with aiomqtt.Client(
-        mosquitto_server.host, mosquitto_server.port, identifier="test-sim-observer"
-    ) as mqtt:
+    async with aiomqtt.Client(mosquitto_server.host, mosquitto_server.port, identifier="test-sim-observer") as mqtt:
         await mqtt.subscribe("meters/#", qos=1)
         collector = asyncio.create_task(collect(mqtt, payloads))
         try:

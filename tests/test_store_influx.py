@@ -45,10 +45,12 @@ async def test_is_a_store_built_from_settings(influx_server: InfluxServer) -> No
 
 async def test_every_value_type_round_trips_with_exact_nanoseconds(store: InfluxStore) -> None:
     points = [
-        Point("mixed", tagged(signal="a"), {"s": 'quote " and \\ back', "i": -42, "f": 5.0, "g": 0.1, "b": True},
-              NS0 + 1),
-        Point("mixed", tagged(signal="a"), {"s": "温度", "i": 2**62, "f": 7.0, "g": 1e-300, "b": False},
-              NS0 + 999_999_999),
+        Point(
+            "mixed", tagged(signal="a"), {"s": 'quote " and \\ back', "i": -42, "f": 5.0, "g": 0.1, "b": True}, NS0 + 1
+        ),
+        Point(
+            "mixed", tagged(signal="a"), {"s": "温度", "i": 2**62, "f": 7.0, "g": 1e-300, "b": False}, NS0 + 999_999_999
+        ),
     ]
     await store.write(points)
     frame = await store.read("mixed", T0, T0 + timedelta(seconds=1))
@@ -127,9 +129,7 @@ async def test_large_writes_are_sent_in_chunks(influx_server: InfluxServer, infl
                 CountingTransport.writes += 1
             return await super().handle_async_request(request)
 
-    async with InfluxStore(
-        influx_server.url, influx_database, batch_size=40, transport=CountingTransport()
-    ) as store:
+    async with InfluxStore(influx_server.url, influx_database, batch_size=40, transport=CountingTransport()) as store:
         await store.write([Point("process_value", TAGS, {"value": float(i)}, NS0 + i) for i in range(100)])
         frame = await store.read("process_value", T0, T0 + timedelta(seconds=1))
     assert CountingTransport.writes == 3
@@ -138,17 +138,23 @@ async def test_large_writes_are_sent_in_chunks(influx_server: InfluxServer, infl
 
 async def test_last_before_gives_the_last_point_of_each_series_in_the_lookback(store: InfluxStore) -> None:
     def state(eq: str, minute: int, value: str) -> Point:
-        return Point("machine_state", tagged(equipment=eq, signal="state"), {"value": value, "quality": "good"},
-                     NS0 + minute * 60_000_000_000)
+        return Point(
+            "machine_state",
+            tagged(equipment=eq, signal="state"),
+            {"value": value, "quality": "good"},
+            NS0 + minute * 60_000_000_000,
+        )
 
-    await store.write([
-        state("cnc-01", -120, "DOWN"),  # outside the lookback
-        state("cnc-01", -30, "IDLE"),
-        state("cnc-01", -10, "PRODUCING"),
-        state("cnc-01", 0, "SETUP"),  # at `before`: excluded
-        state("cnc-02", -50, "SETUP"),
-        state("cnc-03", -90, "DOWN"),  # only point is outside the lookback
-    ])
+    await store.write(
+        [
+            state("cnc-01", -120, "DOWN"),  # outside the lookback
+            state("cnc-01", -30, "IDLE"),
+            state("cnc-01", -10, "PRODUCING"),
+            state("cnc-01", 0, "SETUP"),  # at `before`: excluded
+            state("cnc-02", -50, "SETUP"),
+            state("cnc-03", -90, "DOWN"),  # only point is outside the lookback
+        ]
+    )
     frame = await store.last_before("machine_state", T0, timedelta(hours=1))
     got = {eq: (v, t.value) for eq, v, t in zip(frame["equipment"], frame["value"], frame["time"], strict=True)}
     assert got == {
@@ -225,8 +231,13 @@ def replying(status: int, body: str = "", headers: dict[str, str] | None = None)
     [
         (503, '{"error":"engine busy"}', {}, StoreUnavailable, "HTTP 503: engine busy"),
         (500, "boom", {}, StoreUnavailable, "HTTP 500: boom"),
-        (429, '{"code":"too many requests","message":"slow down"}', {"Retry-After": "7"}, StoreUnavailable,
-         "slow down (Retry-After: 7)"),
+        (
+            429,
+            '{"code":"too many requests","message":"slow down"}',
+            {"Retry-After": "7"},
+            StoreUnavailable,
+            "slow down (Retry-After: 7)",
+        ),
         (400, '{"error":"unable to parse line"}', {}, StoreRejected, "HTTP 400: unable to parse line"),
         (413, '{"error":"Request Entity Too Large"}', {}, StoreRejected, "HTTP 413"),
         (404, '{"code":"not found","message":"bucket not found"}', {}, StoreError, "bucket not found"),
@@ -264,7 +275,10 @@ async def test_token_auth_and_a_refused_create_database_as_on_influxdb_2() -> No
         return httpx.Response(204)
 
     async with InfluxStore(
-        "http://influx.invalid", "factory", retention_policy="autogen", token="s3cr3t-token",
+        "http://influx.invalid",
+        "factory",
+        retention_policy="autogen",
+        token="s3cr3t-token",
         transport=httpx.MockTransport(handler),
     ) as store:
         await store.write([Point("energy", TAGS, {"value": 1.0}, NS0)])
@@ -286,7 +300,10 @@ async def test_username_and_password_are_sent_as_basic_auth() -> None:
         return httpx.Response(200, json={"results": [{"statement_id": 0}]})
 
     async with InfluxStore(
-        "http://influx.invalid", "factory", username="ingest", password="pw-1234567",
+        "http://influx.invalid",
+        "factory",
+        username="ingest",
+        password="pw-1234567",
         transport=httpx.MockTransport(handler),
     ) as store:
         await store.read("energy", T0, T0 + timedelta(hours=1))
@@ -295,21 +312,62 @@ async def test_username_and_password_are_sent_as_basic_auth() -> None:
 
 async def test_chunked_multi_series_responses_are_merged() -> None:
     chunks = [
-        {"results": [{"statement_id": 0, "series": [
-            {"name": "m", "tags": {"equipment": "a", "missing": ""}, "columns": ["time", "value"],
-             "values": [[NS0 + 2, 2]], "partial": True}], "partial": True}]},
-        {"results": [{"statement_id": 0, "series": [
-            {"name": "m", "tags": {"equipment": "a", "missing": ""}, "columns": ["time", "value"],
-             "values": [[NS0 + 3, 3]]},
-            {"name": "m", "tags": {"equipment": "b", "missing": "x"}, "columns": ["time", "value"],
-             "values": [[NS0 + 1, 1.5]]}]}]},
+        {
+            "results": [
+                {
+                    "statement_id": 0,
+                    "series": [
+                        {
+                            "name": "m",
+                            "tags": {"equipment": "a", "missing": ""},
+                            "columns": ["time", "value"],
+                            "values": [[NS0 + 2, 2]],
+                            "partial": True,
+                        }
+                    ],
+                    "partial": True,
+                }
+            ]
+        },
+        {
+            "results": [
+                {
+                    "statement_id": 0,
+                    "series": [
+                        {
+                            "name": "m",
+                            "tags": {"equipment": "a", "missing": ""},
+                            "columns": ["time", "value"],
+                            "values": [[NS0 + 3, 3]],
+                        },
+                        {
+                            "name": "m",
+                            "tags": {"equipment": "b", "missing": "x"},
+                            "columns": ["time", "value"],
+                            "values": [[NS0 + 1, 1.5]],
+                        },
+                    ],
+                }
+            ]
+        },
     ]
 
     def handler(request: httpx.Request) -> httpx.Response:
         q = dict(httpx.QueryParams(request.content.decode()))["q"]
         if q.startswith("SHOW FIELD KEYS"):
-            return httpx.Response(200, json={"results": [{"statement_id": 0, "series": [
-                {"name": "m", "columns": ["fieldKey", "fieldType"], "values": [["value", "float"]]}]}]})
+            return httpx.Response(
+                200,
+                json={
+                    "results": [
+                        {
+                            "statement_id": 0,
+                            "series": [
+                                {"name": "m", "columns": ["fieldKey", "fieldType"], "values": [["value", "float"]]}
+                            ],
+                        }
+                    ]
+                },
+            )
         if q.startswith("SELECT"):
             return httpx.Response(200, text="\n".join(json.dumps(c) for c in chunks) + "\n")
         return httpx.Response(200, json={"results": [{"statement_id": 0}]})

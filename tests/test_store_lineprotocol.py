@@ -117,9 +117,7 @@ def test_values_line_protocol_cannot_carry_are_refused(fields: dict[str, FieldVa
         ("m", {"": "v"}, "tag key must not be empty"),
     ],
 )
-def test_names_line_protocol_cannot_carry_are_refused(
-    measurement: str, tags: dict[str, str], reason: str
-) -> None:
+def test_names_line_protocol_cannot_carry_are_refused(measurement: str, tags: dict[str, str], reason: str) -> None:
     with pytest.raises(StoreRejected, match=reason):
         encode_point(Point(measurement, tags, {"v": 1}, 1))
 

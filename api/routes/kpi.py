@@ -21,9 +21,7 @@ MAX_WINDOW = timedelta(days=366)
 
 def _invalid(field: str, message: str, value: Any) -> RequestValidationError:
     # Same shape as FastAPI's own 422s, so a client handles every validation error alike.
-    return RequestValidationError(
-        [{"type": "value_error", "loc": ("query", field), "msg": message, "input": value}]
-    )
+    return RequestValidationError([{"type": "value_error", "loc": ("query", field), "msg": message, "input": value}])
 
 
 @router.get("/kpi", response_model=KpiReportPublic, responses={404: {"description": "unknown scope"}})
@@ -32,17 +30,13 @@ async def kpi_report(
     assets: AssetsDep,
     _: Viewer,
     scope: Annotated[str, Query(description="site, workshop, line or equipment id")],
-    start: Annotated[
-        AwareDatetime | None, Query(description="ISO-8601 with timezone; default end - 1 h")
-    ] = None,
+    start: Annotated[AwareDatetime | None, Query(description="ISO-8601 with timezone; default end - 1 h")] = None,
     end: Annotated[AwareDatetime | None, Query(description="ISO-8601 with timezone; default now")] = None,
 ) -> KpiReport:
     end = end or datetime.now(UTC)
     start = start or end - DEFAULT_WINDOW
     if end <= start:
-        raise _invalid(
-            "end", f"end ({end.isoformat()}) must be after start ({start.isoformat()})", end.isoformat()
-        )
+        raise _invalid("end", f"end ({end.isoformat()}) must be after start ({start.isoformat()})", end.isoformat())
     if end - start > MAX_WINDOW:
         raise _invalid("start", f"the window may span at most {MAX_WINDOW.days} days", start.isoformat())
     if not assets.has_scope(scope):

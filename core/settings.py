@@ -190,7 +190,7 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
     def fix(section: dict[str, Any] | None, key: str) -> None:
         if isinstance(section, dict) and isinstance(section.get(key), str):
             p = Path(section[key])
-            section[key] = str(p if p.is_absolute() else base / p)
+            section[key] = str(p if p.is_absolute() else os.path.normpath(base / p))
 
     fix(data, "assets")
     fix(data.get("store"), "sqlite_path")

@@ -154,17 +154,33 @@ def test_demo_runs_on_a_real_broker_and_influxdb_by_config(
         log.close()
 
 
-def test_demo_stops_at_start_when_the_configured_broker_does_not_answer(tmp_path: Path) -> None:
-    port = free_port()
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (
+            {"FACTORY__DEMO__EMBEDDED_BROKER": "false", "FACTORY__BROKER__PORT": "{port}"},
+            "cannot start: MQTT broker 127.0.0.1:{port} does not answer",
+        ),
+        (
+            {"FACTORY__STORE__KIND": "influxdb", "FACTORY__STORE__INFLUX_URL": "http://127.0.0.1:{port}"},
+            "cannot start: influxdb store does not answer",
+        ),
+    ],
+    ids=["broker", "store"],
+)
+def test_demo_stops_at_start_when_a_configured_server_does_not_answer(
+    tmp_path: Path, settings: dict[str, str], message: str
+) -> None:
+    port = str(free_port())
     env = {k: v for k, v in os.environ.items() if not k.startswith("FACTORY")}
     result = subprocess.run(
-        [sys.executable, "-m", "factory.cli", "demo", "--config", str(_demo_config(tmp_path))],
+        [sys.executable, "-m", "factory.cli", "demo", "--config", str(_demo_config(tmp_path)), "--api-port", "0"],
         capture_output=True,
         text=True,
         timeout=60,
         cwd=tmp_path,
-        env=env | {"FACTORY__DEMO__EMBEDDED_BROKER": "false", "FACTORY__BROKER__PORT": str(port)},
+        env=env | {key: value.format(port=port) for key, value in settings.items()},
     )
     assert result.returncode == 1, result.stderr
-    assert f"cannot start: MQTT broker 127.0.0.1:{port} does not answer" in result.stderr
+    assert message.format(port=port) in result.stderr
     assert "Traceback" not in result.stderr

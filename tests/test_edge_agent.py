@@ -10,9 +10,8 @@ import asyncio
 import contextlib
 import json
 import logging
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -27,6 +26,7 @@ from core.wire import DecodedBatch, Sample, TimestampSource, decode_batch, forma
 from edge.agent import EdgeAgent
 from edge.errors import SampleBufferError
 from tests.servers import MosquittoServer, free_port, mosquitto
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -102,14 +102,6 @@ async def observe_uplink(broker: MosquittoServer, topic: str) -> AsyncIterator[l
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-
-
-async def wait_until(condition: Callable[[], bool], what: str, within_s: float = 15.0) -> None:
-    deadline = time.monotonic() + within_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within_s}s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def samples_of(batches: list[DecodedBatch]) -> list[Sample]:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,18 +17,11 @@ from edge.buffer import SampleBuffer
 from edge.forwarder import Forwarder
 from edge.reconnect import Backoff
 from tests.servers import mosquitto
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 11, 25, 8, 0, 0, tzinfo=UTC)
-
-
-async def wait_until(condition: Callable[[], bool], what: str, within_s: float = 15.0) -> None:
-    deadline = time.monotonic() + within_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within_s}s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def test_unacknowledged_batch_stays_in_the_buffer_and_is_resent_with_the_same_seq(

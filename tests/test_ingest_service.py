@@ -25,6 +25,7 @@ from core.wire import Sample, datetime_to_ns, encode_batch, sample_to_json
 from ingest import IngestService
 from ingest.mapping import sample_to_point
 from tests.servers import InfluxServer, MosquittoServer
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -99,15 +100,6 @@ async def publish(client: aiomqtt.Client, settings: Settings, payload: bytes) ->
         await client.publish(topic, payload, qos=1)
 
 
-async def eventually(condition: Callable[[], bool], what: str, within_s: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within_s
-    while not condition():
-        if loop.time() > deadline:
-            pytest.fail(f"timed out after {within_s} s waiting for: {what}")
-        await asyncio.sleep(0.02)
-
-
 async def started(service: IngestService) -> IngestService:
     async with bounded(10, "ingest subscribed to the uplink topics"):
         await service.subscribed.wait()
@@ -172,7 +164,7 @@ async def test_good_samples_reach_influxdb_exactly_and_bad_input_is_dead_lettere
             await publish(publisher, settings, raw_batch(1, mixed))
             await publish(publisher, settings, encode_batch(EDGE, 2, last))
             good = [*first, *good_in_mixed, *last]
-            await eventually(lambda: service.stats()["points_written"] == len(good), "all good points written")
+            await wait_until(lambda: service.stats()["points_written"] == len(good), "all good points written")
             stats = service.stats()
             letters = await service.dead_letters.list()
 
@@ -226,8 +218,8 @@ async def test_points_the_store_rejects_are_isolated_and_only_they_are_dead_lett
         ):
             await started(service)
             await publish(publisher, settings, encode_batch(EDGE, 0, samples))
-            await eventually(lambda: service.stats()["dead_letters"] == 1, "the float dead-lettered")
-            await eventually(lambda: service.stats()["points_written"] == 6, "the states written")
+            await wait_until(lambda: service.stats()["dead_letters"] == 1, "the float dead-lettered")
+            await wait_until(lambda: service.stats()["points_written"] == 6, "the states written")
             (letter,) = await service.dead_letters.list()
         assert len(await store.read("machine_state", *WINDOW)) == 6
 
@@ -259,7 +251,7 @@ async def test_sqlite_store_ingest_with_sequence_gaps_and_repeats(
         await started(service)
         for seq in (0, 1, 3, 4, 4, 2):  # 2 missing, then late; 4 twice
             await publish(publisher, settings, encode_batch(EDGE, seq, batches[seq]))
-        await eventually(lambda: service.stats()["points_written"] == 6, "six writes")
+        await wait_until(lambda: service.stats()["points_written"] == 6, "six writes")
         stats = service.stats()
     frame = await sqlite_store.read("part_counter", *WINDOW, {"equipment": "cnc-03"})
     assert frame["value"].tolist() == [0, 10, 20, 30, 40]  # the repeat overwrote itself
@@ -288,7 +280,7 @@ async def test_store_outage_holds_points_pauses_mqtt_and_loses_nothing(
         await started(service)
         for seq, batch in enumerate(batches):
             await publish(publisher, settings, encode_batch(EDGE, seq, batch))
-        await eventually(lambda: service.stats()["pauses"] >= 1 and service.stats()["write_retries"] >= 2, "pause")
+        await wait_until(lambda: service.stats()["pauses"] >= 1 and service.stats()["write_retries"] >= 2, "pause")
         await asyncio.sleep(0.3)
         held = service.stats()
         assert not service.subscribed.is_set()
@@ -303,7 +295,7 @@ async def test_store_outage_holds_points_pauses_mqtt_and_loses_nothing(
 
         # Pausing closes the connection; the broker may resend a batch whose acknowledgement was still
         # in flight. Such repeats are counted and rewritten (idempotent), never lost.
-        await eventually(lambda: unique_batches() == 10, "every batch received and written")
+        await wait_until(lambda: unique_batches() == 10, "every batch received and written")
         stats = service.stats()
 
     async with bounded(10, "reading back and closing the store"):
@@ -339,7 +331,7 @@ async def test_the_broker_queues_batches_while_ingest_is_down(
         bounded(SCENARIO_WITHIN_S, "the second ingest catching up"),
         IngestService(settings, sqlite_store, assets) as second,
     ):
-        await eventually(lambda: second.stats()["points_written"] == 3, "queued batches delivered")
+        await wait_until(lambda: second.stats()["points_written"] == 3, "queued batches delivered")
     assert (await sqlite_store.read("part_counter", *WINDOW))["value"].tolist() == [0, 1, 2]
 
 
@@ -357,7 +349,7 @@ async def test_leaving_flushes_points_still_waiting_for_a_full_batch(
         await started(service)
         for seq in range(3):
             await publish(publisher, settings, encode_batch(EDGE, seq, [sample("cnc-06", "parts_total", seq, seq)]))
-        await eventually(lambda: service.stats()["messages"] == 3, "received")
+        await wait_until(lambda: service.stats()["messages"] == 3, "received")
         assert service.stats()["points_written"] == 0
         loop = asyncio.get_running_loop()
         leaving = loop.time()

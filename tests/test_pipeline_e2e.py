@@ -10,9 +10,7 @@ come from the readings before it.
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
-from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -31,6 +29,7 @@ from ingest.service import IngestService
 from simulators.edgeconfig import edge_sources
 from simulators.runner import Simulator, simulated_machines
 from tests.servers import InfluxServer, MosquittoServer, free_port
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -73,14 +72,6 @@ simulator: {{host: 127.0.0.1, seed: 14, meter_interval_s: 0.5}}
 """
     )
     return load_settings(tmp_path / "settings.yaml", environ={})
-
-
-async def _eventually(condition: Callable[[], bool], within_s: float, what: str) -> None:
-    deadline = time.monotonic() + within_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.1)
 
 
 async def _kpi(client: httpx.AsyncClient, scope: str, start: datetime, end: datetime) -> dict[str, Any]:
@@ -136,7 +127,7 @@ async def test_api_reports_the_simulators_ground_truth(
                     return quiet and e["buffered"] == 0 and i["pending_points"] == 0
 
                 await asyncio.sleep(1.0)
-                await _eventually(drained, 30, "edge buffer and ingest queue to drain")
+                await wait_until(drained, "edge buffer and ingest queue to drain", within_s=30)
                 await asyncio.sleep(1.0)
                 assert ingest.stats()["dead_letters"] == 0
                 assert ingest.stats()["seq_gaps"] == 0

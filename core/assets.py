@@ -30,9 +30,28 @@ class EquipmentType(StrEnum):
 
 
 class EnergyCarrier(StrEnum):
+    """What a meter measures; each carrier has one unit (``CARRIER_UNIT``) and one register signal."""
+
     ELECTRICITY = "electricity"
     NATURAL_GAS = "natural_gas"
     WATER = "water"
+    HEAT = "heat"
+    STEAM = "steam"
+    COMPRESSED_AIR = "compressed_air"  # bought in only: air made on site is already in its electricity
+    DIESEL = "diesel"
+    GASOLINE = "gasoline"
+
+
+CARRIER_UNIT: dict[EnergyCarrier, str] = {
+    EnergyCarrier.ELECTRICITY: "kWh",
+    EnergyCarrier.NATURAL_GAS: "m3",
+    EnergyCarrier.WATER: "m3",
+    EnergyCarrier.HEAT: "MJ",
+    EnergyCarrier.STEAM: "kg",
+    EnergyCarrier.COMPRESSED_AIR: "m3",
+    EnergyCarrier.DIESEL: "kg",
+    EnergyCarrier.GASOLINE: "kg",
+}
 
 
 class _Strict(BaseModel):
@@ -46,18 +65,44 @@ class Equipment(_Strict):
     numerically_controlled: bool = False
     process_step: str | None = None
     key_process: bool = False
-    ideal_cycle_time_s: float | None = Field(default=None, gt=0)
+    ideal_cycle_time_s: float | None = Field(default=None, gt=0, le=86_400)
     meter: Identifier | None = Field(default=None, description="id of the meter that covers this equipment")
+    meters: list[Identifier] = Field(
+        default_factory=list, description="further meters that cover this equipment (one per carrier, or sub-meters)"
+    )
     carrier: EnergyCarrier | None = Field(default=None, description="for meters: what they measure")
+    register_max: float | None = Field(
+        default=None, gt=0, description="for meters: the register wraps to 0 after this value (rollover, not reset)"
+    )
+    report_interval_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=86_400,
+        description="the edge reports every signal of this equipment at least this often (refresh or change)",
+    )
+    gateway: Identifier | None = Field(default=None, description="the edge allowed to report it; default: the line's")
+    digital: bool | None = Field(
+        default=None, description="has a digital interface that can be networked; default: every type but manual"
+    )
 
     @property
     def produces_parts(self) -> bool:
         return self.type not in (EquipmentType.METER, EquipmentType.LOGISTICS)
 
+    @property
+    def meter_ids(self) -> list[str]:
+        """Every meter that covers this equipment, ``meter`` first."""
+        return list(dict.fromkeys([*([self.meter] if self.meter else []), *self.meters]))
+
+    @property
+    def is_digital(self) -> bool:
+        return self.digital if self.digital is not None else self.type != EquipmentType.MANUAL
+
 
 class Line(_Strict):
     id: Identifier
     name: str = ""
+    gateway: Identifier | None = Field(default=None, description="the edge allowed to report this line's equipment")
     equipment: list[Equipment] = Field(min_length=1)
 
 
@@ -87,6 +132,7 @@ class Placement:
     workshop: str
     line: str
     equipment: str
+    gateway: str | None = None  # the edge allowed to report it (equipment's, else line's); not a tag
 
     def tags(self) -> dict[str, str]:
         return {"site": self.site, "workshop": self.workshop, "line": self.line, "equipment": self.equipment}
@@ -107,7 +153,7 @@ class AssetModel:
                 self._scopes[line.id] = []
                 for eq in line.equipment:
                     self._equipment[eq.id] = eq
-                    self._placement[eq.id] = Placement(site.id, workshop.id, line.id, eq.id)
+                    self._placement[eq.id] = Placement(site.id, workshop.id, line.id, eq.id, eq.gateway or line.gateway)
                     for scope in (site.id, workshop.id, line.id):
                         self._scopes[scope].append(eq.id)
                     self._scopes[eq.id] = [eq.id]
@@ -142,7 +188,7 @@ class AssetModel:
         return list(self._scopes)
 
     def covered_by(self, meter_id: str) -> list[Equipment]:
-        return [eq for eq in self._equipment.values() if eq.meter == meter_id]
+        return [eq for eq in self._equipment.values() if meter_id in eq.meter_ids]
 
 
 def _walk_equipment(site: Site) -> Iterator[tuple[tuple[str | int, ...], Equipment]]:
@@ -175,13 +221,20 @@ def _check_references(path: str, site: Site, index: dict[tuple[str | int, ...], 
     for loc, eq in _walk_equipment(site):
         if eq.type == EquipmentType.METER:
             if eq.carrier is None:
-                raise fail((*loc, "carrier"), "a meter needs a carrier (electricity, natural_gas, water)")
-            if eq.meter is not None:
-                raise fail((*loc, "meter"), "a meter cannot itself be covered by a meter")
-        elif eq.carrier is not None:
-            raise fail((*loc, "carrier"), "only meters have a carrier")
+                carriers = ", ".join(c.value for c in EnergyCarrier)
+                raise fail((*loc, "carrier"), f"a meter needs a carrier ({carriers})")
+            if eq.meter_ids:
+                raise fail((*loc, "meter" if eq.meter else "meters"), "a meter cannot itself be covered by a meter")
+        else:
+            if eq.carrier is not None:
+                raise fail((*loc, "carrier"), "only meters have a carrier")
+            if eq.register_max is not None:
+                raise fail((*loc, "register_max"), "only meters have a register")
         if eq.meter is not None and eq.meter not in meters:
             raise fail((*loc, "meter"), f"no meter with id {eq.meter!r} in this file")
+        for n, meter_id in enumerate(eq.meters):
+            if meter_id not in meters:
+                raise fail((*loc, "meters", n), f"no meter with id {meter_id!r} in this file")
         if eq.type in (EquipmentType.CNC, EquipmentType.ROBOT) and eq.ideal_cycle_time_s is None:
             raise fail((*loc, "ideal_cycle_time_s"), f"required for {eq.type.value} equipment")
         if eq.key_process and not eq.process_step:

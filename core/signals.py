@@ -23,15 +23,31 @@ class Signal(StrEnum):
     PARTS_GOOD = "parts_good"
     PARTS_SCRAP = "parts_scrap"
     PARTS_REWORK = "parts_rework"
-    ENERGY_KWH = "energy_kwh"
+    ENERGY_KWH = "energy_kwh"  # electricity register
     GAS_M3 = "gas_m3"
     WATER_M3 = "water_m3"
+    HEAT_MJ = "heat_mj"
+    STEAM_KG = "steam_kg"
+    COMPRESSED_AIR_M3 = "compressed_air_m3"
+    DIESEL_KG = "diesel_kg"
+    GASOLINE_KG = "gasoline_kg"
 
 
 PART_COUNTERS: frozenset[str] = frozenset(
     {Signal.PARTS_TOTAL, Signal.PARTS_GOOD, Signal.PARTS_SCRAP, Signal.PARTS_REWORK}
 )
-ENERGY_COUNTERS: frozenset[str] = frozenset({Signal.ENERGY_KWH, Signal.GAS_M3, Signal.WATER_M3})
+ENERGY_COUNTERS: frozenset[str] = frozenset(
+    {
+        Signal.ENERGY_KWH,
+        Signal.GAS_M3,
+        Signal.WATER_M3,
+        Signal.HEAT_MJ,
+        Signal.STEAM_KG,
+        Signal.COMPRESSED_AIR_M3,
+        Signal.DIESEL_KG,
+        Signal.GASOLINE_KG,
+    }
+)
 
 
 class Measurement(StrEnum):

@@ -102,3 +102,40 @@ def test_invalid_yaml_and_missing_file_are_clear(tmp_path: Path) -> None:
         load_asset_model(path)
     with pytest.raises(ConfigError, match="file not found"):
         load_asset_model(tmp_path / "missing.yaml")
+
+
+def test_several_meters_per_equipment_and_gateway_of_the_line(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        GOOD_HEAD.replace("        - id: l1\n", "        - id: l1\n          gateway: gw-1\n")
+        + "            - {id: em, type: meter, carrier: electricity, register_max: 99999.9}\n"
+        + "            - {id: gm, type: meter, carrier: natural_gas}\n"
+        + "            - {id: c1, type: cnc, ideal_cycle_time_s: 2, meter: em, meters: [gm], gateway: gw-2}\n"
+        + "            - {id: k1, type: manual, meters: [gm]}\n",
+    )
+    model = load_asset_model(path)
+    assert model.equipment("c1").meter_ids == ["em", "gm"]
+    assert [eq.id for eq in model.covered_by("gm")] == ["c1", "k1"]
+    assert model.placement("c1").gateway == "gw-2"  # its own gateway wins over the line's
+    assert model.placement("k1").gateway == "gw-1"
+    assert "gateway" not in model.placement("k1").tags()  # not a store tag
+    assert model.equipment("c1").is_digital and not model.equipment("k1").is_digital
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ("{id: c1, type: cnc, ideal_cycle_time_s: 2, meters: [em, nope]}", r"meters\[1\]: no meter with id 'nope'"),
+        ("{id: c1, type: cnc, ideal_cycle_time_s: 2, register_max: 10}", r"register_max: only meters have a register"),
+        ("{id: m2, type: meter, carrier: heat, meters: [em]}", r"meters: a meter cannot itself be covered"),
+        ("{id: m2, type: meter, carrier: coal}", r"carrier: Input should be 'electricity'"),
+        ("{id: c1, type: cnc, ideal_cycle_time_s: 2, report_interval_s: 0}", r"report_interval_s: .*greater than 0"),
+    ],
+)
+def test_broken_meter_and_interval_fields_are_refused(tmp_path: Path, entry: str, message: str) -> None:
+    path = _write(
+        tmp_path,
+        GOOD_HEAD + "            - {id: em, type: meter, carrier: electricity}\n" + f"            - {entry}\n",
+    )
+    with pytest.raises(ConfigError, match=r"factory.yaml:9: .*equipment\[1\]\." + message):
+        load_asset_model(path)

@@ -8,7 +8,6 @@ in the log rather than in the response.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
@@ -40,7 +39,7 @@ def create_app(settings: Settings, store: Store, assets: AssetModel, api_keys: d
     app.state.context = AppContext(
         store=store,
         assets=assets,
-        engine=KpiEngine(store, assets, timedelta(hours=settings.kpi.lookback_h), settings.kpi.min_coverage),
+        engine=KpiEngine.from_settings(store, assets, settings.kpi),
         api_keys=roles,
     )
     for router in (health_routes.router, asset_routes.router, kpi_routes.router):

@@ -53,6 +53,18 @@ CARRIER_UNIT: dict[EnergyCarrier, str] = {
     EnergyCarrier.GASOLINE: "kg",
 }
 
+# The cumulative register signal a meter of each carrier reports (core.signals.ENERGY_COUNTERS).
+REGISTER_SIGNAL: dict[EnergyCarrier, str] = {
+    EnergyCarrier.ELECTRICITY: "energy_kwh",
+    EnergyCarrier.NATURAL_GAS: "gas_m3",
+    EnergyCarrier.WATER: "water_m3",
+    EnergyCarrier.HEAT: "heat_mj",
+    EnergyCarrier.STEAM: "steam_kg",
+    EnergyCarrier.COMPRESSED_AIR: "compressed_air_m3",
+    EnergyCarrier.DIESEL: "diesel_kg",
+    EnergyCarrier.GASOLINE: "gasoline_kg",
+}
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)

@@ -113,13 +113,34 @@ class IngestSettings(_Section):
 
 
 class KpiSettings(_Section):
-    interval_s: float = Field(default=60.0, gt=0)
-    lookback_h: float = Field(
-        default=24.0, gt=0, description="how far back to look for the state and counters before a window"
-    )
-    recompute_hours: int = Field(default=2, ge=1, description="how many recent hours the worker recomputes each round")
+    interval_s: float = Field(default=60.0, gt=0, description="how often the worker brings the rollups up to date")
     min_coverage: float = Field(
         default=0.5, ge=0, le=1, description="below this share of the window with data a KPI is insufficient evidence"
+    )
+    settle_hours: int = Field(
+        default=2,
+        ge=0,
+        le=48,
+        description="the last closed hours that may still receive data: reports compute them from raw series and "
+        "the worker rewrites their rollups every round",
+    )
+    late_data_horizon_h: float = Field(
+        default=72.0, ge=0, description="how far back the worker looks for hours whose raw data changed after rollup"
+    )
+    late_scan_interval_s: float = Field(default=600.0, gt=0, description="how often it looks")
+    gap_intervals: float = Field(
+        default=3.0,
+        gt=0,
+        le=10_000,
+        description="a reading is valid for this many report intervals of its equipment; a longer silence is offline",
+    )
+    max_rate_factor: float = Field(
+        default=3.0, gt=0, le=1000, description="a part-counter step above this × elapsed / ideal cycle is excluded"
+    )
+    max_parts_step: int = Field(default=1_000_000, gt=0, description="a part-counter step above this is excluded")
+    max_register_step: float = Field(default=1e9, gt=0, description="a meter register step above this is excluded")
+    reset_group_s: float = Field(
+        default=10.0, ge=0, le=3600, description="counters of one equipment dropping this close together: one reset"
     )
 
 

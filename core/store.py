@@ -35,6 +35,9 @@ class StoreHealth:
     detail: str = ""
 
 
+BAD_QUALITY = "bad"  # the ``quality`` field value of a reading that must never be counted (core.signals.Quality)
+
+
 @runtime_checkable
 class Store(Protocol):
     """What every room needs from the time-series store."""
@@ -43,6 +46,28 @@ class Store(Protocol):
 
     async def write(self, points: Sequence[Point]) -> None:
         """Write all points or raise StoreError (StoreUnavailable: retry; StoreRejected: do not)."""
+
+    async def read_points(
+        self, measurement: str, start: datetime, end: datetime, tags: TagFilter | None = None
+    ) -> list[Point]:
+        """Points with start <= time < end whose tags match, sorted by time; no DataFrame in between."""
+
+    async def last_points(
+        self, measurement: str, before: datetime, lookback: timedelta, tags: TagFilter | None = None
+    ) -> list[Point]:
+        """For each series the last point with before - lookback <= time < before whose quality is not bad.
+
+        A reading flagged bad is never anyone's prior: it is skipped, and the good reading before it
+        counts. Only the ``value`` and ``quality`` fields are guaranteed.
+        """
+
+    async def count_by_hour(
+        self, measurements: Sequence[str], start: datetime, end: datetime, tag_key: str
+    ) -> dict[tuple[str, int], int]:
+        """Points (any quality) per (value of ``tag_key``, UTC hour start in ns) in [start, end).
+
+        ``start`` and ``end`` must fall on whole hours. Used to notice data that arrived late.
+        """
 
     async def read(
         self, measurement: str, start: datetime, end: datetime, tags: TagFilter | None = None
@@ -56,10 +81,7 @@ class Store(Protocol):
     async def last_before(
         self, measurement: str, before: datetime, lookback: timedelta, tags: TagFilter | None = None
     ) -> pd.DataFrame:
-        """For each series (tag set) the last point with before - lookback <= time < before.
-
-        Same columns as ``read``; only the ``value`` field is guaranteed.
-        """
+        """``last_points`` as a DataFrame with the same columns as ``read``."""
 
     async def health(self) -> StoreHealth: ...
 

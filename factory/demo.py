@@ -201,7 +201,7 @@ async def run_demo(settings: Settings, assets: AssetModel, args: argparse.Namesp
             "              its KPIs say insufficient_evidence until half the window has data)\n",
             flush=True,
         )
-        engine = KpiEngine(store, assets, timedelta(hours=settings.kpi.lookback_h), settings.kpi.min_coverage)
+        engine = KpiEngine.from_settings(store, assets, settings.kpi)
         status = asyncio.create_task(_print_status(engine, assets, started), name="demo-status")
         try:
             if args.duration:

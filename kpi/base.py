@@ -1,4 +1,4 @@
-"""Additive base quantities per equipment and hour, and the pure functions that build them.
+"""Additive base quantities per equipment and hour (built by ``kpi.fold``), and small helpers.
 
 Ratios do not add up across machines or hours; these quantities do (kpi.md section 3, aggregation
 rule). Every KPI is derived from a sum of them at read time, for any scope and any window.
@@ -23,7 +23,10 @@ N = TypeVar("N", int, float)
 
 @dataclass(frozen=True, slots=True)
 class BaseQuantities:
-    """ISO 22400 base quantities of one equipment (or a sum of several) over one window."""
+    """ISO 22400 base quantities of one equipment (or a sum of several) over one window.
+
+    Every field adds up across equipment and hours; every KPI is a function of sums of them.
+    """
 
     production_time_s: float = 0.0  # APT
     setup_time_s: float = 0.0  # AUST
@@ -35,11 +38,25 @@ class BaseQuantities:
     parts_scrap: int = 0  # SQ
     parts_rework: int = 0  # RQ
     ideal_time_s: float = 0.0  # Σ PRU × PQ
-    energy_kwh: float = 0.0
-    covered_s: float = 0.0  # seconds with a known state (for meters: with a known counter value)
+    # Consumption per carrier, named after the meter's register signal (core.assets.REGISTER_SIGNAL).
+    energy_kwh: float = 0.0  # electricity
+    gas_m3: float = 0.0
+    water_m3: float = 0.0
+    heat_mj: float = 0.0
+    steam_kg: float = 0.0
+    compressed_air_m3: float = 0.0
+    diesel_kg: float = 0.0
+    gasoline_kg: float = 0.0
+    covered_s: float = 0.0  # seconds with a known state (for meters: with a known register)
+    counter_covered_s: float = 0.0  # seconds in which the total and good part counters were both known
     expected_s: float = 0.0  # seconds in the window
-    samples: int = 0
-    counter_resets: int = 0
+    samples: int = 0  # usable readings
+    received_samples: float = 0.0  # report intervals in which each expected signal reported (upload rate)
+    expected_samples: float = 0.0  # report intervals in the window × expected signals
+    counter_resets: int = 0  # reset events (counters dropping together within seconds are one)
+    rollovers: int = 0  # meter registers that wrapped at their configured width
+    excluded_steps: int = 0  # counter increments beyond what the ideal cycle time allows, left out
+    failures: int = 0  # entries into DOWN (for MTBF and MTTR)
 
     @property
     def planned_busy_time_s(self) -> float:
@@ -50,6 +67,16 @@ class BaseQuantities:
     def coverage(self) -> float | None:
         """Share of the window with data; None for an empty window."""
         return self.covered_s / self.expected_s if self.expected_s > 0 else None
+
+    @property
+    def counter_coverage(self) -> float | None:
+        """Share of the window in which the part counters were known; None for an empty window."""
+        return self.counter_covered_s / self.expected_s if self.expected_s > 0 else None
+
+    @property
+    def offline_s(self) -> float:
+        """Time with no known state: a data gap, not a time element."""
+        return self.expected_s - self.covered_s
 
     def __add__(self, other: BaseQuantities) -> BaseQuantities:
         if not isinstance(other, BaseQuantities):
@@ -97,31 +124,6 @@ def total(quantities: Iterable[BaseQuantities]) -> BaseQuantities:
     return BaseQuantities(*(sum(column) for column in zip(*rows, strict=True)))
 
 
-def state_durations(
-    changes: Sequence[tuple[int, S | None]], prior_state: S | None, start_ns: int, end_ns: int
-) -> dict[S, int]:
-    """Nanoseconds spent in each state within [start_ns, end_ns).
-
-    ``changes`` are (time_ns, state) sorted by time; each state holds until the next change and the
-    last one until ``end_ns``. ``prior_state`` (the last state before the window) holds from the
-    window start. Before the first known state, and while the state is None, there is no data: that
-    time is in no state at all. Changes before the window only update the state it starts in.
-    """
-    durations: dict[S, int] = {}
-    current, since = prior_state, start_ns
-    for time_ns, state in changes:
-        if time_ns >= end_ns:
-            break
-        if time_ns > since:
-            if current is not None:
-                durations[current] = durations.get(current, 0) + time_ns - since
-            since = time_ns
-        current = state
-    if current is not None and end_ns > since:
-        durations[current] = durations.get(current, 0) + end_ns - since
-    return durations
-
-
 def _increments(readings: Sequence[tuple[int, N]], prior: N | None) -> Iterator[tuple[int, N, bool]]:
     """(time_ns, increment, is_reset) for every reading that has a predecessor."""
     last = prior
@@ -158,38 +160,3 @@ def hour_windows(start_ns: int, end_ns: int) -> list[tuple[int, int, int]]:
         windows.append((hour, max(hour, start_ns), min(hour + HOUR_NS, end_ns)))
         hour += HOUR_NS
     return windows
-
-
-def state_durations_by_hour(
-    changes: Sequence[tuple[int, S | None]], prior_state: S | None, start_ns: int, end_ns: int
-) -> dict[int, dict[S, int]]:
-    """``state_durations`` split into the UTC hours of the window (keyed by hour start)."""
-    by_hour: dict[int, dict[S, int]] = {}
-    state, first = prior_state, 0
-    for hour, seg_start, seg_end in hour_windows(start_ns, end_ns):
-        last = first
-        while last < len(changes) and changes[last][0] < seg_end:
-            last += 1
-        by_hour[hour] = state_durations(changes[first:last], state, seg_start, seg_end)
-        if last > first:
-            state = changes[last - 1][1]
-        first = last
-    return by_hour
-
-
-def counter_increments_by_hour(readings: Sequence[tuple[int, N]], prior: N | None) -> dict[int, tuple[N | int, int]]:
-    """``counter_increments`` split into UTC hours: an increment belongs to the hour of its reading."""
-    by_hour: dict[int, tuple[N | int, int]] = {}
-    for time_ns, step, is_reset in _increments(readings, prior):
-        hour = time_ns - time_ns % HOUR_NS
-        increment, resets = by_hour.get(hour, (0, 0))
-        by_hour[hour] = (increment + step, resets + is_reset)
-    return by_hour
-
-
-def span_by_hour(span_start_ns: int, span_end_ns: int, start_ns: int, end_ns: int) -> dict[int, int]:
-    """Nanoseconds of [span_start, span_end) inside each UTC hour of the window [start, end)."""
-    return {
-        hour: max(0, min(seg_end, span_end_ns) - max(seg_start, span_start_ns))
-        for hour, seg_start, seg_end in hour_windows(start_ns, end_ns)
-    }

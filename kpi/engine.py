@@ -1,116 +1,58 @@
-"""The KPI engine: raw machine-state, part-counter and energy series -> hourly base quantities -> KPIs.
+"""The KPI engine: base quantities per equipment and hour -> KPI reports for any scope, window and grouping.
 
-One read per measurement for all the equipment involved, plus one ``last_before`` per measurement
-for the state and counter values just before the window. Everything after the reads is pure.
+Two read paths give the same numbers because they run the same fold (``kpi.fold``):
+
+* **Rollups** (``kpi.rollup``) for settled hours: whole local days from the daily rows, other whole
+  hours from the hourly rows. A day or hour whose row is missing or stale falls through to raw.
+* **Raw series** for the rest: the open hour and the last ``settle_hours`` (late data may still
+  arrive), partial hours at the window's edges, and whatever the rollups lack. The raw path reads
+  one day at a time and carries each equipment's last readings from hour to hour, so its memory does
+  not grow with the window.
+
+Every report says which path gave how much (``read_path``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
+import math
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
-import pandas as pd
-
-from core.assets import AssetModel, Equipment, EquipmentType
-from core.signals import PART_COUNTERS, MachineState, Measurement, Quality, Signal
-from core.store import FieldValue, Store
+from core.assets import CARRIER_UNIT, REGISTER_SIGNAL, AssetModel, Equipment, EquipmentType
+from core.settings import KpiSettings
+from core.signals import Measurement
+from core.store import BAD_QUALITY, Point, Store
 from core.wire import datetime_to_ns, ns_to_datetime
-from kpi.base import (
-    HOUR_NS,
-    NS_PER_S,
-    BaseQuantities,
-    counter_increments_by_hour,
-    hour_windows,
-    span_by_hour,
-    state_durations_by_hour,
-    total,
-)
-from kpi.formulas import KPIS, Basis
+from kpi.base import HOUR_NS, NS_PER_S, BaseQuantities, hour_windows, total
+from kpi.fold import Carry, EvidenceRules, Profile, Reading, fold_hour
+from kpi.formulas import KPIS, Basis, Evidence, KpiDescription
 from kpi.report import (
     BaseQuantitiesModel,
     EquipmentKpis,
-    Evidence,
-    HourlyKpis,
+    GroupKpis,
     KpiReport,
     KpiValue,
     MeterEvidence,
+    ReadPath,
     SeriesEvidence,
 )
-from kpi.timemodel import TimeElement, time_element
+from kpi.report import Evidence as EvidenceModel
+from kpi.rollup import HourRow, Rollups, local_days
 
 DEFAULT_MIN_COVERAGE = 0.5
-
-# Which BaseQuantities field each part counter feeds.
-_COUNTER_FIELD = {
-    Signal.PARTS_TOTAL: "parts_produced",
-    Signal.PARTS_GOOD: "parts_good",
-    Signal.PARTS_SCRAP: "parts_scrap",
-    Signal.PARTS_REWORK: "parts_rework",
-}
-_ELEMENT_FIELD = {
-    TimeElement.APT: "production_time_s",
-    TimeElement.AUST: "setup_time_s",
-    TimeElement.ADET: "down_time_s",
-    TimeElement.ADOT: "idle_time_s",
-    TimeElement.PDOT: "planned_downtime_s",
-}
-
-SeriesKey = tuple[str, str]  # (equipment, signal)
+DEFAULT_SETTLE_HOURS = 2
+RAW_CHUNK_NS = 24 * HOUR_NS  # the raw path reads at most one day of points at a time
+GROUP_BY = ("hour", "day", "week", "month")
+CONSUMPTION_FIELDS = tuple(REGISTER_SIGNAL.values())
 
 
-@dataclass(frozen=True, slots=True)
-class HourlyBase:
-    """Base quantities of one equipment in one UTC hour, clipped to the requested window."""
-
-    equipment: str
-    hour: datetime  # start of the UTC hour; the key the worker stores it under
-    start: datetime
-    end: datetime
-    base: BaseQuantities
-
-
-@dataclass(slots=True)
-class _Series:
-    """Readings of one measurement, per (equipment, signal), sorted by time; and the reading before."""
-
-    measurement: Measurement
-    readings: dict[SeriesKey, list[tuple[int, FieldValue]]] = field(default_factory=lambda: defaultdict(list))
-    prior: dict[SeriesKey, tuple[int, FieldValue]] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class _Computed:
-    hourly: list[HourlyBase]
-    series: list[SeriesEvidence]
-
-
-def _usable(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows that can be counted: a value present, and not flagged bad by the device or the edge."""
-    if frame.empty or "equipment" not in frame.columns:
-        return frame.iloc[0:0]
-    frame = frame[frame["value"].notna()]
-    if "quality" in frame.columns:
-        frame = frame[frame["quality"] != Quality.BAD]
-    return frame
-
-
-def _rows(frame: pd.DataFrame) -> Iterable[tuple[SeriesKey, int, FieldValue]]:
-    frame = _usable(frame)
-    if frame.empty:
-        return []
-    times = pd.DatetimeIndex(frame["time"]).as_unit("ns").asi8
-    return (
-        ((str(eq), str(sig)), int(t), value)
-        for eq, sig, t, value in zip(frame["equipment"], frame["signal"], times, frame["value"], strict=True)
-    )
-
-
-def _to_state(value: FieldValue) -> MachineState | None:
-    # A value that is not a canonical state cannot be placed in the time model: treat it as no data.
-    return MachineState(value) if isinstance(value, str) and value in MachineState.__members__ else None
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 def _unique(ids: Iterable[str]) -> list[str]:
@@ -124,107 +66,422 @@ def _check_window(start: datetime, end: datetime) -> None:
         raise ValueError(f"end ({end.isoformat()}) must be after start ({start.isoformat()})")
 
 
+def profile_of(eq: Equipment, rules: EvidenceRules) -> Profile:
+    interval_ns = round(eq.report_interval_s * NS_PER_S)
+    register = REGISTER_SIGNAL[eq.carrier] if eq.type == EquipmentType.METER and eq.carrier else None
+    return Profile(
+        equipment=eq.id,
+        report_interval_ns=interval_ns,
+        stale_ns=round(interval_ns * rules.gap_intervals),
+        ideal_cycle_time_s=eq.ideal_cycle_time_s,
+        register=register,
+        register_max=eq.register_max,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class HourlyBase:
+    """Base quantities of one equipment in one UTC hour, clipped to [start_ns, end_ns)."""
+
+    equipment: str
+    hour_ns: int
+    start_ns: int
+    end_ns: int
+    base: BaseQuantities
+    carry: Carry
+    raw_points: int  # raw points of the hour read for it, any quality (late-data detection)
+
+    @property
+    def hour(self) -> datetime:
+        return ns_to_datetime(self.hour_ns)
+
+    @property
+    def start(self) -> datetime:
+        return ns_to_datetime(self.start_ns)
+
+    @property
+    def end(self) -> datetime:
+        return ns_to_datetime(self.end_ns)
+
+    @property
+    def whole_hour(self) -> bool:
+        return self.start_ns == self.hour_ns and self.end_ns == self.hour_ns + HOUR_NS
+
+    def row(self) -> HourRow:
+        return HourRow(self.equipment, self.hour_ns, self.base, self.carry, self.raw_points)
+
+
+@dataclass(slots=True)
+class _SeriesLog:
+    """Which raw series a report read, with point counts and the prior found before the window."""
+
+    points: dict[tuple[str, str, str], int] = field(default_factory=lambda: defaultdict(int))
+    prior: dict[tuple[str, str, str], int] = field(default_factory=dict)
+
+    def evidence(self, order: Mapping[str, int]) -> list[SeriesEvidence]:
+        keys = sorted(self.points.keys() | self.prior.keys(), key=lambda k: (k[0], order.get(k[1], 0), k[2]))
+        return [
+            SeriesEvidence(
+                measurement=m,
+                equipment=eq,
+                signal=sig,
+                points=self.points.get((m, eq, sig), 0),
+                prior_time=ns_to_datetime(self.prior[(m, eq, sig)]) if (m, eq, sig) in self.prior else None,
+            )
+            for m, eq, sig in keys
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class _Piece:
+    """Base quantities of one equipment over one part of the window, and where they came from."""
+
+    equipment: str
+    start_ns: int
+    end_ns: int
+    base: BaseQuantities
+    source: str  # "day", "hour" or "raw"
+
+
+def _usable(point: Point) -> bool:
+    return point.fields.get("quality") != BAD_QUALITY and point.fields.get("value") is not None
+
+
 class KpiEngine:
-    """Computes hourly base quantities and KPI reports from the raw series in a store."""
+    """Computes hourly base quantities and KPI reports for the equipment of one asset model."""
 
     def __init__(
         self,
         store: Store,
         assets: AssetModel,
-        lookback: timedelta,
+        *,
+        rules: EvidenceRules | None = None,
         min_coverage: float = DEFAULT_MIN_COVERAGE,
+        settle_hours: int = DEFAULT_SETTLE_HOURS,
+        clock: Callable[[], datetime] = _utc_now,
     ):
         self.store = store
         self.assets = assets
-        self.lookback = lookback
+        self.rules = rules or EvidenceRules()
         self.min_coverage = min_coverage
+        self.settle_hours = settle_hours
+        self.clock = clock
+        self.rollups = Rollups(store, assets, self.rules)
+        self.tz = ZoneInfo(assets.site.timezone)
+        self.profiles = {eq.id: profile_of(eq, self.rules) for eq in assets}
+
+    @classmethod
+    def from_settings(
+        cls, store: Store, assets: AssetModel, settings: KpiSettings, clock: Callable[[], datetime] = _utc_now
+    ) -> KpiEngine:
+        rules = EvidenceRules(
+            gap_intervals=settings.gap_intervals,
+            max_rate_factor=settings.max_rate_factor,
+            max_parts_step=settings.max_parts_step,
+            max_register_step=settings.max_register_step,
+            reset_group_s=settings.reset_group_s,
+        )
+        return cls(
+            store,
+            assets,
+            rules=rules,
+            min_coverage=settings.min_coverage,
+            settle_hours=settings.settle_hours,
+            clock=clock,
+        )
+
+    def settled_before_ns(self, now: datetime | None = None) -> int:
+        """Hours that end at or before this instant are read from rollups; later ones from raw."""
+        now_ns = datetime_to_ns(now or self.clock())
+        return now_ns - now_ns % HOUR_NS - self.settle_hours * HOUR_NS
+
+    # --- raw path --------------------------------------------------------------------------------
 
     async def hourly(self, equipment_ids: Sequence[str], start: datetime, end: datetime) -> list[HourlyBase]:
-        """Base quantities per equipment per UTC hour of [start, end), partial hours clipped."""
+        """Base quantities per equipment per UTC hour of [start, end) from raw series, partial hours clipped."""
         _check_window(start, end)
-        equipment = [self.assets.equipment(e) for e in _unique(equipment_ids)]
-        return (await self._compute(equipment, start, end)).hourly
+        for eq in equipment_ids:
+            self.assets.equipment(eq)
+        return await self.raw_hours(_unique(equipment_ids), datetime_to_ns(start), datetime_to_ns(end))
 
-    async def report(self, scope_id: str, start: datetime, end: datetime) -> KpiReport:
+    async def raw_hours(
+        self,
+        equipment_ids: Sequence[str],
+        start_ns: int,
+        end_ns: int,
+        *,
+        carries: Mapping[str, Carry] | None = None,
+        log: _SeriesLog | None = None,
+    ) -> list[HourlyBase]:
+        """Fold raw series hour by hour; ``carries`` (e.g. from the rollup of the hour before) save the look-back."""
+        if not equipment_ids or end_ns <= start_ns:
+            return []
+        carry = dict(carries or {})
+        missing = [e for e in equipment_ids if e not in carry]
+        if missing:
+            carry.update(await self._look_back(missing, start_ns, log))
+        out: list[HourlyBase] = []
+        chunk = start_ns
+        while chunk < end_ns:
+            chunk_end = min(end_ns, chunk - chunk % HOUR_NS + RAW_CHUNK_NS)
+            readings, counts = await self._read_chunk(equipment_ids, chunk, chunk_end, log)
+            for eq in equipment_ids:
+                profile = self.profiles[eq]
+                mine = readings.get(eq, {})
+                for hour, seg_start, seg_end in hour_windows(chunk, chunk_end):
+                    in_hour = {sig: _between(rs, seg_start, seg_end) for sig, rs in mine.items()}
+                    result = fold_hour(profile, self.rules, carry.get(eq, Carry()), in_hour, seg_start, seg_end)
+                    carry[eq] = result.carry
+                    base = BaseQuantities.from_fields(result.fields)
+                    out.append(HourlyBase(eq, hour, seg_start, seg_end, base, result.carry, counts.get((eq, hour), 0)))
+            chunk = chunk_end
+        return out
+
+    def _measurements(self, equipment_ids: Sequence[str]) -> list[tuple[Measurement, list[str]]]:
+        producers = [e for e in equipment_ids if not self.profiles[e].is_meter]
+        meters = [e for e in equipment_ids if self.profiles[e].is_meter]
+        return [
+            (m, ids)
+            for m, ids in (
+                (Measurement.STATE, producers),
+                (Measurement.COUNTER, producers),
+                (Measurement.ENERGY, meters),
+            )
+            if ids
+        ]
+
+    async def _look_back(self, equipment_ids: Sequence[str], start_ns: int, log: _SeriesLog | None) -> dict[str, Carry]:
+        """Each equipment's last usable readings before ``start_ns``, as far back as any can still be valid."""
+        lookback_ns = max(self.profiles[e].stale_ns for e in equipment_ids)
+        reads = self._measurements(equipment_ids)
+        before = ns_to_datetime(start_ns)
+        results = await asyncio.gather(
+            *(
+                self.store.last_points(m.value, before, _timedelta_ns(lookback_ns), {"equipment": ids})
+                for m, ids in reads
+            )
+        )
+        states: dict[str, tuple[int, str]] = {}
+        counters: dict[str, dict[str, tuple[int, float]]] = defaultdict(dict)
+        for (measurement, _), points in zip(reads, results, strict=True):
+            for p in points:
+                eq, signal, value = p.tags.get("equipment", ""), p.tags.get("signal", ""), p.fields.get("value")
+                if eq not in self.profiles or value is None:
+                    continue
+                if log is not None:
+                    log.prior.setdefault((measurement.value, eq, signal), p.time_ns)
+                if measurement is Measurement.STATE:
+                    states[eq] = (p.time_ns, str(value))
+                elif isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+                    counters[eq][signal] = (p.time_ns, float(value))
+        return {e: Carry(state=states.get(e), counters=counters.get(e, {})) for e in equipment_ids}
+
+    async def _read_chunk(
+        self, equipment_ids: Sequence[str], start_ns: int, end_ns: int, log: _SeriesLog | None
+    ) -> tuple[dict[str, dict[str, list[Reading]]], dict[tuple[str, int], int]]:
+        reads = self._measurements(equipment_ids)
+        start, end = ns_to_datetime(start_ns), ns_to_datetime(end_ns)
+        results = await asyncio.gather(
+            *(self.store.read_points(m.value, start, end, {"equipment": ids}) for m, ids in reads)
+        )
+        readings: dict[str, dict[str, list[Reading]]] = defaultdict(lambda: defaultdict(list))
+        counts: dict[tuple[str, int], int] = defaultdict(int)
+        for (measurement, _), points in zip(reads, results, strict=True):
+            for p in points:
+                eq, signal = p.tags.get("equipment", ""), p.tags.get("signal", "")
+                counts[(eq, p.time_ns - p.time_ns % HOUR_NS)] += 1
+                if _usable(p):
+                    readings[eq][signal].append((p.time_ns, p.fields["value"]))
+                    if log is not None:
+                        log.points[(measurement.value, eq, signal)] += 1
+        return readings, counts
+
+    # --- rollup path ---------------------------------------------------------------------------
+
+    async def _pieces(
+        self,
+        equipment_ids: Sequence[str],
+        start_ns: int,
+        end_ns: int,
+        *,
+        days: bool,
+        rollups: bool,
+        now: datetime | None,
+    ) -> tuple[list[_Piece], ReadPath, _SeriesLog]:
+        """Base quantities that tile [start, end) for every equipment, from rollups where they can be."""
+        # Without rollups nothing is settled: the whole window is computed from raw series.
+        settled = self.settled_before_ns(now) if rollups else start_ns - start_ns % HOUR_NS
+        first_hour = -(-start_ns // HOUR_NS) * HOUR_NS
+        last_hour = min(end_ns - end_ns % HOUR_NS, settled)
+        pieces: list[_Piece] = []
+        # (equipment, hour) pairs the rollups must supply; what they cannot goes to raw.
+        wanted = {(e, h) for e in equipment_ids for h in range(first_hour, last_hour, HOUR_NS)}
+        rollup_days = rollup_hours = 0
+        if days and first_hour < last_hour:
+            whole_days = local_days(first_hour, last_hour, self.tz)
+            if whole_days:
+                rows = await self.rollups.read_days(equipment_ids, whole_days[0][0], whole_days[-1][1])
+                for (eq, day_ns), day in rows.items():
+                    pieces.append(_Piece(eq, day_ns, day.end_ns, day.base, "day"))
+                    wanted -= {(eq, h) for h in range(day_ns, day.end_ns, HOUR_NS)}
+                    rollup_days += 1
+        hour_rows: dict[tuple[str, int], HourRow] = {}
+        if wanted:
+            hours = sorted({h for _, h in wanted})
+            hour_rows = await self.rollups.read_hours(equipment_ids, hours[0], hours[-1] + HOUR_NS)
+            for key in sorted(wanted & hour_rows.keys()):
+                hour = hour_rows[key]
+                pieces.append(_Piece(hour.equipment, hour.hour_ns, hour.hour_ns + HOUR_NS, hour.base, "hour"))
+                rollup_hours += 1
+            wanted -= hour_rows.keys()
+
+        # Raw: the edges of the window, the unsettled hours, and whatever the rollups lacked.
+        ranges: list[tuple[int, int, list[str]]] = []
+        if start_ns < min(first_hour, end_ns):
+            ranges.append((start_ns, min(first_hour, end_ns), list(equipment_ids)))
+        if max(first_hour, last_hour) < end_ns:
+            ranges.append((max(start_ns, first_hour, last_hour), end_ns, list(equipment_ids)))
+        ranges.extend(_runs(wanted))
+        ranges = _join(sorted(ranges))
+        log = _SeriesLog()
+        raw_hours = 0
+        raw_ranges: list[tuple[int, int]] = []
+        for a, b, ids in ranges:
+            # The rollup of the hour before already holds what was known at ``a``: no look-back needed.
+            before = {eq: hour_rows[(eq, a - HOUR_NS)].carry for eq in ids if (eq, a - HOUR_NS) in hour_rows}
+            for computed in await self.raw_hours(ids, a, b, carries=before, log=log):
+                pieces.append(_Piece(computed.equipment, computed.start_ns, computed.end_ns, computed.base, "raw"))
+                raw_hours += 1
+            raw_ranges.append((a, b))
+        read_path = ReadPath(
+            settled_before=ns_to_datetime(settled),
+            rollup_days=rollup_days,
+            rollup_hours=rollup_hours,
+            raw_hours=raw_hours,
+            raw_ranges=[(ns_to_datetime(a), ns_to_datetime(b)) for a, b in _merge(raw_ranges)],
+        )
+        return pieces, read_path, log
+
+    # --- reports -----------------------------------------------------------------------------------
+
+    async def report(
+        self,
+        scope_id: str,
+        start: datetime,
+        end: datetime,
+        *,
+        group_by: str | None = None,
+        kpis: Sequence[str] | None = None,
+        use_rollups: bool = True,
+        now: datetime | None = None,
+    ) -> KpiReport:
         """KPIs of a site, workshop, line or equipment over [start, end), with their evidence.
 
-        Raises KeyError for an unknown scope and ValueError for a window that is not one.
+        Raises KeyError for an unknown scope and ValueError for a window, grouping or KPI that is not one.
         """
         _check_window(start, end)
+        if group_by is not None and group_by not in GROUP_BY:
+            raise ValueError(f"group_by must be one of {', '.join(GROUP_BY)}, got {group_by!r}")
+        chosen = _choose(kpis)
         scope = self.assets.scope(scope_id)
-        production = [eq for eq in scope if eq.produces_parts]
+        production_ids = [eq.id for eq in scope if eq.produces_parts]
         scope_meters = self._meters_of(scope)
         energy_equipment = self._covered_by(scope_meters)
         involved = _unique([*(eq.id for eq in scope), *scope_meters, *energy_equipment])
-        computed = await self._compute([self.assets.equipment(e) for e in involved], start, end)
+        start_ns, end_ns = datetime_to_ns(start), datetime_to_ns(end)
+        pieces, read_path, log = await self._pieces(
+            involved, start_ns, end_ns, days=group_by != "hour", rollups=use_rollups, now=now
+        )
+        by_eq: dict[str, list[_Piece]] = defaultdict(list)
+        for piece in pieces:
+            by_eq[piece.equipment].append(piece)
+        totals = {e: total(p.base for p in by_eq[e]) for e in involved}
 
-        per_hour: dict[datetime, dict[str, BaseQuantities]] = defaultdict(dict)
-        windows: dict[datetime, tuple[datetime, datetime]] = {}
-        for row in computed.hourly:
-            per_hour[row.hour][row.equipment] = row.base
-            windows[row.hour] = (row.start, row.end)
-        totals = {e: total(hour[e] for hour in per_hour.values()) for e in involved}
-
-        production_ids = [eq.id for eq in production]
-        production_total = total(totals[e] for e in production_ids)
-        energy_total = total(totals[e] for e in [*scope_meters, *energy_equipment])
-
+        production = total(totals[e] for e in production_ids)
+        energy_basis = self._energy_basis(totals, scope_meters, energy_equipment)
         per_equipment = []
         for eq in scope:
             meters = self._meters_of([eq])
-            energy_basis = total(totals[e] for e in [*meters, *self._covered_by(meters)])
+            eq_energy = self._energy_basis(totals, meters, self._covered_by(meters))
+            own = totals[eq.id] if eq.produces_parts else BaseQuantities.zero()
             per_equipment.append(
                 EquipmentKpis(
                     equipment=eq.id,
                     type=eq.type.value,
                     base=BaseQuantitiesModel.of(totals[eq.id]),
-                    kpis=self._kpis(totals[eq.id] if eq.produces_parts else BaseQuantities.zero(), energy_basis),
+                    kpis=self._kpis(chosen, own, eq_energy),
                     meters=meters,
                 )
             )
-
-        hourly = []
-        for hour, bases in per_hour.items():
-            hour_production = total(bases[e] for e in production_ids)
-            hour_energy = total(bases[e] for e in [*scope_meters, *energy_equipment])
-            hourly.append(
-                HourlyKpis(
-                    hour=hour,
-                    start=windows[hour][0],
-                    end=windows[hour][1],
-                    base=BaseQuantitiesModel.of(hour_production),
-                    energy_kwh=total(bases[m] for m in scope_meters).energy_kwh,
-                    kpis={k.key: k.value for k in self._kpis(hour_production, hour_energy)},
+        groups = []
+        if group_by is not None:
+            for key, (g_start, g_end, members) in self._group(pieces, group_by).items():
+                g_totals = {e: total(p.base for p in members if p.equipment == e) for e in involved}
+                g_production = total(g_totals[e] for e in production_ids)
+                g_energy = self._energy_basis(g_totals, scope_meters, energy_equipment)
+                values = self._kpis(chosen, g_production, g_energy)
+                groups.append(
+                    GroupKpis(
+                        key=key,
+                        start=ns_to_datetime(g_start),
+                        end=ns_to_datetime(g_end),
+                        base=BaseQuantitiesModel.of(_with_consumption(g_production, g_totals, scope_meters)),
+                        kpis={v.key: v.value for v in values},
+                        status={v.key: v.status for v in values},
+                    )
                 )
-            )
-
-        evidence = Evidence(
-            coverage=production_total.coverage,
-            energy_coverage=energy_total.coverage,
+        meter_total = total(totals[m] for m in scope_meters)
+        evidence = EvidenceModel(
+            coverage=production.coverage,
+            counter_coverage=production.counter_coverage,
+            energy_coverage=meter_total.coverage,
             min_coverage=self.min_coverage,
-            samples=production_total.samples,
-            counter_resets=production_total.counter_resets,
+            samples=production.samples,
+            counter_resets=production.counter_resets,
+            rollovers=meter_total.rollovers,
+            excluded_steps=production.excluded_steps + meter_total.excluded_steps,
             meters=[self._meter_evidence(m, totals[m]) for m in scope_meters],
             energy_equipment=energy_equipment,
-            series=computed.series,
+            series=log.evidence({e: i for i, e in enumerate(involved)}),
         )
         return KpiReport(
             scope=scope_id,
             start=start,
             end=end,
             equipment=production_ids,
-            base=BaseQuantitiesModel.of(production_total),
-            kpis=self._kpis(production_total, energy_total),
+            base=BaseQuantitiesModel.of(_with_consumption(production, totals, scope_meters)),
+            kpis=self._kpis(chosen, production, energy_basis),
             per_equipment=per_equipment,
-            hourly=hourly,
+            group_by=group_by,
+            groups=groups,
             evidence=evidence,
+            read_path=read_path,
         )
+
+    def _group(self, pieces: Sequence[_Piece], group_by: str) -> dict[str, tuple[int, int, list[_Piece]]]:
+        """Pieces by bucket; pieces never straddle a bucket (days and hours nest in every grouping)."""
+        members: dict[str, list[_Piece]] = defaultdict(list)
+        for piece in pieces:
+            members[_bucket(piece.start_ns, group_by, self.tz)[0]].append(piece)
+        # Buckets are clipped to the window: they span exactly the pieces inside them.
+        return {
+            key: (min(p.start_ns for p in group), max(p.end_ns for p in group), group)
+            for key, group in sorted(members.items(), key=lambda item: min(p.start_ns for p in item[1]))
+        }
+
+    def _energy_basis(
+        self, totals: Mapping[str, BaseQuantities], meters: Sequence[str], covered: Sequence[str]
+    ) -> _EnergyBasis:
+        return _EnergyBasis(total(totals[m] for m in meters), total(totals[e] for e in covered))
 
     def _meter_evidence(self, meter_id: str, base: BaseQuantities) -> MeterEvidence:
         carrier = self.assets.equipment(meter_id).carrier
+        register = REGISTER_SIGNAL[carrier] if carrier else "energy_kwh"
         return MeterEvidence(
             meter=meter_id,
             carrier=carrier.value if carrier else None,
+            consumption=getattr(base, register),
+            unit=CARRIER_UNIT[carrier] if carrier else "kWh",
             energy_kwh=base.energy_kwh,
             coverage=base.coverage,
             samples=base.samples,
@@ -237,7 +494,7 @@ class KpiEngine:
         equipment = list(equipment)
         return _unique(
             [
-                *(eq.meter for eq in equipment if eq.meter),
+                *(m for eq in equipment for m in eq.meter_ids),
                 *(eq.id for eq in equipment if eq.type == EquipmentType.METER),
             ]
         )
@@ -246,153 +503,157 @@ class KpiEngine:
         """Everything those meters cover: their energy is divided by the good parts of all of it."""
         return _unique(eq.id for m in meters for eq in self.assets.covered_by(m))
 
-    def _kpis(self, production: BaseQuantities, energy: BaseQuantities) -> list[KpiValue]:
+    def _kpis(
+        self, chosen: Sequence[KpiDescription], production: BaseQuantities, energy: _EnergyBasis
+    ) -> list[KpiValue]:
         values = []
-        for kpi in KPIS:
-            basis = energy if kpi.basis is Basis.ENERGY else production
-            coverage = basis.coverage
-            enough = coverage is not None and coverage >= self.min_coverage
-            values.append(
-                KpiValue(
-                    key=kpi.key,
-                    label_en=kpi.label_en,
-                    label_zh=kpi.label_zh,
-                    unit=kpi.unit,
-                    direction=kpi.direction,
-                    basis=kpi.basis,
-                    value=kpi.compute(basis) if enough else None,
-                    status="ok" if enough else "insufficient_evidence",
-                    coverage=coverage,
-                )
-            )
+        for kpi in chosen:
+            if kpi.basis is Basis.ENERGY:
+                basis = energy.combined()
+                coverages = {
+                    Evidence.METERS: energy.meters.coverage,
+                    Evidence.COUNTERS: energy.covered.counter_coverage,
+                }
+            else:
+                basis = production
+                coverages = {Evidence.STATE: production.coverage, Evidence.COUNTERS: production.counter_coverage}
+            values.append(self._value(kpi, basis, [coverages[e] for e in kpi.evidence]))
         return values
 
-    async def _read(
-        self,
-        measurement: Measurement,
-        equipment: Sequence[str],
-        signals: Sequence[str],
-        start: datetime,
-        end: datetime,
-    ) -> _Series:
-        series = _Series(measurement)
-        if not equipment:
-            return series
-        tags = {"equipment": list(equipment), "signal": list(signals)}
-        window, before = await asyncio.gather(
-            self.store.read(measurement, start, end, tags),
-            self.store.last_before(measurement, start, self.lookback, tags),
+    def _value(self, kpi: KpiDescription, basis: BaseQuantities, coverages: Sequence[float | None]) -> KpiValue:
+        coverage = None if any(c is None for c in coverages) else min(coverages, default=1.0)  # type: ignore[type-var]
+        value: float | None = None
+        reason: str | None = None
+        if coverage is None or coverage < self.min_coverage:
+            status = "insufficient_evidence"
+            shown = "no data" if coverage is None else f"coverage {coverage:.3f}"
+            reason = f"{shown} is below the minimum {self.min_coverage} ({', '.join(kpi.evidence)})"
+        else:
+            value = kpi.compute(basis)
+            status = "ok"
+            if value is None:
+                reason = "zero denominator: nothing to divide by in this window"
+            elif not math.isfinite(value):
+                value, status, reason = None, "flagged", "not a finite number"
+            elif kpi.bounded and not 0.0 <= value <= 1.0:
+                status, reason = "flagged", "a ratio outside [0, 1]: the base quantities contradict each other"
+            elif kpi.unit == "ratio" and value > 1.0:
+                status, reason = "flagged", "above 1: the ideal cycle time is probably too long"
+        return KpiValue(
+            key=kpi.key,
+            label_en=kpi.label_en,
+            label_zh=kpi.label_zh,
+            unit=kpi.unit,
+            direction=kpi.direction,
+            basis=kpi.basis,
+            value=value,
+            status=status,  # type: ignore[arg-type]
+            coverage=coverage,
+            reason=reason,
         )
-        for key, time_ns, value in _rows(window):
-            series.readings[key].append((time_ns, value))
-        for key, time_ns, value in _rows(before):
-            series.prior[key] = (time_ns, value)
-        return series
-
-    async def _compute(self, equipment: Sequence[Equipment], start: datetime, end: datetime) -> _Computed:
-        producers = [eq.id for eq in equipment if eq.type != EquipmentType.METER]
-        meters = [eq.id for eq in equipment if eq.type == EquipmentType.METER]
-        states, counters, energy = await asyncio.gather(
-            self._read(Measurement.STATE, producers, [Signal.STATE], start, end),
-            self._read(Measurement.COUNTER, producers, sorted(PART_COUNTERS), start, end),
-            self._read(Measurement.ENERGY, meters, [Signal.ENERGY_KWH], start, end),
-        )
-        start_ns, end_ns = datetime_to_ns(start), datetime_to_ns(end)
-        windows = [
-            (
-                hour,
-                ns_to_datetime(hour),
-                ns_to_datetime(seg_start),
-                ns_to_datetime(seg_end),
-                seg_end - seg_start,
-            )
-            for hour, seg_start, seg_end in hour_windows(start_ns, end_ns)
-        ]
-        hourly: list[HourlyBase] = []
-        for eq in equipment:
-            if eq.type == EquipmentType.METER:
-                fields = _meter_hours(eq, energy, start_ns, end_ns)
-            else:
-                fields = _production_hours(eq, states, counters, start_ns, end_ns)
-            for hour, hour_start, seg_start, seg_end, length_ns in windows:
-                base = BaseQuantities.from_fields({**fields.get(hour, {}), "expected_s": length_ns / NS_PER_S})
-                hourly.append(HourlyBase(eq.id, hour_start, seg_start, seg_end, base))
-        return _Computed(hourly, _series_evidence(equipment, (states, counters, energy)))
 
 
-def _count_by_hour(readings: Iterable[tuple[int, FieldValue]], into: dict[int, dict[str, float]]) -> None:
-    for time_ns, _ in readings:
-        hour = into[time_ns - time_ns % HOUR_NS]
-        hour["samples"] = hour.get("samples", 0) + 1
+@dataclass(frozen=True, slots=True)
+class _EnergyBasis:
+    """The meters of a scope and all the equipment they cover."""
+
+    meters: BaseQuantities
+    covered: BaseQuantities
+
+    def combined(self) -> BaseQuantities:
+        """The covered equipment's parts with the meters' consumption."""
+        return _replace_consumption(self.covered, self.meters)
 
 
-def _add(into: dict[str, float], name: str, amount: float) -> None:
-    into[name] = into.get(name, 0) + amount
+def _replace_consumption(base: BaseQuantities, source: BaseQuantities) -> BaseQuantities:
+    return replace(base, **{name: getattr(source, name) for name in CONSUMPTION_FIELDS})
 
 
-def _production_hours(
-    eq: Equipment, states: _Series, counters: _Series, start_ns: int, end_ns: int
-) -> dict[int, dict[str, float]]:
-    hours: dict[int, dict[str, float]] = defaultdict(dict)
-    key = (eq.id, Signal.STATE.value)
-    changes = [(t, _to_state(v)) for t, v in states.readings.get(key, [])]
-    prior = states.prior.get(key)
-    prior_state = _to_state(prior[1]) if prior else None
-    for hour, durations in state_durations_by_hour(changes, prior_state, start_ns, end_ns).items():
-        bucket = hours[hour]
-        bucket["covered_s"] = sum(durations.values()) / NS_PER_S
-        for state, ns in durations.items():
-            _add(bucket, _ELEMENT_FIELD[time_element(state)], ns / NS_PER_S)
-    _count_by_hour(states.readings.get(key, []), hours)
-
-    for signal, name in _COUNTER_FIELD.items():
-        key = (eq.id, signal.value)
-        readings = [(t, int(v)) for t, v in counters.readings.get(key, [])]
-        before = counters.prior.get(key)
-        prior_value = int(before[1]) if before else None
-        for hour, (increment, resets) in counter_increments_by_hour(readings, prior_value).items():
-            _add(hours[hour], name, increment)
-            _add(hours[hour], "counter_resets", resets)
-        _count_by_hour(readings, hours)
-
-    # PRU × PQ per hour; equipment without an ideal cycle time contributes no ideal time.
-    for bucket in hours.values():
-        bucket["ideal_time_s"] = (eq.ideal_cycle_time_s or 0.0) * bucket.get("parts_produced", 0)
-    return hours
+def _with_consumption(
+    production: BaseQuantities, totals: Mapping[str, BaseQuantities], meters: Sequence[str]
+) -> BaseQuantities:
+    """The scope's production quantities with its meters' consumption (not the machines' zeros)."""
+    return _replace_consumption(production, total(totals[m] for m in meters))
 
 
-def _meter_hours(eq: Equipment, energy: _Series, start_ns: int, end_ns: int) -> dict[int, dict[str, float]]:
-    hours: dict[int, dict[str, float]] = defaultdict(dict)
-    key = (eq.id, Signal.ENERGY_KWH.value)
-    readings = [(t, float(v)) for t, v in energy.readings.get(key, [])]
-    before = energy.prior.get(key)
-    prior_value = float(before[1]) if before else None
-    for hour, (increment, resets) in counter_increments_by_hour(readings, prior_value).items():
-        _add(hours[hour], "energy_kwh", increment)
-        _add(hours[hour], "counter_resets", resets)
-    _count_by_hour(readings, hours)
-    # A meter's consumption is known from its baseline reading (the one before the window, else the
-    # first inside it) up to its last reading; after that it is not yet known.
-    if readings:
-        known_from = start_ns if before else readings[0][0]
-        for hour, ns in span_by_hour(known_from, readings[-1][0], start_ns, end_ns).items():
-            hours[hour]["covered_s"] = ns / NS_PER_S
-    return hours
+def _choose(keys: Sequence[str] | None) -> list[KpiDescription]:
+    if keys is None:
+        return list(KPIS)
+    known = {k.key: k for k in KPIS}
+    unknown = [k for k in keys if k not in known]
+    if unknown:
+        raise ValueError(f"unknown KPI {', '.join(map(repr, unknown))}; known: {', '.join(known)}")
+    return [known[k] for k in _unique(keys)]
 
 
-def _series_evidence(equipment: Sequence[Equipment], reads: Iterable[_Series]) -> list[SeriesEvidence]:
-    order = {eq.id: i for i, eq in enumerate(equipment)}
-    evidence = []
-    for series in reads:
-        for key in sorted(series.readings.keys() | series.prior.keys(), key=lambda k: (order.get(k[0], 0), k[1])):
-            prior = series.prior.get(key)
-            evidence.append(
-                SeriesEvidence(
-                    measurement=series.measurement.value,
-                    equipment=key[0],
-                    signal=key[1],
-                    points=len(series.readings.get(key, [])),
-                    prior_time=ns_to_datetime(prior[0]) if prior else None,
-                )
-            )
-    return evidence
+def _between(readings: Sequence[Reading], start_ns: int, end_ns: int) -> Sequence[Reading]:
+    lo = bisect.bisect_left(readings, start_ns, key=lambda r: r[0])
+    hi = bisect.bisect_left(readings, end_ns, key=lambda r: r[0])
+    return readings[lo:hi]
+
+
+def _timedelta_ns(ns: int) -> timedelta:
+    return timedelta(microseconds=-(-ns // 1000))
+
+
+def _runs(pairs: set[tuple[str, int]]) -> list[tuple[int, int, list[str]]]:
+    """Contiguous runs of hours that some equipment lacks: (start, end, equipment lacking any of them)."""
+    lacking: dict[int, list[str]] = defaultdict(list)
+    for eq, hour in sorted(pairs):
+        lacking[hour].append(eq)
+    runs: list[tuple[int, int, list[str]]] = []
+    for hour in sorted(lacking):
+        if runs and runs[-1][1] == hour:
+            a, _, ids = runs[-1]
+            runs[-1] = (a, hour + HOUR_NS, _unique([*ids, *lacking[hour]]))
+        else:
+            runs.append((hour, hour + HOUR_NS, lacking[hour]))
+    return runs
+
+
+def _join(ranges: Sequence[tuple[int, int, list[str]]]) -> list[tuple[int, int, list[str]]]:
+    """Adjacent raw ranges of the same equipment as one range: one read and no second look-back."""
+    joined: list[tuple[int, int, list[str]]] = []
+    for a, b, ids in ranges:
+        if joined and joined[-1][1] == a and set(joined[-1][2]) == set(ids):
+            joined[-1] = (joined[-1][0], b, joined[-1][2])
+        else:
+            joined.append((a, b, ids))
+    return joined
+
+
+def _merge(ranges: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+    merged: list[tuple[int, int]] = []
+    for a, b in sorted(ranges):
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(b, merged[-1][1]))
+        else:
+            merged.append((a, b))
+    return merged
+
+
+def _bucket(start_ns: int, group_by: str, tz: ZoneInfo) -> tuple[str, int, int]:
+    """(key, start, end) of the bucket a piece starting at ``start_ns`` belongs to, in the site's zone."""
+    local = ns_to_datetime(start_ns).astimezone(tz)
+    if group_by == "hour":
+        hour = start_ns - start_ns % HOUR_NS
+        return local.replace(minute=0, second=0, microsecond=0).isoformat(), hour, hour + HOUR_NS
+    day = local.date()
+    if group_by == "day":
+        first, last = day, day + timedelta(days=1)
+        key = day.isoformat()
+    elif group_by == "week":
+        first = day - timedelta(days=day.weekday())
+        last = first + timedelta(days=7)
+        year, week, _ = first.isocalendar()
+        key = f"{year}-W{week:02d}"
+    else:
+        first = day.replace(day=1)
+        last = (first + timedelta(days=32)).replace(day=1)
+        key = first.strftime("%Y-%m")
+    midnight = datetime.min.time()
+    return (
+        key,
+        datetime_to_ns(datetime.combine(first, midnight, tz)),
+        datetime_to_ns(datetime.combine(last, midnight, tz)),
+    )

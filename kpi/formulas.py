@@ -113,6 +113,32 @@ def kwh_per_part(q: BaseQuantities) -> float | None:
     return _ratio(q.energy_kwh, q.parts_produced)
 
 
+def mtbf_h(q: BaseQuantities) -> float | None:
+    """Mean operating time between failures, hours: AUPT / failures (entries into DOWN).
+
+    ISO 22400-2 averages the operating times between failures; with additive base quantities that is
+    the operating time of the window divided by the failures in it.
+    """
+    time = _ratio(actual_unit_processing_time_s(q), q.failures)
+    return None if time is None else time / 3600
+
+
+def mttr_min(q: BaseQuantities) -> float | None:
+    """Mean time to repair, minutes: ADET / failures."""
+    time = _ratio(q.down_time_s, q.failures)
+    return None if time is None else time / 60
+
+
+def throughput_rate(q: BaseQuantities) -> float | None:
+    """Parts per hour of planned busy time: PQ / PBT."""
+    return _ratio(q.parts_produced * 3600, q.planned_busy_time_s)
+
+
+def upload_rate(q: BaseQuantities) -> float | None:
+    """Received / expected report intervals of the expected signals (数据上传率)."""
+    return _ratio(q.received_samples, q.expected_samples)
+
+
 class Direction(StrEnum):
     UP = "up"  # higher is better
     DOWN = "down"  # lower is better
@@ -125,6 +151,14 @@ class Basis(StrEnum):
     ENERGY = "energy"  # the scope's meters plus all the equipment those meters cover
 
 
+class Evidence(StrEnum):
+    """What a KPI's value rests on; its coverage is the lowest coverage of these."""
+
+    STATE = "state"  # the machine state was known (covered_s)
+    COUNTERS = "counters"  # the total and good part counters were known (counter_covered_s)
+    METERS = "meters"  # the meters' registers were known
+
+
 @dataclass(frozen=True, slots=True)
 class KpiDescription:
     key: str
@@ -134,26 +168,47 @@ class KpiDescription:
     direction: Direction
     compute: Callable[[BaseQuantities], float | None]
     basis: Basis = Basis.PRODUCTION
+    evidence: tuple[Evidence, ...] = (Evidence.STATE,)
+    bounded: bool = False  # a ratio that can only lie in [0, 1]: outside it, the value is flagged
 
 
 _UP, _DOWN = Direction.UP, Direction.DOWN
+_STATE = (Evidence.STATE,)
+_COUNTERS = (Evidence.COUNTERS,)
+_BOTH = (Evidence.STATE, Evidence.COUNTERS)
+_ENERGY = (Evidence.METERS, Evidence.COUNTERS)
+
+
+def _ratio_kpi(
+    key: str,
+    en: str,
+    zh: str,
+    direction: Direction,
+    compute: Callable[[BaseQuantities], float | None],
+    evidence: tuple[Evidence, ...],
+) -> KpiDescription:
+    return KpiDescription(key, en, zh, "ratio", direction, compute, evidence=evidence, bounded=True)
+
 
 KPIS: tuple[KpiDescription, ...] = (
-    KpiDescription("availability", "Availability", "可用率", "ratio", _UP, availability),
-    KpiDescription("effectiveness", "Effectiveness", "性能开动率", "ratio", _UP, effectiveness),
-    KpiDescription("quality_ratio", "Quality ratio", "质量比率", "ratio", _UP, quality_ratio),
-    KpiDescription("oee", "OEE", "设备综合效率", "ratio", _UP, oee),
-    KpiDescription("nee", "NEE", "净设备效率", "ratio", _UP, nee),
-    KpiDescription("allocation_efficiency", "Allocation efficiency", "分配效率", "ratio", _UP, allocation_efficiency),
-    KpiDescription(
-        "utilisation_efficiency", "Utilisation efficiency", "利用效率", "ratio", _UP, utilisation_efficiency
-    ),
-    KpiDescription("technical_efficiency", "Technical efficiency", "技术效率", "ratio", _UP, technical_efficiency),
-    KpiDescription("setup_rate", "Setup rate", "换型时间比率", "ratio", _DOWN, setup_rate),
-    KpiDescription("scrap_ratio", "Scrap ratio", "报废率", "ratio", _DOWN, scrap_ratio),
-    KpiDescription("rework_ratio", "Rework ratio", "返工率", "ratio", _DOWN, rework_ratio),
-    KpiDescription("defect_rate", "Defect rate", "不良品率", "ratio", _DOWN, defect_rate),
-    KpiDescription("ppm", "Defects per million", "百万件不良数", "ppm", _DOWN, ppm),
+    _ratio_kpi("availability", "Availability", "可用率", _UP, availability, _STATE),
+    # Effectiveness and OEE may exceed 1 (a wrong ideal cycle time): reported and flagged, not clipped.
+    KpiDescription("effectiveness", "Effectiveness", "性能开动率", "ratio", _UP, effectiveness, evidence=_BOTH),
+    _ratio_kpi("quality_ratio", "Quality ratio", "质量比率", _UP, quality_ratio, _COUNTERS),
+    KpiDescription("oee", "OEE", "设备综合效率", "ratio", _UP, oee, evidence=_BOTH),
+    KpiDescription("nee", "NEE", "净设备效率", "ratio", _UP, nee, evidence=_BOTH),
+    _ratio_kpi("allocation_efficiency", "Allocation efficiency", "分配效率", _UP, allocation_efficiency, _STATE),
+    _ratio_kpi("utilisation_efficiency", "Utilisation efficiency", "利用效率", _UP, utilisation_efficiency, _STATE),
+    _ratio_kpi("technical_efficiency", "Technical efficiency", "技术效率", _UP, technical_efficiency, _STATE),
+    _ratio_kpi("setup_rate", "Setup rate", "换型时间比率", _DOWN, setup_rate, _STATE),
+    _ratio_kpi("scrap_ratio", "Scrap ratio", "报废率", _DOWN, scrap_ratio, _COUNTERS),
+    _ratio_kpi("rework_ratio", "Rework ratio", "返工率", _DOWN, rework_ratio, _COUNTERS),
+    _ratio_kpi("defect_rate", "Defect rate", "不良品率", _DOWN, defect_rate, _COUNTERS),
+    KpiDescription("ppm", "Defects per million", "百万件不良数", "ppm", _DOWN, ppm, evidence=_COUNTERS),
+    KpiDescription("throughput_rate", "Throughput rate", "产出率", "parts/h", _UP, throughput_rate, evidence=_BOTH),
+    KpiDescription("mtbf", "Mean time between failures", "平均故障间隔时间", "h", _UP, mtbf_h),
+    KpiDescription("mttr", "Mean time to repair", "平均修复时间", "min", _DOWN, mttr_min),
+    _ratio_kpi("upload_rate", "Data upload rate", "数据上传率", _UP, upload_rate, ()),
     KpiDescription(
         "kwh_per_good_part",
         "Energy per good part",
@@ -162,6 +217,10 @@ KPIS: tuple[KpiDescription, ...] = (
         _DOWN,
         kwh_per_good_part,
         Basis.ENERGY,
+        _ENERGY,
     ),
-    KpiDescription("kwh_per_part", "Energy per part", "单件能耗", "kWh/part", _DOWN, kwh_per_part, Basis.ENERGY),
+    KpiDescription(
+        "kwh_per_part", "Energy per part", "单件能耗", "kWh/part", _DOWN, kwh_per_part, Basis.ENERGY, _ENERGY
+    ),
 )
+KPI_KEYS: frozenset[str] = frozenset(k.key for k in KPIS)

@@ -15,7 +15,9 @@ from pydantic import BaseModel, ConfigDict
 from kpi.base import BaseQuantities
 from kpi.formulas import Basis, Direction
 
-KpiStatus = Literal["ok", "insufficient_evidence"]
+# ok: the value rests on enough evidence and lies where it can; insufficient_evidence: withheld (null);
+# flagged: shown, but it cannot be taken as final (a ratio outside [0, 1], a value that is not finite).
+KpiStatus = Literal["ok", "insufficient_evidence", "flagged"]
 
 
 class _Frozen(BaseModel):
@@ -23,7 +25,7 @@ class _Frozen(BaseModel):
 
 
 class BaseQuantitiesModel(_Frozen):
-    """Additive ISO 22400 base quantities, seconds and counts; PBT and coverage derived."""
+    """Additive ISO 22400 base quantities, seconds and counts; PBT, offline time and coverages derived."""
 
     planned_busy_time_s: float
     production_time_s: float
@@ -31,21 +33,38 @@ class BaseQuantitiesModel(_Frozen):
     down_time_s: float
     idle_time_s: float
     planned_downtime_s: float
+    offline_s: float
     parts_produced: int
     parts_good: int
     parts_scrap: int
     parts_rework: int
     ideal_time_s: float
     energy_kwh: float
+    gas_m3: float
+    water_m3: float
+    heat_mj: float
+    steam_kg: float
+    compressed_air_m3: float
+    diesel_kg: float
+    gasoline_kg: float
     covered_s: float
+    counter_covered_s: float
     expected_s: float
     samples: int
+    received_samples: float
+    expected_samples: float
     counter_resets: int
+    rollovers: int
+    excluded_steps: int
+    failures: int
     coverage: float | None
+    counter_coverage: float | None
 
     @classmethod
     def of(cls, q: BaseQuantities) -> BaseQuantitiesModel:
-        return cls.model_validate({**q.to_fields(), "coverage": q.coverage})
+        return cls.model_validate(
+            {**q.to_fields(), "offline_s": q.offline_s, "coverage": q.coverage, "counter_coverage": q.counter_coverage}
+        )
 
 
 class KpiValue(_Frozen):
@@ -58,6 +77,7 @@ class KpiValue(_Frozen):
     value: float | None
     status: KpiStatus
     coverage: float | None
+    reason: str | None = None  # why a value is withheld, flagged or null
 
 
 class EquipmentKpis(_Frozen):
@@ -68,20 +88,22 @@ class EquipmentKpis(_Frozen):
     meters: list[str]
 
 
-class HourlyKpis(_Frozen):
-    """One UTC hour of the scope; ``start``/``end`` are clipped to the report window."""
+class GroupKpis(_Frozen):
+    """One bucket of ``group_by`` (hour, shift, day, week, month in the site's zone), clipped to the window."""
 
-    hour: datetime
+    key: str
     start: datetime
     end: datetime
     base: BaseQuantitiesModel
-    energy_kwh: float
     kpis: dict[str, float | None]
+    status: dict[str, KpiStatus]
 
 
 class MeterEvidence(_Frozen):
     meter: str
     carrier: str | None
+    consumption: float
+    unit: str
     energy_kwh: float
     coverage: float | None
     samples: int
@@ -99,12 +121,25 @@ class SeriesEvidence(_Frozen):
     prior_time: datetime | None
 
 
+class ReadPath(_Frozen):
+    """Where the numbers came from: rollups for settled hours, raw series for the rest."""
+
+    settled_before: datetime
+    rollup_days: int  # equipment-days read from daily rollups
+    rollup_hours: int  # equipment-hours read from hourly rollups
+    raw_hours: int  # equipment-hours (or parts of hours) computed from raw series
+    raw_ranges: list[tuple[datetime, datetime]]
+
+
 class Evidence(_Frozen):
     coverage: float | None
+    counter_coverage: float | None
     energy_coverage: float | None
     min_coverage: float
     samples: int
     counter_resets: int
+    rollovers: int
+    excluded_steps: int
     meters: list[MeterEvidence]
     energy_equipment: list[str]
     series: list[SeriesEvidence]
@@ -118,5 +153,7 @@ class KpiReport(_Frozen):
     base: BaseQuantitiesModel
     kpis: list[KpiValue]
     per_equipment: list[EquipmentKpis]
-    hourly: list[HourlyKpis]
+    group_by: str | None
+    groups: list[GroupKpis]
     evidence: Evidence
+    read_path: ReadPath

@@ -1,16 +1,23 @@
-"""The KPI worker: keeps the hourly base quantities in the store up to date.
+"""The KPI worker: keeps the hourly and daily rollups current, so reports can read them.
 
-Every ``kpi.interval_s`` it recomputes the current UTC hour and the ``kpi.recompute_hours - 1``
-hours before it for every piece of production equipment and every meter, and writes them as
-``kpi_base_hourly`` points stamped with the hour start. A rewrite of the same hour overwrites the
-point, so recomputing is idempotent and late data is folded in on the next round.
+Every ``kpi.interval_s`` it rewrites the hourly rollups of the last ``settle_hours`` closed hours and
+of the hour that has just settled (late data within that time is folded in as a matter of course).
+Every ``kpi.late_scan_interval_s`` it counts the raw points of each equipment-hour over the last
+``kpi.late_data_horizon_h`` and recomputes every hour whose count differs from the one its rollup
+was computed from, or that has no current rollup (the worker was down, the configuration changed);
+a recomputed hour whose closing readings changed makes the hour after it dirty too. Daily rollups of
+the days touched are rewritten once the whole day has settled.
+
+At start it compares the rollups' schema and configuration with the current ones (the
+``kpi_rollup_meta`` point) and rebuilds every rollup since the first one when they differ.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Self
@@ -21,10 +28,16 @@ from core.settings import Settings
 from core.signals import Measurement
 from core.store import Point, Store
 from core.tasks import cancel_and_wait
-from core.wire import datetime_to_ns
-from kpi.engine import KpiEngine
+from core.wire import datetime_to_ns, ns_to_datetime
+from kpi.backfill import backfill
+from kpi.base import HOUR_NS
+from kpi.engine import HourlyBase, KpiEngine, _runs
+from kpi.rollup import ROLLUP_SCHEMA, HourRow
 
 log = logging.getLogger(__name__)
+
+META = "kpi_rollup_meta"
+_YEARS = timedelta(days=3 * 366)  # how far back the worker looks for the first rollup and its meta point
 
 
 def _utc_now() -> datetime:
@@ -45,14 +58,18 @@ class KpiWorker:
         self.settings = settings.kpi
         self.store = store
         self.assets = assets
-        self.engine = KpiEngine(store, assets, timedelta(hours=self.settings.lookback_h), self.settings.min_coverage)
+        self.engine = KpiEngine.from_settings(store, assets, self.settings, clock)
+        self.rollups = self.engine.rollups
         self.clock = clock
-        # Meters are written too: without their hourly energy the rollup could not give kWh per part.
+        # Meters are rolled up too: without their hourly consumption there is no energy per part.
         self.equipment_ids = [eq.id for eq in assets if eq.produces_parts or eq.type == EquipmentType.METER]
         self.rounds = 0
         self.points_written = 0
+        self.late_hours = 0
         self.failed_rounds = 0
         self._failing = False
+        self._last_scan_ns: int | None = None
+        self._checked_meta = False
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Self:
@@ -72,30 +89,127 @@ class KpiWorker:
             assert self._task is not None
             await self._task
 
+    @property
+    def config_digest(self) -> str:
+        fps = ",".join(self.rollups.fingerprint_of(e) for e in self.equipment_ids)
+        return hashlib.sha256(f"{ROLLUP_SCHEMA}:{fps}".encode()).hexdigest()[:16]
+
     async def recompute(self, now: datetime | None = None) -> int:
-        """Recompute and write the recent hours once; returns the number of points written."""
-        end = now or self.clock()
-        current_hour = end.replace(minute=0, second=0, microsecond=0)
-        start = current_hour - timedelta(hours=self.settings.recompute_hours - 1)
-        if end <= start:
+        """Rewrite the rollups of the unsettled closed hours and of the hour that just settled."""
+        now = now or self.clock()
+        now_ns = datetime_to_ns(now)
+        current = now_ns - now_ns % HOUR_NS
+        start = current - (self.settings.settle_hours + 1) * HOUR_NS
+        stored = await self.rollups.read_hours(self.equipment_ids, start - HOUR_NS, start)
+        carries = {eq: row.carry for (eq, _), row in stored.items()}
+        rows = await self.engine.raw_hours(self.equipment_ids, start, current, carries=carries)
+        await self._write(rows, now)
+        return len(rows)
+
+    async def rescan(self, now: datetime | None = None) -> int:
+        """Recompute settled hours of the late-data horizon whose raw data changed or that lack a rollup."""
+        now = now or self.clock()
+        settled = self.engine.settled_before_ns(now)
+        start = settled - int(self.settings.late_data_horizon_h * HOUR_NS)
+        start -= start % HOUR_NS
+        if start >= settled:
             return 0
-        rows = await self.engine.hourly(self.equipment_ids, start, end)
-        points = [
-            Point(
-                Measurement.BASE_HOURLY,
-                self.assets.placement(row.equipment).tags(),
-                row.base.to_fields(),
-                datetime_to_ns(row.hour),
-            )
-            for row in rows
-        ]
-        await self.store.write(points)
-        return len(points)
+        window = (ns_to_datetime(start), ns_to_datetime(settled))
+        producers = [e for e in self.equipment_ids if not self.engine.profiles[e].is_meter]
+        meters = [e for e in self.equipment_ids if self.engine.profiles[e].is_meter]
+        counts = await self.store.count_by_hour(
+            [Measurement.STATE.value, Measurement.COUNTER.value], *window, "equipment"
+        )
+        energy = await self.store.count_by_hour([Measurement.ENERGY.value], *window, "equipment")
+        stored = await self.rollups.read_hours(self.equipment_ids, start - HOUR_NS, settled)
+        dirty: set[tuple[str, int]] = set()
+        for ids, raw in ((producers, counts), (meters, energy)):
+            for eq in ids:
+                for hour in range(start, settled, HOUR_NS):
+                    row = stored.get((eq, hour))
+                    if row is None or row.raw_points != raw.get((eq, hour), 0):
+                        dirty.add((eq, hour))
+        written = await self._recompute(dirty, stored, settled, now)
+        self.late_hours += len(dirty)
+        return written
+
+    async def _recompute(
+        self, dirty: set[tuple[str, int]], stored: dict[tuple[str, int], HourRow], settled: int, now: datetime
+    ) -> int:
+        written = 0
+        pending = dirty
+        while pending:
+            follow: set[tuple[str, int]] = set()
+            for a, b, ids in _runs(pending):
+                carries = {eq: stored[(eq, a - HOUR_NS)].carry for eq in ids if (eq, a - HOUR_NS) in stored}
+                rows = await self.engine.raw_hours(ids, a, b, carries=carries)
+                await self._write(rows, now)
+                written += len(rows)
+                for row in rows:
+                    stored[(row.equipment, row.hour_ns)] = row.row()
+                # What was known at the end of the run changed: the hour after it is stale as well.
+                for eq in ids:
+                    after = stored.get((eq, b))
+                    if b < settled and after is not None and after.carry != stored[(eq, b - HOUR_NS)].carry:
+                        follow.add((eq, b))
+            pending = follow - dirty
+            dirty |= follow
+        return written
+
+    async def _write(self, rows: Sequence[HourlyBase], now: datetime) -> None:
+        whole = [r.row() for r in rows if r.whole_hour]
+        await self.rollups.write_hours(whole)
+        await self.rollups.refresh_days(
+            {r.equipment for r in whole}, {r.hour_ns for r in whole}, self.engine.settled_before_ns(now)
+        )
+        self.points_written += len(whole)
+
+    async def check_meta(self, now: datetime | None = None) -> int:
+        """Rebuild every rollup since the first one when the schema or the configuration changed."""
+        now = now or self.clock()
+        digest = self.config_digest
+        site = {"site": self.assets.site.id}
+        # The meta point is stamped with the time it was written; a clock set back must still see it.
+        found = await self.store.last_points(META, now + timedelta(days=1), _YEARS, site)
+        if found and found[-1].fields.get("value") == digest:
+            return 0
+        first = await self._first_rollup_ns(now)
+        rebuilt = 0
+        if first is not None:
+            end = ns_to_datetime(self.engine.settled_before_ns(now))
+            if ns_to_datetime(first) < end:
+                log.info(
+                    "KPI rollups were made with another schema or configuration: rebuilding them since %s",
+                    ns_to_datetime(first).isoformat(),
+                )
+                summary = await backfill(self.engine, self.equipment_ids, ns_to_datetime(first), end, now=now)
+                rebuilt = summary.rows
+        meta = Point(META, site, {"value": digest, "quality": "good", "schema": ROLLUP_SCHEMA}, datetime_to_ns(now))
+        await self.store.write([meta])
+        return rebuilt
+
+    async def _first_rollup_ns(self, now: datetime) -> int | None:
+        # The oldest daily row is the cheapest bound on where rollups begin; hourly rows narrow it.
+        for measurement in ("kpi_base_daily", Measurement.BASE_HOURLY.value):
+            points = await self.store.read_points(measurement, now - _YEARS, now, {"equipment": self.equipment_ids[:1]})
+            if points:
+                return points[0].time_ns
+        return None
 
     async def _loop(self) -> None:
         while True:
             try:
+                if not self._checked_meta:
+                    await self.check_meta()
+                    self._checked_meta = True
                 written = await self.recompute()
+                now_ns = datetime_to_ns(self.clock())
+                if (
+                    self._last_scan_ns is None
+                    or now_ns - self._last_scan_ns >= self.settings.late_scan_interval_s * 1e9
+                ):
+                    written += await self.rescan()
+                    self._last_scan_ns = now_ns
             except StoreError as exc:
                 self.failed_rounds += 1
                 if not self._failing:
@@ -103,7 +217,6 @@ class KpiWorker:
                     self._failing = True
             else:
                 self.rounds += 1
-                self.points_written += written
                 if self._failing:
                     log.info("KPI rounds succeed again")
                     self._failing = False

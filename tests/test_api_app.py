@@ -13,7 +13,7 @@ from fastapi import FastAPI, HTTPException
 from api.app import create_app
 from api.context import Role
 from api.deps import Caller, RequireRole
-from core.settings import Settings
+from core.settings import KpiSettings, Settings
 from core.store import Store
 from core.stores.sqlite import SqliteStore
 from kpi.report import KpiReport
@@ -22,11 +22,13 @@ from tests.test_kpi_engine import ASSETS, END, START, check_line_a_report, datas
 VIEWER_KEY = "viewer-key-0123456789abcdef"
 ADMIN_KEY = "admin-key-0123456789abcdef"
 KEYS = {VIEWER_KEY: "viewer", ADMIN_KEY: "admin"}
-LINE_A = {"scope": "line-a", "start": START.isoformat(), "end": END.isoformat()}
+LINE_A = {"scope": "line-a", "start": START.isoformat(), "end": END.isoformat(), "group_by": "hour"}
 
 
 def _app(store: Store, example_assets_path: Path) -> FastAPI:
-    return create_app(Settings(assets=example_assets_path), store, ASSETS, KEYS)
+    # The engine test's dataset has readings tens of minutes apart: valid for 1440 intervals (24 h).
+    settings = Settings(assets=example_assets_path, kpi=KpiSettings(gap_intervals=1440))
+    return create_app(settings, store, ASSETS, KEYS)
 
 
 @pytest.fixture
@@ -120,6 +122,7 @@ async def test_kpi_report_numbers_equal_hand_computed_values(client: httpx.Async
         "value": pytest.approx(3180 * 700 / (8100 * 720)),
         "status": "ok",
         "coverage": pytest.approx(9900 / 16200),
+        "reason": None,
     }
     assert body["base"]["planned_busy_time_s"] == 8100
 
@@ -139,8 +142,14 @@ async def test_default_window_is_the_last_hour(client: httpx.AsyncClient) -> Non
     assert response.status_code == 200
     start, end = datetime.fromisoformat(body["start"]), datetime.fromisoformat(body["end"])
     assert end - start == timedelta(hours=1) and end.utcoffset() == timedelta(0)
-    # cnc-03 never reported: the report says so instead of inventing numbers.
-    assert {k["status"] for k in body["kpis"] if k["basis"] == "production"} == {"insufficient_evidence"}
+    # cnc-03 never reported: the report says so instead of inventing numbers; what it can say for
+    # sure is that none of its expected report intervals arrived.
+    kpis = {k["key"]: k for k in body["kpis"]}
+    assert {k["status"] for k in kpis.values() if k["basis"] == "production" and k["key"] != "upload_rate"} == {
+        "insufficient_evidence"
+    }
+    assert (kpis["upload_rate"]["value"], kpis["upload_rate"]["status"]) == (0.0, "ok")
+    assert "below the minimum 0.5" in kpis["oee"]["reason"]
 
 
 @pytest.mark.parametrize(
@@ -165,10 +174,46 @@ async def test_bad_windows_are_422_with_a_clear_message(
 
 
 async def test_window_of_exactly_366_days_is_accepted(client: httpx.AsyncClient) -> None:
-    params = {"scope": "cnc-03", "start": "2025-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z"}
+    params = {"scope": "cnc-03", "start": "2025-01-01T00:00:00Z", "end": "2026-01-02T00:00:00Z", "group_by": "day"}
     response = await client.get("/v1/kpi", params=params, headers={"X-API-Key": VIEWER_KEY})
     assert response.status_code == 200
-    assert len(response.json()["hourly"]) == 366 * 24
+    groups = response.json()["groups"]
+    # Local days of Asia/Shanghai: 2025-01-01 from 08:00 (partial) to 2026-01-02 until 08:00 (partial).
+    assert (len(groups), groups[0]["key"], groups[-1]["key"]) == (367, "2025-01-01", "2026-01-02")
+    assert sum(g["base"]["expected_s"] for g in groups) == 366 * 86_400
+
+
+async def test_kpis_and_group_by_choose_what_comes_back(client: httpx.AsyncClient) -> None:
+    params = {**LINE_A, "kpis": "oee, availability", "group_by": "day"}
+    response = await client.get("/v1/kpi", params=params, headers={"X-API-Key": VIEWER_KEY})
+    body = response.json()
+    assert response.status_code == 200
+    assert [k["key"] for k in body["kpis"]] == ["oee", "availability"]
+    assert [g["key"] for g in body["groups"]] == ["2026-11-25"]
+    assert set(body["groups"][0]["kpis"]) == {"oee", "availability"}
+    raw = await client.get("/v1/kpi", params={**params, "source": "raw"}, headers={"X-API-Key": VIEWER_KEY})
+    assert raw.json()["kpis"] == body["kpis"]
+    assert raw.json()["read_path"]["rollup_hours"] == 0
+
+
+@pytest.mark.parametrize(
+    ("params", "field", "message"),
+    [
+        ({"kpis": "oee,happiness"}, "kpis", "unknown KPI happiness"),
+        ({"kpis": " , "}, "kpis", "unknown KPI (none given)"),
+        ({"group_by": "fortnight"}, "group_by", "Input should be"),
+        ({"start": "2025-01-01T00:00:00Z", "end": "2025-06-01T00:00:00Z", "group_by": "hour"}, "group_by", "93 days"),
+        ({"source": "cache"}, "source", "Input should be"),
+    ],
+)
+async def test_bad_kpis_and_groupings_are_422_with_a_clear_message(
+    client: httpx.AsyncClient, params: dict[str, str], field: str, message: str
+) -> None:
+    response = await client.get("/v1/kpi", params={**LINE_A, **params}, headers={"X-API-Key": VIEWER_KEY})
+    assert response.status_code == 422
+    [error] = response.json()["detail"]
+    assert error["loc"] == ["query", field]
+    assert message in error["msg"]
 
 
 async def test_unknown_scope_is_404_and_missing_scope_422(client: httpx.AsyncClient) -> None:

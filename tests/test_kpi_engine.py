@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import importlib.util
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -30,6 +30,7 @@ from core.stores.sqlite import SqliteStore
 from core.wire import datetime_to_ns
 from kpi.base import BaseQuantities
 from kpi.engine import KpiEngine
+from kpi.fold import EvidenceRules
 from kpi.report import KpiReport
 from tests.servers import InfluxServer
 
@@ -38,7 +39,9 @@ START = datetime(2026, 11, 25, 8, 30, tzinfo=UTC)
 END = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
 H08 = datetime(2026, 11, 25, 8, 0, tzinfo=UTC)
 H09 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
-LOOKBACK = timedelta(hours=24)
+# This dataset predates the edge's periodic refresh: readings are tens of minutes apart. With the
+# example factory's 60 s report interval, 1440 intervals keep every reading valid for 24 hours.
+RULES = EvidenceRules(gap_intervals=1440)
 
 
 def at(hhmm: str) -> int:
@@ -90,6 +93,8 @@ def dataset() -> list[Point]:
 
 # --- hand-computed expectations -------------------------------------------------------------
 
+# Upload rate: production equipment is expected to report state, parts_total and parts_good once per
+# 60 s report interval; each reading vouches for the 60 s from its time. 1800 s -> 3 x 30 = 90 expected.
 CNC01_H08 = BaseQuantities(
     production_time_s=1200.0,  # PRODUCING 08:30-08:40 (from the prior state) + 08:50-09:00 = 600 + 600
     down_time_s=600.0,  # DOWN 08:40-08:50
@@ -98,8 +103,12 @@ CNC01_H08 = BaseQuantities(
     parts_scrap=5,  # 50 -> 55
     ideal_time_s=400.0,  # 4 s x 100
     covered_s=1800.0,
+    counter_covered_s=1800.0,  # total and good known from the 07:59 priors on
     expected_s=1800.0,  # 08:30-09:00, clipped to the window
     samples=5,  # states 08:40, 08:50 + three counters at 08:45
+    received_samples=4.0,  # states 08:40, 08:50; total and good at 08:45 (scrap is not expected)
+    expected_samples=90.0,
+    failures=1,  # PRODUCING -> DOWN at 08:40
 )
 CNC01_H09 = BaseQuantities(
     production_time_s=2100.0,  # PRODUCING 09:00-09:20 + 09:30-09:45 = 1200 + 900
@@ -110,15 +119,21 @@ CNC01_H09 = BaseQuantities(
     parts_scrap=10,  # 55 -> 60 (+5), reset 2 (+2), 2 -> 5 (+3)
     ideal_time_s=1280.0,  # 4 s x 320
     covered_s=3600.0,
+    counter_covered_s=3600.0,
     expected_s=3600.0,
     samples=12,  # states 09:20, 09:30, 09:45 + three counters at 09:10, 09:15, 09:50 (the bad one is dropped)
-    counter_resets=3,  # one per counter at 09:15
+    received_samples=9.0,  # three states, three totals, three goods
+    expected_samples=180.0,  # 3 signals x 60 intervals
+    counter_resets=1,  # the three counters drop together at 09:15: one reset event
 )
 CNC02_H08 = BaseQuantities(
     production_time_s=900.0,  # no data 08:30-08:45, PRODUCING 08:45-09:00
     covered_s=900.0,
+    counter_covered_s=900.0,  # the 08:45 baselines on
     expected_s=1800.0,
     samples=4,  # the 08:45 readings are the baseline: no increment yet
+    received_samples=3.0,
+    expected_samples=90.0,
 )
 CNC02_H09 = BaseQuantities(
     production_time_s=1800.0,  # PRODUCING 09:00-09:30
@@ -128,12 +143,20 @@ CNC02_H09 = BaseQuantities(
     parts_scrap=5,
     ideal_time_s=1500.0,  # 5 s x 300
     covered_s=3600.0,
+    counter_covered_s=3600.0,
     expected_s=3600.0,
     samples=4,
+    received_samples=3.0,  # state, total and good at 09:30
+    expected_samples=180.0,
 )
-METER_A_H08 = BaseQuantities(energy_kwh=12.5, covered_s=1800.0, expected_s=1800.0, samples=1)
-# Known from the prior reading until the last reading at 09:55: 09:00-09:55 = 3300 s.
-METER_A_H09 = BaseQuantities(energy_kwh=37.5, covered_s=3300.0, expected_s=3600.0, samples=2)
+# A meter is expected to report its register once per interval: 1 signal x 30 (or 60) intervals.
+METER_A_H08 = BaseQuantities(
+    energy_kwh=12.5, covered_s=1800.0, expected_s=1800.0, samples=1, received_samples=1.0, expected_samples=30.0
+)
+# The 09:55 reading holds until the window's end (it is not stale yet): the whole hour is covered.
+METER_A_H09 = BaseQuantities(
+    energy_kwh=37.5, covered_s=3600.0, expected_s=3600.0, samples=2, received_samples=2.0, expected_samples=60.0
+)
 
 # Line A production total (cnc-01 + cnc-02 + cnc-03):
 #   APT 1200 + 2100 + 900 + 1800 = 6000; AUST 600; ADET 600; ADOT 900; PDOT 1800
@@ -155,6 +178,12 @@ LINE_A = {
     "rework_ratio": 0.0,
     "defect_rate": 20 / 720,
     "ppm": 20 / 720 * 1e6,
+    "throughput_rate": 720 * 3600 / 8100,  # 320 parts per hour of planned busy time
+    # One failure (cnc-01 PRODUCING -> DOWN at 08:40): MTBF = AUPT 6600 s / 1 = 1.833 h, MTTR = ADET 600 s / 1.
+    "mtbf": 6600 / 3600,
+    "mttr": 10.0,
+    # Received report intervals: cnc-01 4 + 9, cnc-02 3 + 3, cnc-03 0 = 19 of 3 x (90 + 180) = 810.
+    "upload_rate": 19 / 810,
     # meter-a: 10000 -> 10050 = 50 kWh over cnc-01..03, which made 700 good parts of 720
     "kwh_per_good_part": 50 / 700,
     "kwh_per_part": 50 / 720,
@@ -175,7 +204,8 @@ def check_line_a_report(report: KpiReport) -> None:
     assert (base.planned_downtime_s, base.planned_busy_time_s) == (1800, 8100)
     assert (base.parts_produced, base.parts_good, base.parts_scrap, base.parts_rework) == (720, 700, 20, 0)
     assert (base.ideal_time_s, base.covered_s, base.expected_s) == (3180, 9900, 16200)
-    assert base.energy_kwh == 0  # production equipment has no energy of its own; the meter has it
+    assert base.counter_covered_s == 9900  # cnc-01 5400 + cnc-02 4500 + cnc-03 0
+    assert base.energy_kwh == 50.0  # the scope's meters' consumption, beside the parts it is divided by
     values = {k.key: k for k in report.kpis}
     assert values.keys() == LINE_A.keys()
     for key, expected in LINE_A.items():
@@ -183,12 +213,13 @@ def check_line_a_report(report: KpiReport) -> None:
         assert values[key].value == pytest.approx(expected), key
     assert values["oee"].label_zh == "设备综合效率"
     assert values["availability"].coverage == pytest.approx(9900 / 16200)
-    # Energy basis: meter-a (5100 of 5400 s) + cnc-01..03 (9900 of 16200 s).
-    assert values["kwh_per_good_part"].coverage == pytest.approx(15000 / 21600)
+    # Energy basis: the lower of meter-a's coverage (5400 of 5400 s) and the covered machines' counter
+    # coverage (9900 of 16200 s).
+    assert values["kwh_per_good_part"].coverage == pytest.approx(9900 / 16200)
 
     evidence = report.evidence
     assert evidence.coverage == pytest.approx(0.6111, abs=1e-4)
-    assert (evidence.samples, evidence.counter_resets, evidence.min_coverage) == (5 + 12 + 4 + 4, 3, 0.5)
+    assert (evidence.samples, evidence.counter_resets, evidence.min_coverage) == (5 + 12 + 4 + 4, 1, 0.5)
     assert [m.meter for m in evidence.meters] == ["meter-a"]
     meter = evidence.meters[0]
     assert (meter.carrier, meter.energy_kwh, meter.covers) == (
@@ -196,7 +227,7 @@ def check_line_a_report(report: KpiReport) -> None:
         50.0,
         ["cnc-01", "cnc-02", "cnc-03"],
     )
-    assert meter.coverage == pytest.approx(5100 / 5400)
+    assert meter.coverage == 1.0
     assert evidence.energy_equipment == ["cnc-01", "cnc-02", "cnc-03"]
     series = {(s.measurement, s.equipment, s.signal): s for s in evidence.series}
     assert {eq for _, eq, _ in series} == {"cnc-01", "cnc-02", "meter-a"}
@@ -219,10 +250,11 @@ def check_line_a_report(report: KpiReport) -> None:
     assert cnc03["oee"].status == "insufficient_evidence" and cnc03["oee"].value is None
     assert per_eq["meter-a"].base.energy_kwh == 50.0
 
-    assert [h.hour for h in report.hourly] == [H08, H09]
-    h08, h09 = report.hourly
+    assert report.group_by == "hour"
+    h08, h09 = report.groups
+    assert (h08.key, h09.key) == ("2026-11-25T16:00:00+08:00", "2026-11-25T17:00:00+08:00")  # Asia/Shanghai
     assert (h08.start, h08.end, h09.start, h09.end) == (START, H09, H09, END)
-    assert (h08.energy_kwh, h09.energy_kwh) == (12.5, 37.5)
+    assert (h08.base.energy_kwh, h09.base.energy_kwh) == (12.5, 37.5)
     # Hour 08: APT 1200 + 900 = 2100, ADET 600 -> PBT 2700; covered 1800 + 900 of 3 x 1800 = 0.5 (ok).
     assert h08.base.production_time_s == 2100
     assert h08.kpis["availability"] == pytest.approx(2100 / 2700)
@@ -241,7 +273,7 @@ async def sqlite_store(tmp_path: Path) -> AsyncIterator[Store]:
 
 
 async def test_hourly_base_quantities_match_hand_computed_values(sqlite_store: Store) -> None:
-    engine = KpiEngine(sqlite_store, ASSETS, LOOKBACK)
+    engine = KpiEngine(sqlite_store, ASSETS, rules=RULES)
     rows = await engine.hourly(["cnc-01", "cnc-02", "cnc-03", "meter-a"], START, END)
     by_key = {(r.equipment, r.hour): r for r in rows}
     assert len(rows) == 8
@@ -249,22 +281,25 @@ async def test_hourly_base_quantities_match_hand_computed_values(sqlite_store: S
     assert by_key[("cnc-01", H09)].base == CNC01_H09
     assert by_key[("cnc-02", H08)].base == CNC02_H08
     assert by_key[("cnc-02", H09)].base == CNC02_H09
-    assert by_key[("cnc-03", H08)].base == BaseQuantities(expected_s=1800.0)
-    assert by_key[("cnc-03", H09)].base == BaseQuantities(expected_s=3600.0)
+    # cnc-03 reported nothing: all offline, none of its 90 (180) expected report intervals received.
+    assert by_key[("cnc-03", H08)].base == BaseQuantities(expected_s=1800.0, expected_samples=90.0)
+    assert by_key[("cnc-03", H09)].base == BaseQuantities(expected_s=3600.0, expected_samples=180.0)
+    assert by_key[("cnc-03", H09)].base.offline_s == 3600.0
     assert by_key[("meter-a", H08)].base == METER_A_H08
     assert by_key[("meter-a", H09)].base == METER_A_H09
     assert (by_key[("cnc-01", H08)].start, by_key[("cnc-01", H08)].end) == (START, H09)
 
 
 async def test_line_report_matches_hand_computed_values(sqlite_store: Store) -> None:
-    report = await KpiEngine(sqlite_store, ASSETS, LOOKBACK).report("line-a", START, END)
+    report = await KpiEngine(sqlite_store, ASSETS, rules=RULES).report("line-a", START, END, group_by="hour")
     check_line_a_report(report)
 
 
-async def test_state_before_the_lookback_is_not_used(sqlite_store: Store) -> None:
-    # The 07:50 state is 40 min before the window: a 30 min lookback cannot see it, so cnc-01 has no
-    # data 08:30-08:40 (PRODUCING 08:50-09:00 only in hour 08 -> APT 600, ADET 600, covered 1200).
-    rows = await KpiEngine(sqlite_store, ASSETS, timedelta(minutes=30)).hourly(["cnc-01"], START, H09)
+async def test_a_stale_state_is_not_stretched_into_the_window(sqlite_store: Store) -> None:
+    # With readings valid for 30 intervals of 60 s, the 07:50 state went stale at 08:20, so cnc-01 has
+    # no data 08:30-08:40 (PRODUCING 08:50-09:00 only in hour 08 -> APT 600, ADET 600, covered 1200).
+    engine = KpiEngine(sqlite_store, ASSETS, rules=EvidenceRules(gap_intervals=30))
+    rows = await engine.hourly(["cnc-01"], START, H09)
     assert (rows[0].base.production_time_s, rows[0].base.down_time_s, rows[0].base.covered_s) == (
         600,
         600,
@@ -273,7 +308,7 @@ async def test_state_before_the_lookback_is_not_used(sqlite_store: Store) -> Non
 
 
 async def test_scope_without_data_reports_insufficient_evidence(sqlite_store: Store) -> None:
-    report = await KpiEngine(sqlite_store, ASSETS, LOOKBACK).report("cnc-03", START, END)
+    report = await KpiEngine(sqlite_store, ASSETS, rules=RULES).report("cnc-03", START, END)
     values = {k.key: k for k in report.kpis}
     assert report.evidence.coverage == 0.0
     assert values["availability"].status == "insufficient_evidence"
@@ -285,27 +320,34 @@ async def test_scope_without_data_reports_insufficient_evidence(sqlite_store: St
 
 async def test_coverage_threshold_is_configurable(sqlite_store: Store) -> None:
     # Line A coverage is 0.6111: below a 0.7 minimum every production KPI is withheld.
-    report = await KpiEngine(sqlite_store, ASSETS, LOOKBACK, min_coverage=0.7).report("line-a", START, END)
+    report = await KpiEngine(sqlite_store, ASSETS, rules=RULES, min_coverage=0.7).report("line-a", START, END)
     values = {k.key: k for k in report.kpis}
     assert values["oee"].status == "insufficient_evidence" and values["oee"].value is None
     assert values["kwh_per_good_part"].status == "insufficient_evidence"  # 15000/21600 = 0.694 < 0.7
 
 
 async def test_workshop_report_sums_lines_and_their_meters(sqlite_store: Store) -> None:
-    report = await KpiEngine(sqlite_store, ASSETS, LOOKBACK).report("machining", START, END)
+    report = await KpiEngine(sqlite_store, ASSETS, rules=RULES).report("machining", START, END)
     assert report.equipment == ["cnc-01", "cnc-02", "cnc-03", "cnc-04", "cnc-05", "cnc-06"]
     # cnc-04: DOWN from 08:00 over the whole window (5400 s); its counter 0 @08:00 is the prior,
     # 999 @09:00 adds 999 parts, none of them reported good.
     assert report.base.down_time_s == 600 + 5400
     assert report.base.parts_produced == 720 + 999
     assert [m.meter for m in report.evidence.meters] == ["meter-a", "meter-b"]
-    # meter-b: 0 @08:00 is the prior, 777 @09:00 -> 777 kWh; total 827 kWh over 700 good parts.
+    # meter-b: 0 @08:00 is the prior, 777 @09:00 -> 777 kWh; the workshop's meters: 50 + 777 = 827 kWh.
+    assert report.base.energy_kwh == 827.0
+    # But cnc-04 never reported a good-part counter and cnc-05/06 nothing: the good parts the energy
+    # would be divided by are known for 9900 of 6 x 5400 = 32400 s (0.306). A missing counter is
+    # insufficient evidence, never a quality of zero.
     values = {k.key: k for k in report.kpis}
-    assert values["kwh_per_good_part"].value == pytest.approx(827 / 700)
+    assert values["kwh_per_good_part"].status == "insufficient_evidence"
+    assert values["kwh_per_good_part"].value is None
+    assert values["kwh_per_good_part"].coverage == pytest.approx(9900 / 32400)
+    assert values["quality_ratio"].status == "insufficient_evidence"
 
 
 async def test_unknown_scope_and_bad_window_are_refused(sqlite_store: Store) -> None:
-    engine = KpiEngine(sqlite_store, ASSETS, LOOKBACK)
+    engine = KpiEngine(sqlite_store, ASSETS, rules=RULES)
     with pytest.raises(KeyError, match="unknown scope"):
         await engine.report("line-z", START, END)
     with pytest.raises(ValueError, match="after start"):
@@ -328,9 +370,9 @@ async def test_line_report_from_influxdb_matches_hand_computed_values(
     store = InfluxStore(influx_server.url, influx_database)
     try:
         await store.write(dataset())
-        report = await KpiEngine(store, ASSETS, LOOKBACK).report("line-a", START, END)
+        report = await KpiEngine(store, ASSETS, rules=RULES).report("line-a", START, END, group_by="hour")
         check_line_a_report(report)
-        rows = await KpiEngine(store, ASSETS, LOOKBACK).hourly(["cnc-01"], START, END)
+        rows = await KpiEngine(store, ASSETS, rules=RULES).hourly(["cnc-01"], START, END)
         assert [r.base for r in rows] == [CNC01_H08, CNC01_H09]
     finally:
         await store.close()

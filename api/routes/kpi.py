@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
 from fastapi.exceptions import RequestValidationError
@@ -11,12 +11,14 @@ from pydantic import AwareDatetime
 
 from api.deps import AssetsDep, EngineDep, Viewer
 from api.models import KpiReportPublic
+from kpi.formulas import KPI_KEYS
 from kpi.report import KpiReport
 
 router = APIRouter(prefix="/v1", tags=["kpi"])
 
 DEFAULT_WINDOW = timedelta(hours=1)
-MAX_WINDOW = timedelta(days=366)
+MAX_WINDOW = timedelta(days=366)  # a site's year in one call
+MAX_HOURLY_WINDOW = timedelta(days=93)
 
 
 def _invalid(field: str, message: str, value: Any) -> RequestValidationError:
@@ -32,6 +34,17 @@ async def kpi_report(
     scope: Annotated[str, Query(description="site, workshop, line or equipment id")],
     start: Annotated[AwareDatetime | None, Query(description="ISO-8601 with timezone; default end - 1 h")] = None,
     end: Annotated[AwareDatetime | None, Query(description="ISO-8601 with timezone; default now")] = None,
+    kpis: Annotated[
+        str | None, Query(description="comma-separated KPI keys (e.g. oee,availability); default all", max_length=1000)
+    ] = None,
+    group_by: Annotated[
+        Literal["hour", "day", "week", "month"] | None,
+        Query(description="also report each hour, day, week or month of the window (the site's local time)"),
+    ] = None,
+    source: Annotated[
+        Literal["auto", "raw"],
+        Query(description="auto: rollups for settled hours, raw series for the rest; raw: raw series only"),
+    ] = "auto",
 ) -> KpiReport:
     end = end or datetime.now(UTC)
     start = start or end - DEFAULT_WINDOW
@@ -43,4 +56,19 @@ async def kpi_report(
         raise HTTPException(
             status.HTTP_404_NOT_FOUND, f"unknown scope {scope!r}: not a site, workshop, line or equipment id"
         )
-    return await engine.report(scope, start.astimezone(UTC), end.astimezone(UTC))
+    chosen = [k.strip() for k in kpis.split(",") if k.strip()] if kpis is not None else None
+    if chosen is not None:
+        unknown = [k for k in chosen if k not in KPI_KEYS]
+        if unknown or not chosen:
+            known = ", ".join(sorted(KPI_KEYS))
+            raise _invalid("kpis", f"unknown KPI {', '.join(unknown) or '(none given)'}; known: {known}", kpis)
+    if group_by == "hour" and end - start > MAX_HOURLY_WINDOW:
+        raise _invalid("group_by", f"group_by=hour covers at most {MAX_HOURLY_WINDOW.days} days", group_by)
+    return await engine.report(
+        scope,
+        start.astimezone(UTC),
+        end.astimezone(UTC),
+        group_by=group_by,
+        kpis=chosen,
+        use_rollups=source == "auto",
+    )

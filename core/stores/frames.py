@@ -7,7 +7,7 @@ from typing import Any
 
 import pandas as pd
 
-from core.store import empty_frame
+from core.store import Point, empty_frame
 
 
 def rows_to_frame(rows: Iterable[tuple[int, Mapping[str, str], Mapping[str, Any]]]) -> pd.DataFrame:
@@ -19,3 +19,8 @@ def rows_to_frame(rows: Iterable[tuple[int, Mapping[str, str], Mapping[str, Any]
     # pandas 3 would infer microseconds from Python datetimes; build from exact integer ns instead.
     frame["time"] = pd.to_datetime(frame["time"].astype("int64"), unit="ns", utc=True).astype("datetime64[ns, UTC]")
     return frame.sort_values("time", kind="stable").reset_index(drop=True)
+
+
+def points_to_frame(points: Iterable[Point]) -> pd.DataFrame:
+    """Points of one measurement -> the documented DataFrame shape."""
+    return rows_to_frame((p.time_ns, p.tags, p.fields) for p in points)

@@ -28,8 +28,8 @@ import pandas as pd
 
 from core.errors import StoreError, StoreRejected, StoreUnavailable
 from core.settings import StoreSettings
-from core.store import Point, StoreHealth, TagFilter, empty_frame
-from core.stores.frames import rows_to_frame
+from core.store import BAD_QUALITY, Point, StoreHealth, TagFilter
+from core.stores.frames import points_to_frame
 from core.stores.lineprotocol import encode_points
 from core.wire import datetime_to_ns
 
@@ -262,47 +262,83 @@ class InfluxStore:
                 tags = dict(raw.get("tags") or {})
                 yield _Series(tags, list(raw["columns"]), list(raw.get("values") or ()))
 
-    async def _select(self, measurement: str, statement: str) -> pd.DataFrame:
+    async def _select(self, measurement: str, statement: str) -> list[Point]:
         await self._ensure_database()
         series = list(self._series(await self._query(statement)))
         if not series:
-            return empty_frame()
+            return []
         fields = {c for s in series for c in s.columns if c != "time"}
         types = await self._types_of(measurement, fields)
-        rows: list[tuple[int, dict[str, str], dict[str, Any]]] = []
+        points: list[Point] = []
         for s in series:
             # GROUP BY * reports a tag the series lacks as "": to InfluxDB that is no tag at all.
             tags = {k: v for k, v in s.tags.items() if v != ""}
             time_index = s.columns.index("time")
+            # InfluxQL's JSON writes the float 5.0 as 5: cast the float fields back once per column.
+            columns = [
+                (i, c, float if types.get(c) == "float" else None) for i, c in enumerate(s.columns) if i != time_index
+            ]
             for values in s.values:
-                row_fields: dict[str, Any] = {}
-                for column, value in zip(s.columns, values, strict=True):
-                    if column == "time" or value is None:
-                        continue
-                    row_fields[column] = float(value) if types.get(column) == "float" else value
-                rows.append((int(values[time_index]), tags, row_fields))
-        return rows_to_frame(rows)
+                row_fields = {
+                    c: (cast(values[i]) if cast else values[i]) for i, c, cast in columns if values[i] is not None
+                }
+                points.append(Point(measurement, tags, row_fields, int(values[time_index])))
+        points.sort(key=lambda p: p.time_ns)
+        return points
+
+    async def read_points(
+        self, measurement: str, start: datetime, end: datetime, tags: TagFilter | None = None
+    ) -> list[Point]:
+        where = where_clause(datetime_to_ns(start), datetime_to_ns(end), tags)
+        if where is None:
+            return []
+        # GROUP BY * hands back the tags per series, so tags and fields never need telling apart.
+        statement = f"SELECT * FROM {quote_identifier(measurement)} WHERE {where} GROUP BY *"
+        return await self._select(measurement, statement)
 
     async def read(
         self, measurement: str, start: datetime, end: datetime, tags: TagFilter | None = None
     ) -> pd.DataFrame:
-        where = where_clause(datetime_to_ns(start), datetime_to_ns(end), tags)
+        return points_to_frame(await self.read_points(measurement, start, end, tags))
+
+    async def last_points(
+        self, measurement: str, before: datetime, lookback: timedelta, tags: TagFilter | None = None
+    ) -> list[Point]:
+        end_ns = datetime_to_ns(before)
+        where = where_clause(datetime_to_ns(before - lookback), end_ns, tags)
         if where is None:
-            return empty_frame()
-        # GROUP BY * hands back the tags per series, so tags and fields never need telling apart.
-        statement = f"SELECT * FROM {quote_identifier(measurement)} WHERE {where} GROUP BY *"
+            return []
+        table = quote_identifier(measurement)
+        usable = f'"quality" != {quote_string(BAD_QUALITY)}'
+        statement = f'SELECT last("value") AS "value" FROM {table} WHERE {where} AND {usable} GROUP BY *'
         return await self._select(measurement, statement)
 
     async def last_before(
         self, measurement: str, before: datetime, lookback: timedelta, tags: TagFilter | None = None
     ) -> pd.DataFrame:
-        end_ns = datetime_to_ns(before)
-        where = where_clause(datetime_to_ns(before - lookback), end_ns, tags)
-        if where is None:
-            return empty_frame()
-        table = quote_identifier(measurement)
-        statement = f'SELECT last("value") AS "value" FROM {table} WHERE {where} GROUP BY *'
-        return await self._select(measurement, statement)
+        return points_to_frame(await self.last_points(measurement, before, lookback, tags))
+
+    async def count_by_hour(
+        self, measurements: Sequence[str], start: datetime, end: datetime, tag_key: str
+    ) -> dict[tuple[str, int], int]:
+        if not measurements:
+            return {}
+        await self._ensure_database()
+        tables = ",".join(quote_identifier(m) for m in measurements)
+        where = f"time >= {datetime_to_ns(start)} AND time < {datetime_to_ns(end)}"
+        statement = (
+            f'SELECT count("value") FROM {tables} WHERE {where}'
+            f" GROUP BY time(1h), {quote_identifier(tag_key)} fill(none)"
+        )
+        counts: dict[tuple[str, int], int] = {}
+        for s in self._series(await self._query(statement)):
+            tag = s.tags.get(tag_key, "")
+            if not tag:
+                continue
+            for time_ns, count in s.values:
+                key = (tag, int(time_ns))
+                counts[key] = counts.get(key, 0) + int(count)
+        return counts
 
     async def health(self) -> StoreHealth:
         try:

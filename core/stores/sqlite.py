@@ -16,8 +16,8 @@ from typing import Any
 import pandas as pd
 
 from core.errors import StoreError
-from core.store import Point, StoreHealth, TagFilter
-from core.stores.frames import rows_to_frame
+from core.store import BAD_QUALITY, Point, StoreHealth, TagFilter
+from core.stores.frames import points_to_frame
 from core.stores.sqlitefile import SqliteFile
 from core.wire import datetime_to_ns
 
@@ -31,6 +31,8 @@ CREATE TABLE IF NOT EXISTS points (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS points_by_time ON points (measurement, time_ns);
 """
+
+_HOUR_NS = 3_600_000_000_000
 
 _UPSERT = """
 INSERT INTO points (measurement, series, time_ns, fields) VALUES (?, ?, ?, ?)
@@ -76,30 +78,57 @@ class SqliteStore:
         if points:
             await asyncio.to_thread(self._write_sync, points)
 
-    async def read(
+    async def read_points(
         self, measurement: str, start: datetime, end: datetime, tags: TagFilter | None = None
-    ) -> pd.DataFrame:
+    ) -> list[Point]:
         where, params = _tag_clause(tags)
         sql = (
-            f"SELECT time_ns, series, fields FROM points WHERE measurement = ? AND time_ns >= ? AND time_ns < ?{where}"
+            "SELECT time_ns, series, fields FROM points"
+            f" WHERE measurement = ? AND time_ns >= ? AND time_ns < ?{where} ORDER BY time_ns"
         )
         rows = await asyncio.to_thread(
             self._file.query, sql, [measurement, datetime_to_ns(start), datetime_to_ns(end), *params]
         )
-        return rows_to_frame((t, json.loads(s), json.loads(f)) for t, s, f in rows)
+        return [Point(measurement, json.loads(s), json.loads(f), t) for t, s, f in rows]
+
+    async def read(
+        self, measurement: str, start: datetime, end: datetime, tags: TagFilter | None = None
+    ) -> pd.DataFrame:
+        return points_to_frame(await self.read_points(measurement, start, end, tags))
+
+    async def last_points(
+        self, measurement: str, before: datetime, lookback: timedelta, tags: TagFilter | None = None
+    ) -> list[Point]:
+        where, params = _tag_clause(tags)
+        # SQLite returns the other columns of the row that holds MAX(time_ns): the last good reading.
+        sql = (
+            "SELECT MAX(time_ns), series, fields FROM points"
+            " WHERE measurement = ? AND time_ns >= ? AND time_ns < ?"
+            f" AND json_extract(fields, '$.quality') IS NOT ?{where} GROUP BY series ORDER BY 1"
+        )
+        end_ns = datetime_to_ns(before)
+        start_ns = datetime_to_ns(before - lookback)
+        rows = await asyncio.to_thread(self._file.query, sql, [measurement, start_ns, end_ns, BAD_QUALITY, *params])
+        return [Point(measurement, json.loads(s), json.loads(f), t) for t, s, f in rows]
 
     async def last_before(
         self, measurement: str, before: datetime, lookback: timedelta, tags: TagFilter | None = None
     ) -> pd.DataFrame:
-        where, params = _tag_clause(tags)
+        return points_to_frame(await self.last_points(measurement, before, lookback, tags))
+
+    async def count_by_hour(
+        self, measurements: Sequence[str], start: datetime, end: datetime, tag_key: str
+    ) -> dict[tuple[str, int], int]:
+        if not measurements:
+            return {}
         sql = (
-            "SELECT MAX(time_ns), series, fields FROM points"
-            f" WHERE measurement = ? AND time_ns >= ? AND time_ns < ?{where} GROUP BY series"
+            "SELECT json_extract(series, ?), time_ns / ?, COUNT(*) FROM points"
+            f" WHERE measurement IN ({','.join('?' * len(measurements))}) AND time_ns >= ? AND time_ns < ?"
+            " GROUP BY 1, 2"
         )
-        end_ns = datetime_to_ns(before)
-        start_ns = datetime_to_ns(before - lookback)
-        rows = await asyncio.to_thread(self._file.query, sql, [measurement, start_ns, end_ns, *params])
-        return rows_to_frame((t, json.loads(s), json.loads(f)) for t, s, f in rows)
+        params = [f'$."{tag_key}"', _HOUR_NS, *measurements, datetime_to_ns(start), datetime_to_ns(end)]
+        rows = await asyncio.to_thread(self._file.query, sql, params)
+        return {(str(tag), int(hour) * _HOUR_NS): int(count) for tag, hour, count in rows if tag is not None}
 
     async def health(self) -> StoreHealth:
         try:

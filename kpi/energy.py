@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, tzinfo
 from itertools import pairwise
 from pathlib import Path
@@ -168,7 +168,7 @@ class MissingFactor:
     carrier: EnergyCarrier
     first_hour: datetime
     last_hour: datetime
-    hours: int
+    hours: int  # distinct hours
     consumption: float
 
 
@@ -220,7 +220,7 @@ def energy_summary(
     consumption_total: dict[EnergyCarrier, float] = {}
     converted: dict[FactorKind, dict[EnergyCarrier, float]] = {"kgce": {}, "co2": {}}
     applied: dict[FactorKind, set[AppliedFactor]] = {"kgce": set(), "co2": set()}
-    missing: dict[tuple[FactorKind, EnergyCarrier], list[Any]] = {}
+    missing: dict[tuple[FactorKind, EnergyCarrier], _Gap] = {}
 
     for hour, consumption in rows:
         period = periods[bisect_right(period_starts, hour) - 1]
@@ -235,17 +235,16 @@ def energy_summary(
                     continue
                 factor = valid.get(carrier)
                 if factor is None:
-                    gap = missing.setdefault((kind, carrier), [hour, hour, 0, 0.0])
-                    gap[0], gap[1] = min(gap[0], hour), max(gap[1], hour)
-                    gap[2] += 1
-                    gap[3] += amount
+                    gap = missing.setdefault((kind, carrier), _Gap())
+                    gap.hours.add(hour)
+                    gap.consumption += amount
                 else:
                     converted[kind][carrier] += amount * factor.value
                     applied[kind].add(factor)
 
     missing_factors = tuple(
-        MissingFactor(kind, carrier, first, last, n, amount)
-        for (kind, carrier), (first, last, n, amount) in sorted(
+        MissingFactor(kind, carrier, min(gap.hours), max(gap.hours), len(gap.hours), gap.consumption)
+        for (kind, carrier), gap in sorted(
             missing.items(), key=lambda item: (item[0][0] != "kgce", _CARRIER_ORDER[item[0][1]])
         )
     )
@@ -266,6 +265,12 @@ def energy_summary(
         factors_applied=(*_in_order(applied["kgce"]), *_in_order(applied["co2"])),
         missing_factors=missing_factors,
     )
+
+
+@dataclass(slots=True)
+class _Gap:
+    hours: set[datetime] = field(default_factory=set)
+    consumption: float = 0.0
 
 
 def _by_carrier(item: tuple[EnergyCarrier, float]) -> int:
@@ -605,9 +610,9 @@ class _Checker:
         kind, carrier, variant = key
         has_other = any(k[:2] == (kind, carrier) for k in groups)
         if has_other and key not in groups:
-            field = "basis" if carrier is EnergyCarrier.ELECTRICITY else "edition"
+            choice = "basis" if carrier is EnergyCarrier.ELECTRICITY else "edition"
             raise self.fail(
-                setting_loc, f"{variant!r} is chosen but no {kind}.{carrier.value} entry has {field}: {variant}"
+                setting_loc, f"{variant!r} is chosen but no {kind}.{carrier.value} entry has {choice}: {variant}"
             )
 
 

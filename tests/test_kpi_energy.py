@@ -241,6 +241,9 @@ def test_consumption_outside_every_period_gives_no_factor_not_a_guess(tmp_path: 
     assert summary.co2_kg_by_carrier == {}
     # kgce is unaffected: 40 kWh x 0.1229 = 4.916
     assert summary.kgce == pytest.approx(4.916)
+    # A second meter in the last hour adds consumption, not hours: 30 + 5 = 35 kWh over 3 hours.
+    (gap,) = energy_summary([*rows, (rows[3][0], {C.ELECTRICITY: 5.0})], site).missing_factors
+    assert (gap.hours, gap.consumption) == (3, 35.0)
     # A carrier without a factor but with zero consumption needs none.
     quiet = energy_summary([(rows[2][0], {C.ELECTRICITY: 0.0})], site)
     assert (quiet.co2_kg, quiet.missing_factors) == (0.0, ())

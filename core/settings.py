@@ -142,6 +142,15 @@ class KpiSettings(_Section):
     reset_group_s: float = Field(
         default=10.0, ge=0, le=3600, description="counters of one equipment dropping this close together: one reset"
     )
+    energy_factors: Path | None = Field(
+        default=None, description="energy coefficients and emission factors (config/energy.yaml); none: no kgce, CO2"
+    )
+    cnc_basis: Literal["process", "equipment"] = Field(
+        default="process", description="key-process CNC rate counted by key process or by key-process equipment"
+    )
+    networking_threshold: float = Field(
+        default=0.9, ge=0, le=1, description="a digital equipment is networked when its upload rate reaches this"
+    )
 
 
 class ApiSettings(_Section):
@@ -217,6 +226,7 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
     fix(data.get("store"), "sqlite_path")
     fix(data.get("edge"), "buffer_path")
     fix(data.get("ingest"), "dead_letter_path")
+    fix(data.get("kpi"), "energy_factors")
 
 
 def load_settings(path: Path | str, environ: Mapping[str, str] | None = None) -> Settings:

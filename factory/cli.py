@@ -12,8 +12,10 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from core.assets import AssetModel, load_asset_model
 from core.errors import ConfigError, StartupError
@@ -112,8 +114,51 @@ async def _run_ingest(settings: Settings, assets: AssetModel, args: argparse.Nam
 async def _run_kpi(settings: Settings, assets: AssetModel, args: argparse.Namespace) -> None:
     from kpi.worker import KpiWorker
 
+    if args.action == "backfill":
+        await _backfill(settings, assets, args)
+        return
     async with closing_store(open_store(settings.store)) as store:
         await serve_until_stopped(KpiWorker(settings, store, assets))
+
+
+def _moment(text: str, assets: AssetModel, name: str) -> datetime:
+    """ISO-8601; a date or a time without a zone is the site's local time."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"--{name}", f"{text!r} is not an ISO-8601 date or time (e.g. 2026-01-01)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(assets.site.timezone))
+    return moment
+
+
+async def _backfill(settings: Settings, assets: AssetModel, args: argparse.Namespace) -> None:
+    from kpi.backfill import ProgressBar, backfill
+    from kpi.worker import KpiWorker
+
+    if not args.start or not args.end:
+        raise ConfigError("factory kpi backfill", "needs --start and --end (ISO-8601; a date is local midnight)")
+    start, end = _moment(args.start, assets, "start"), _moment(args.end, assets, "end")
+    if end <= start:
+        raise ConfigError("--end", f"{end.isoformat()} is not after --start {start.isoformat()}")
+    async with closing_store(open_store(settings.store)) as store:
+        worker = KpiWorker(settings, store, assets)
+        ids = worker.equipment_ids
+        if args.scope:
+            if not assets.has_scope(args.scope):
+                raise ConfigError(
+                    "--scope", f"unknown scope {args.scope!r}: not a site, workshop, line or equipment id"
+                )
+            wanted = {eq.id for eq in assets.scope(args.scope)}
+            wanted |= {m for eq in assets.scope(args.scope) for m in eq.meter_ids}
+            ids = [e for e in ids if e in wanted]
+        hours = max(1, int((end - start).total_seconds() // 3600))
+        summary = await backfill(worker.engine, ids, start, end, progress=ProgressBar(hours))
+    print(
+        f"backfill {start.isoformat()} .. {end.isoformat()}: {len(ids)} equipment, {summary.rows:,} hourly and"
+        f" {summary.days:,} daily rollups from {summary.raw_points:,} raw points in {summary.seconds:.1f} s"
+        f" ({summary.points_per_s:,.0f} points/s)"
+    )
 
 
 def api_keys_from_environment() -> dict[str, str]:
@@ -144,6 +189,11 @@ def _check_config(settings: Settings, assets: AssetModel) -> None:
     print(f"assets {settings.assets}: ok ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))})")
     if settings.edge is not None:
         print(f"edge {settings.edge.id}: {len(settings.edge.opcua)} OPC UA sources, {len(settings.edge.meters)} meters")
+    if settings.kpi.energy_factors is not None:
+        from kpi.energy import load_energy_factors
+
+        factors = load_energy_factors(settings.kpi.energy_factors).for_site(assets.site.id)
+        print(f"energy factors {settings.kpi.energy_factors}: ok (electricity basis {factors.electricity_basis})")
 
 
 def _healthcheck(max_age: float) -> int:
@@ -178,6 +228,17 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (_, help_text) in SERVICES.items():
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--config", type=Path, help="settings YAML (default: $FACTORY_CONFIG)")
+        if name == "kpi":
+            p.add_argument(
+                "action",
+                nargs="?",
+                choices=["run", "backfill"],
+                default="run",
+                help="run the worker (default) or recompute the rollups of a range",
+            )
+            p.add_argument("--start", help="backfill: first hour (ISO-8601; a date or naive time is site-local)")
+            p.add_argument("--end", help="backfill: end of the range (exclusive)")
+            p.add_argument("--scope", help="backfill: only this site, workshop, line or equipment (and its meters)")
         if name == "simulator":
             p.add_argument("--scenario", type=Path, help="scenario YAML (default: behaviour from the asset model)")
             p.add_argument(

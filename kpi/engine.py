@@ -23,19 +23,31 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from core.assets import CARRIER_UNIT, REGISTER_SIGNAL, AssetModel, Equipment, EquipmentType
+from core.assets import CARRIER_UNIT, REGISTER_SIGNAL, AssetModel, EnergyCarrier, Equipment, EquipmentType
 from core.settings import KpiSettings
 from core.signals import Measurement
 from core.store import BAD_QUALITY, Point, Store
 from core.wire import datetime_to_ns, ns_to_datetime
 from kpi.base import HOUR_NS, NS_PER_S, BaseQuantities, hour_windows, total
+from kpi.digital import DIGITAL_KPIS, CncBasis, DigitalInputs, DigitalKpiDescription
+from kpi.energy import (
+    ENERGY_KPIS,
+    EnergyKpiDescription,
+    EnergySummary,
+    SiteFactors,
+    energy_summary,
+    load_energy_factors,
+)
 from kpi.fold import Carry, EvidenceRules, Profile, Reading, fold_hour
-from kpi.formulas import KPIS, Basis, Evidence, KpiDescription
+from kpi.formulas import KPIS, Basis, Direction, Evidence, KpiDescription
 from kpi.report import (
+    AppliedFactorModel,
     BaseQuantitiesModel,
+    EnergyReport,
     EquipmentKpis,
     GroupKpis,
     KpiReport,
+    KpiStatus,
     KpiValue,
     MeterEvidence,
     ReadPath,
@@ -49,6 +61,25 @@ DEFAULT_SETTLE_HOURS = 2
 RAW_CHUNK_NS = 24 * HOUR_NS  # the raw path reads at most one day of points at a time
 GROUP_BY = ("hour", "day", "week", "month")
 CONSUMPTION_FIELDS = tuple(REGISTER_SIGNAL.values())
+
+# Every KPI a report can hold, by key: ISO 22400 formulas of base quantities (kpi.formulas), energy
+# and carbon intensities of the meters' energy summary (kpi.energy), and digitalisation indicators of
+# the asset model and the window's telemetry (kpi.digital). Two of those modules' entries duplicate a
+# formula of base quantities and are left out: electricity per good part and the upload rate.
+AnyKpi = KpiDescription | EnergyKpiDescription | DigitalKpiDescription
+ALL_KPIS: tuple[AnyKpi, ...] = (
+    *KPIS,
+    *(k for k in ENERGY_KPIS if k.key != "electricity_kwh_per_good_part"),
+    *(k for k in DIGITAL_KPIS if k.key != "upload_rate"),
+)
+ALL_KPI_KEYS: frozenset[str] = frozenset(k.key for k in ALL_KPIS)
+# The meters an energy KPI rests on, when not all of the scope's: their coverage is its evidence.
+_KPI_CARRIERS: dict[str, frozenset[EnergyCarrier]] = {
+    "kwh_per_good_part": frozenset({EnergyCarrier.ELECTRICITY}),
+    "kwh_per_part": frozenset({EnergyCarrier.ELECTRICITY}),
+    "water_m3_per_part": frozenset({EnergyCarrier.WATER}),
+}
+_ENERGY_TOTALS = frozenset({"comprehensive_energy_kgce", "co2_kg"})  # not per part: no counters needed
 
 
 def _utc_now() -> datetime:
@@ -159,8 +190,14 @@ class KpiEngine:
         min_coverage: float = DEFAULT_MIN_COVERAGE,
         settle_hours: int = DEFAULT_SETTLE_HOURS,
         clock: Callable[[], datetime] = _utc_now,
+        factors: SiteFactors | None = None,
+        cnc_basis: CncBasis = "process",
+        networking_threshold: float = 0.9,
     ):
         self.store = store
+        self.factors = factors
+        self.cnc_basis: CncBasis = cnc_basis
+        self.networking_threshold = networking_threshold
         self.assets = assets
         self.rules = rules or EvidenceRules()
         self.min_coverage = min_coverage
@@ -181,6 +218,9 @@ class KpiEngine:
             max_register_step=settings.max_register_step,
             reset_group_s=settings.reset_group_s,
         )
+        factors = None
+        if settings.energy_factors is not None:
+            factors = load_energy_factors(settings.energy_factors).for_site(assets.site.id)
         return cls(
             store,
             assets,
@@ -188,6 +228,9 @@ class KpiEngine:
             min_coverage=settings.min_coverage,
             settle_hours=settings.settle_hours,
             clock=clock,
+            factors=factors,
+            cnc_basis=settings.cnc_basis,
+            networking_threshold=settings.networking_threshold,
         )
 
     def settled_before_ns(self, now: datetime | None = None) -> int:
@@ -398,11 +441,21 @@ class KpiEngine:
         totals = {e: total(p.base for p in by_eq[e]) for e in involved}
 
         production = total(totals[e] for e in production_ids)
-        energy_basis = self._energy_basis(totals, scope_meters, energy_equipment)
+        summary = self._summary(p for m in scope_meters for p in by_eq[m])
+        energy_basis = self._energy_basis(totals, scope_meters, energy_equipment, summary)
+        digital = DigitalInputs(
+            equipment=tuple(scope),
+            networking_threshold=self.networking_threshold,
+            reporting=frozenset(e for e in involved if totals[e].samples > 0),
+            coverage={eq.id: _upload(totals[eq.id]) for eq in scope},
+            cnc_basis=self.cnc_basis,
+        )
         per_equipment = []
         for eq in scope:
             meters = self._meters_of([eq])
-            eq_energy = self._energy_basis(totals, meters, self._covered_by(meters))
+            eq_energy = self._energy_basis(
+                totals, meters, self._covered_by(meters), self._summary(p for m in meters for p in by_eq[m])
+            )
             own = totals[eq.id] if eq.produces_parts else BaseQuantities.zero()
             per_equipment.append(
                 EquipmentKpis(
@@ -418,7 +471,8 @@ class KpiEngine:
             for key, (g_start, g_end, members) in self._group(pieces, group_by).items():
                 g_totals = {e: total(p.base for p in members if p.equipment == e) for e in involved}
                 g_production = total(g_totals[e] for e in production_ids)
-                g_energy = self._energy_basis(g_totals, scope_meters, energy_equipment)
+                g_summary = self._summary(p for p in members if p.equipment in scope_meters)
+                g_energy = self._energy_basis(g_totals, scope_meters, energy_equipment, g_summary)
                 values = self._kpis(chosen, g_production, g_energy)
                 groups.append(
                     GroupKpis(
@@ -450,13 +504,25 @@ class KpiEngine:
             end=end,
             equipment=production_ids,
             base=BaseQuantitiesModel.of(_with_consumption(production, totals, scope_meters)),
-            kpis=self._kpis(chosen, production, energy_basis),
+            kpis=self._kpis(chosen, production, energy_basis, digital),
             per_equipment=per_equipment,
             group_by=group_by,
             groups=groups,
+            energy=_energy_report(summary),
             evidence=evidence,
             read_path=read_path,
         )
+
+    def _summary(self, meter_pieces: Iterable[_Piece]) -> EnergySummary | None:
+        """Consumption per carrier, converted with the factors valid at each piece (no piece straddles a day)."""
+        if self.factors is None:
+            return None
+        rows = []
+        for piece in meter_pieces:
+            carrier = self.assets.equipment(piece.equipment).carrier
+            if carrier is not None:
+                rows.append((ns_to_datetime(piece.start_ns), {carrier: getattr(piece.base, REGISTER_SIGNAL[carrier])}))
+        return energy_summary(rows, self.factors)
 
     def _group(self, pieces: Sequence[_Piece], group_by: str) -> dict[str, tuple[int, int, list[_Piece]]]:
         """Pieces by bucket; pieces never straddle a bucket (days and hours nest in every grouping)."""
@@ -470,9 +536,20 @@ class KpiEngine:
         }
 
     def _energy_basis(
-        self, totals: Mapping[str, BaseQuantities], meters: Sequence[str], covered: Sequence[str]
+        self,
+        totals: Mapping[str, BaseQuantities],
+        meters: Sequence[str],
+        covered: Sequence[str],
+        summary: EnergySummary | None,
     ) -> _EnergyBasis:
-        return _EnergyBasis(total(totals[m] for m in meters), total(totals[e] for e in covered))
+        by_carrier: dict[EnergyCarrier, list[BaseQuantities]] = defaultdict(list)
+        for m in meters:
+            carrier = self.assets.equipment(m).carrier
+            if carrier is not None:
+                by_carrier[carrier].append(totals[m])
+        return _EnergyBasis(
+            {c: total(bases) for c, bases in by_carrier.items()}, total(totals[e] for e in covered), summary
+        )
 
     def _meter_evidence(self, meter_id: str, base: BaseQuantities) -> MeterEvidence:
         carrier = self.assets.equipment(meter_id).carrier
@@ -504,65 +581,147 @@ class KpiEngine:
         return _unique(eq.id for m in meters for eq in self.assets.covered_by(m))
 
     def _kpis(
-        self, chosen: Sequence[KpiDescription], production: BaseQuantities, energy: _EnergyBasis
+        self,
+        chosen: Sequence[AnyKpi],
+        production: BaseQuantities,
+        energy: _EnergyBasis,
+        digital: DigitalInputs | None = None,
     ) -> list[KpiValue]:
+        """Each chosen KPI with its evidence; digitalisation indicators only where ``digital`` is given."""
         values = []
         for kpi in chosen:
-            if kpi.basis is Basis.ENERGY:
-                basis = energy.combined()
-                coverages = {
-                    Evidence.METERS: energy.meters.coverage,
-                    Evidence.COUNTERS: energy.covered.counter_coverage,
-                }
-            else:
-                basis = production
-                coverages = {Evidence.STATE: production.coverage, Evidence.COUNTERS: production.counter_coverage}
-            values.append(self._value(kpi, basis, [coverages[e] for e in kpi.evidence]))
+            if isinstance(kpi, KpiDescription):
+                values.append(self._formula_value(kpi, production, energy))
+            elif isinstance(kpi, EnergyKpiDescription):
+                values.append(self._energy_value(kpi, energy))
+            elif digital is not None:
+                ratio = kpi.compute(digital)
+                reason = None if ratio.value is not None else "nothing to count in this scope"
+                values.append(_kpi_value(kpi, Basis.DIGITAL, ratio.value, "ok", None, reason))
         return values
 
-    def _value(self, kpi: KpiDescription, basis: BaseQuantities, coverages: Sequence[float | None]) -> KpiValue:
-        coverage = None if any(c is None for c in coverages) else min(coverages, default=1.0)  # type: ignore[type-var]
-        value: float | None = None
-        reason: str | None = None
-        if coverage is None or coverage < self.min_coverage:
-            status = "insufficient_evidence"
-            shown = "no data" if coverage is None else f"coverage {coverage:.3f}"
-            reason = f"{shown} is below the minimum {self.min_coverage} ({', '.join(kpi.evidence)})"
+    def _formula_value(self, kpi: KpiDescription, production: BaseQuantities, energy: _EnergyBasis) -> KpiValue:
+        if kpi.basis is Basis.ENERGY:
+            basis = energy.combined()
+            coverages = {
+                Evidence.METERS: energy.coverage(_KPI_CARRIERS.get(kpi.key)),
+                Evidence.COUNTERS: energy.covered.counter_coverage,
+            }
         else:
-            value = kpi.compute(basis)
-            status = "ok"
-            if value is None:
-                reason = "zero denominator: nothing to divide by in this window"
-            elif not math.isfinite(value):
-                value, status, reason = None, "flagged", "not a finite number"
-            elif kpi.bounded and not 0.0 <= value <= 1.0:
-                status, reason = "flagged", "a ratio outside [0, 1]: the base quantities contradict each other"
-            elif kpi.unit == "ratio" and value > 1.0:
-                status, reason = "flagged", "above 1: the ideal cycle time is probably too long"
-        return KpiValue(
-            key=kpi.key,
-            label_en=kpi.label_en,
-            label_zh=kpi.label_zh,
-            unit=kpi.unit,
-            direction=kpi.direction,
-            basis=kpi.basis,
-            value=value,
-            status=status,  # type: ignore[arg-type]
-            coverage=coverage,
-            reason=reason,
-        )
+            basis = production
+            coverages = {Evidence.STATE: production.coverage, Evidence.COUNTERS: production.counter_coverage}
+        return self._value(kpi, kpi.basis, lambda: kpi.compute(basis), [coverages[e] for e in kpi.evidence])
+
+    def _energy_value(self, kpi: EnergyKpiDescription, energy: _EnergyBasis) -> KpiValue:
+        coverages = [energy.coverage(_KPI_CARRIERS.get(kpi.key))]
+        if kpi.key not in _ENERGY_TOTALS:
+            coverages.append(energy.covered.counter_coverage)
+        summary = energy.summary
+        if summary is None:
+            reason = "no energy factors configured (kpi.energy_factors)"
+            return _kpi_value(kpi, Basis.ENERGY, None, "insufficient_evidence", None, reason)
+        value = self._value(kpi, Basis.ENERGY, lambda: kpi.compute(summary, energy.covered), coverages)
+        if value.status == "ok" and value.value is None and summary.missing_factors:
+            missing = ", ".join(f"{m.kind} of {m.carrier.value} ({m.hours} h)" for m in summary.missing_factors)
+            update = {"status": "insufficient_evidence", "reason": f"no factor valid for {missing}"}
+            return value.model_copy(update=update)
+        return value
+
+    def _value(
+        self,
+        kpi: KpiDescription | EnergyKpiDescription,
+        basis: Basis,
+        compute: Callable[[], float | None],
+        coverages: Sequence[float | None],
+    ) -> KpiValue:
+        known = [c for c in coverages if c is not None]
+        coverage = min(known, default=1.0) if len(known) == len(coverages) else None
+        if coverage is None or coverage < self.min_coverage:
+            shown = "no data" if coverage is None else f"coverage {coverage:.3f}"
+            withheld = f"{shown} is below the minimum {self.min_coverage}"
+            return _kpi_value(kpi, basis, None, "insufficient_evidence", coverage, withheld)
+        value = compute()
+        status: KpiStatus = "ok"
+        reason: str | None = None
+        if value is None:
+            reason = "zero denominator: nothing to divide by in this window"
+        elif not math.isfinite(value):
+            value, status, reason = None, "flagged", "not a finite number"
+        elif isinstance(kpi, KpiDescription) and kpi.bounded and not 0.0 <= value <= 1.0:
+            status, reason = "flagged", "a ratio outside [0, 1]: the base quantities contradict each other"
+        elif kpi.unit == "ratio" and value > 1.0:
+            status, reason = "flagged", "above 1: the ideal cycle time is probably too long"
+        return _kpi_value(kpi, basis, value, status, coverage, reason)
+
+
+def _kpi_value(
+    kpi: AnyKpi, basis: Basis, value: float | None, status: KpiStatus, coverage: float | None, reason: str | None
+) -> KpiValue:
+    return KpiValue(
+        key=kpi.key,
+        label_en=kpi.label_en,
+        label_zh=kpi.label_zh,
+        unit=kpi.unit,
+        direction=Direction(kpi.direction),
+        basis=basis,
+        value=value,
+        status=status,
+        coverage=coverage,
+        reason=reason,
+    )
+
+
+def _upload(base: BaseQuantities) -> float | None:
+    return base.received_samples / base.expected_samples if base.expected_samples > 0 else None
+
+
+def _energy_report(summary: EnergySummary | None) -> EnergyReport | None:
+    if summary is None:
+        return None
+    return EnergyReport(
+        consumption={c.value: v for c, v in summary.consumption.items()},
+        units={c.value: CARRIER_UNIT[c] for c in summary.consumption},
+        kgce=summary.kgce,
+        tce=summary.tce,
+        co2_kg=summary.co2_kg,
+        kgce_by_carrier={c.value: v for c, v in summary.kgce_by_carrier.items()},
+        co2_kg_by_carrier={c.value: v for c, v in summary.co2_kg_by_carrier.items()},
+        factors_applied=[
+            AppliedFactorModel(
+                carrier=f.carrier.value,
+                value=f.value,
+                unit=f.unit,
+                source=f.source,
+                valid_from=f.valid_from,
+                valid_to=f.valid_to,
+            )
+            for f in summary.factors_applied
+        ],
+        missing_factors=[
+            f"{m.kind} of {m.carrier.value}: {m.consumption:g} {CARRIER_UNIT[m.carrier]} in {m.hours} h"
+            f" ({m.first_hour.isoformat()} .. {m.last_hour.isoformat()})"
+            for m in summary.missing_factors
+        ],
+    )
 
 
 @dataclass(frozen=True, slots=True)
 class _EnergyBasis:
-    """The meters of a scope and all the equipment they cover."""
+    """The meters of a scope (per carrier), all the equipment they cover, and their energy summary."""
 
-    meters: BaseQuantities
+    meters: Mapping[EnergyCarrier, BaseQuantities]
     covered: BaseQuantities
+    summary: EnergySummary | None
 
     def combined(self) -> BaseQuantities:
         """The covered equipment's parts with the meters' consumption."""
-        return _replace_consumption(self.covered, self.meters)
+        return _replace_consumption(self.covered, total(self.meters.values()))
+
+    def coverage(self, carriers: frozenset[EnergyCarrier] | None) -> float | None:
+        """The lowest coverage of the meters of these carriers (None: of all the scope has); no meter: None."""
+        chosen = [b.coverage for c, b in self.meters.items() if carriers is None or c in carriers]
+        known = [c for c in chosen if c is not None]
+        return min(known) if known and len(known) == len(chosen) else None
 
 
 def _replace_consumption(base: BaseQuantities, source: BaseQuantities) -> BaseQuantities:
@@ -576,10 +735,10 @@ def _with_consumption(
     return _replace_consumption(production, total(totals[m] for m in meters))
 
 
-def _choose(keys: Sequence[str] | None) -> list[KpiDescription]:
+def _choose(keys: Sequence[str] | None) -> list[AnyKpi]:
     if keys is None:
-        return list(KPIS)
-    known = {k.key: k for k in KPIS}
+        return list(ALL_KPIS)
+    known = {k.key: k for k in ALL_KPIS}
     unknown = [k for k in keys if k not in known]
     if unknown:
         raise ValueError(f"unknown KPI {', '.join(map(repr, unknown))}; known: {', '.join(known)}")

@@ -149,6 +149,7 @@ class Basis(StrEnum):
 
     PRODUCTION = "production"  # the production equipment of the scope
     ENERGY = "energy"  # the scope's meters plus all the equipment those meters cover
+    DIGITAL = "digital"  # the scope's equipment as the asset model describes it, and what it reported
 
 
 class Evidence(StrEnum):

@@ -7,7 +7,7 @@ rather than shown as a number that looks final (kpi.md section 6).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -121,6 +121,31 @@ class SeriesEvidence(_Frozen):
     prior_time: datetime | None
 
 
+class AppliedFactorModel(_Frozen):
+    """A coefficient (kgce per unit) or emission factor (kg CO2 per unit) a report applied."""
+
+    carrier: str
+    value: float
+    unit: str
+    source: str
+    valid_from: date
+    valid_to: date | None
+
+
+class EnergyReport(_Frozen):
+    """The scope's meters: consumption per carrier, converted with the factors valid at each hour."""
+
+    consumption: dict[str, float]
+    units: dict[str, str]
+    kgce: float | None
+    tce: float | None
+    co2_kg: float | None
+    kgce_by_carrier: dict[str, float]
+    co2_kg_by_carrier: dict[str, float]
+    factors_applied: list[AppliedFactorModel]
+    missing_factors: list[str]  # consumption with no valid factor: its kgce / CO2 is withheld
+
+
 class ReadPath(_Frozen):
     """Where the numbers came from: rollups for settled hours, raw series for the rest."""
 
@@ -155,5 +180,6 @@ class KpiReport(_Frozen):
     per_equipment: list[EquipmentKpis]
     group_by: str | None
     groups: list[GroupKpis]
+    energy: EnergyReport | None  # None: no energy factors configured (kpi.energy_factors)
     evidence: Evidence
     read_path: ReadPath

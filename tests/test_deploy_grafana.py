@@ -78,7 +78,7 @@ async def test_every_panel_query_runs_and_returns_data(
     (tmp_path / "settings.yaml").write_text(
         f"assets: {example_assets_path}\n"
         f"store: {{kind: influxdb, influx_url: '{influx_server.url}', influx_database: {influx_database}}}\n"
-        "kpi: {recompute_hours: 3}\n"
+        "kpi: {settle_hours: 2}\n"
     )
     settings = load_settings(tmp_path / "settings.yaml", environ={})
     assets = load_asset_model(settings.assets)

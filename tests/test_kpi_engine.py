@@ -29,6 +29,7 @@ from core.store import Point, Store
 from core.stores.sqlite import SqliteStore
 from core.wire import datetime_to_ns
 from kpi.base import BaseQuantities
+from kpi.energy import load_energy_factors
 from kpi.engine import KpiEngine
 from kpi.fold import EvidenceRules
 from kpi.report import KpiReport
@@ -207,7 +208,16 @@ def check_line_a_report(report: KpiReport) -> None:
     assert base.counter_covered_s == 9900  # cnc-01 5400 + cnc-02 4500 + cnc-03 0
     assert base.energy_kwh == 50.0  # the scope's meters' consumption, beside the parts it is divided by
     values = {k.key: k for k in report.kpis}
-    assert values.keys() == LINE_A.keys()
+    assert values.keys() >= LINE_A.keys()
+    # Digitalisation: line A's key processes (rough- and finish-milling) are served by NC machines
+    # (2 of 2); its production equipment is all NC, but cnc-03 never reported, so telemetry confirms
+    # 2 of 3; none of its 4 digital devices (cnc-01..03, meter-a) uploaded 90 % of its intervals.
+    assert (values["key_process_cnc_rate"].value, values["nc_share"].value) == (1.0, pytest.approx(2 / 3))
+    assert values["networking_rate"].value == 0.0 and values["networking_rate"].basis == "digital"
+    # Without an energy factor file there is no kgce and no CO2, and the report says why.
+    assert values["kgce_per_good_part"].status == "insufficient_evidence"
+    assert values["kgce_per_good_part"].reason == "no energy factors configured (kpi.energy_factors)"
+    assert report.energy is None
     for key, expected in LINE_A.items():
         assert values[key].status == "ok", key
         assert values[key].value == pytest.approx(expected), key
@@ -376,3 +386,28 @@ async def test_line_report_from_influxdb_matches_hand_computed_values(
         assert [r.base for r in rows] == [CNC01_H08, CNC01_H09]
     finally:
         await store.close()
+
+
+FACTORS = load_energy_factors(Path(__file__).resolve().parent.parent / "config" / "energy.yaml")
+
+
+async def test_energy_in_kgce_and_co2_with_the_factors_of_the_shipped_file(sqlite_store: Store) -> None:
+    engine = KpiEngine(sqlite_store, ASSETS, rules=RULES, factors=FACTORS.for_site("cq-demo"))
+    report = await engine.report("line-a", START, END)
+    values = {k.key: k for k in report.kpis}
+    # meter-a: 50 kWh of electricity. Equivalent value 0.1229 kgce/kWh: 50 x 0.1229 = 6.145 kgce;
+    # grid factor 0.5703 kg CO2/kWh: 50 x 0.5703 = 28.515 kg; over the 700 good parts it covers.
+    assert report.energy is not None
+    assert report.energy.consumption == {"electricity": 50.0}
+    assert report.energy.kgce == pytest.approx(6.145)
+    assert report.energy.co2_kg == pytest.approx(28.515)
+    assert values["comprehensive_energy_kgce"].value == pytest.approx(6.145)
+    assert values["kgce_per_good_part"].value == pytest.approx(6.145 / 700)
+    assert values["co2_kg_per_good_part"].value == pytest.approx(28.515 / 700)
+    assert {(f.carrier, f.value, f.unit) for f in report.energy.factors_applied} == {
+        ("electricity", 0.1229, "kgce/kWh"),
+        ("electricity", 0.5703, "kg CO2/kWh"),
+    }
+    assert all("GB/T 2589" in f.source or "MEE" in f.source for f in report.energy.factors_applied)
+    # No water meter on line A: water per part has no evidence, not a zero.
+    assert values["water_m3_per_part"].status == "insufficient_evidence"

@@ -11,7 +11,7 @@ from pydantic import AwareDatetime
 
 from api.deps import AssetsDep, EngineDep, Viewer
 from api.models import KpiReportPublic
-from kpi.formulas import KPI_KEYS
+from kpi.engine import ALL_KPI_KEYS as KPI_KEYS
 from kpi.report import KpiReport
 
 router = APIRouter(prefix="/v1", tags=["kpi"])

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import json
 import logging
 import os
+import resource
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime
@@ -153,7 +156,11 @@ async def _backfill(settings: Settings, assets: AssetModel, args: argparse.Names
             wanted |= {m for eq in assets.scope(args.scope) for m in eq.meter_ids}
             ids = [e for e in ids if e in wanted]
         hours = max(1, int((end - start).total_seconds() // 3600))
-        summary = await backfill(worker.engine, ids, start, end, progress=ProgressBar(hours))
+        summary = await backfill(worker.engine, ids, start, end, progress=None if args.json else ProgressBar(hours))
+    if args.json:
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+        print(json.dumps({**dataclasses.asdict(summary), "equipment": len(ids), "peak_rss_mb": round(peak_mb, 1)}))
+        return
     print(
         f"backfill {start.isoformat()} .. {end.isoformat()}: {len(ids)} equipment, {summary.rows:,} hourly and"
         f" {summary.days:,} daily rollups from {summary.raw_points:,} raw points in {summary.seconds:.1f} s"
@@ -239,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--start", help="backfill: first hour (ISO-8601; a date or naive time is site-local)")
             p.add_argument("--end", help="backfill: end of the range (exclusive)")
             p.add_argument("--scope", help="backfill: only this site, workshop, line or equipment (and its meters)")
+            p.add_argument("--json", action="store_true", help="backfill: print the summary as JSON, no progress bar")
         if name == "simulator":
             p.add_argument("--scenario", type=Path, help="scenario YAML (default: behaviour from the asset model)")
             p.add_argument(

@@ -83,7 +83,7 @@ async def backfill(
         computed = await engine.raw_hours(ids, chunk, chunk_end, carries=carries)
         hour_rows = [r.row() for r in computed]
         await engine.rollups.write_hours(hour_rows)
-        days += await engine.rollups.refresh_days(ids, (r.hour_ns for r in hour_rows), settled)
+        days += await engine.rollups.refresh(ids, (r.hour_ns for r in hour_rows), settled)
         carries = {r.equipment: r.carry for r in computed}
         rows += len(hour_rows)
         points += sum(r.raw_points for r in computed)

@@ -101,19 +101,17 @@ class BaseQuantities:
 
     @classmethod
     def from_fields(cls, fields: Mapping[str, Any]) -> BaseQuantities:
-        """Inverse of ``to_fields``; the derived PBT and unknown keys are ignored."""
-        values: dict[str, Any] = {
-            name: int(value) if name in _COUNTS else float(value)
-            for name, value in fields.items()
-            if name in _NAMES and value is not None
-        }
-        return cls(**values)
+        """Inverse of ``to_fields``; the derived PBT and unknown keys are ignored, missing ones are zero."""
+        get = fields.get
+        values: list[Any] = [cast(value) if (value := get(name)) is not None else 0 for name, cast in _CASTS]
+        return cls(*values)
 
 
 _NAMES = tuple(f.name for f in dataclasses.fields(BaseQuantities))
 # Quantities that are counts (integers); all others are seconds or kWh (floats).
 _COUNTS = frozenset(f.name for f in dataclasses.fields(BaseQuantities) if f.type in ("int", int))
 _values = attrgetter(*_NAMES)  # all quantities as a tuple in field order, at C speed
+_CASTS: tuple[tuple[str, type[int] | type[float]], ...] = tuple((n, int if n in _COUNTS else float) for n in _NAMES)
 
 
 def total(quantities: Iterable[BaseQuantities]) -> BaseQuantities:

@@ -54,7 +54,7 @@ from kpi.report import (
     SeriesEvidence,
 )
 from kpi.report import Evidence as EvidenceModel
-from kpi.rollup import HourRow, Rollups, local_days
+from kpi.rollup import DAY, MONTH, HourRow, Rollups, Tier, local_spans
 
 DEFAULT_MIN_COVERAGE = 0.5
 DEFAULT_SETTLE_HOURS = 2
@@ -347,36 +347,43 @@ class KpiEngine:
         start_ns: int,
         end_ns: int,
         *,
-        days: bool,
+        tiers: Sequence[Tier],
         rollups: bool,
         now: datetime | None,
     ) -> tuple[list[_Piece], ReadPath, _SeriesLog]:
-        """Base quantities that tile [start, end) for every equipment, from rollups where they can be."""
+        """Base quantities that tile [start, end) for every equipment, from rollups where they can be.
+
+        Settled whole hours come from the coarsest rows there are (months, then days, in the site's
+        zone, as ``tiers`` allows), then hourly rows; what no rollup covers is computed from raw series.
+        """
         # Without rollups nothing is settled: the whole window is computed from raw series.
         settled = self.settled_before_ns(now) if rollups else start_ns - start_ns % HOUR_NS
         first_hour = -(-start_ns // HOUR_NS) * HOUR_NS
         last_hour = min(end_ns - end_ns % HOUR_NS, settled)
         pieces: list[_Piece] = []
-        # (equipment, hour) pairs the rollups must supply; what they cannot goes to raw.
-        wanted = {(e, h) for e in equipment_ids for h in range(first_hour, last_hour, HOUR_NS)}
-        rollup_days = rollup_hours = 0
-        if days and first_hour < last_hour:
-            whole_days = local_days(first_hour, last_hour, self.tz)
-            if whole_days:
-                rows = await self.rollups.read_days(equipment_ids, whole_days[0][0], whole_days[-1][1])
-                for (eq, day_ns), day in rows.items():
-                    pieces.append(_Piece(eq, day_ns, day.end_ns, day.base, "day"))
-                    wanted -= {(eq, h) for h in range(day_ns, day.end_ns, HOUR_NS)}
-                    rollup_days += 1
+        covered: dict[str, list[tuple[int, int]]] = {e: [] for e in equipment_ids}
+        counts = {"month": 0, "day": 0, "hour": 0}
         hour_rows: dict[tuple[str, int], HourRow] = {}
-        if wanted:
-            hours = sorted({h for _, h in wanted})
-            hour_rows = await self.rollups.read_hours(equipment_ids, hours[0], hours[-1] + HOUR_NS)
-            for key in sorted(wanted & hour_rows.keys()):
-                hour = hour_rows[key]
-                pieces.append(_Piece(hour.equipment, hour.hour_ns, hour.hour_ns + HOUR_NS, hour.base, "hour"))
-                rollup_hours += 1
-            wanted -= hour_rows.keys()
+        if first_hour < last_hour:
+            for tier in tiers:
+                for a, b in _union(_gaps(covered, first_hour, last_hour).values()):
+                    spans = local_spans(tier, a, b, self.tz)
+                    if not spans:
+                        continue
+                    for (eq, _), row in (await self.rollups.read_spans(tier, equipment_ids, a, b)).items():
+                        if _inside(row.start_ns, row.end_ns, covered[eq]):
+                            continue
+                        pieces.append(_Piece(eq, row.start_ns, row.end_ns, row.base, tier.name))
+                        covered[eq].append((row.start_ns, row.end_ns))
+                        counts[tier.name] += 1
+            for a, b in _union(_gaps(covered, first_hour, last_hour).values()):
+                for (eq, hour), hour_row in (await self.rollups.read_hours(equipment_ids, a - HOUR_NS, b)).items():
+                    hour_rows[(eq, hour)] = hour_row  # the hour before a gap holds the carry into it
+                    if hour < a or _inside(hour, hour + HOUR_NS, covered[eq]):
+                        continue
+                    pieces.append(_Piece(eq, hour, hour + HOUR_NS, hour_row.base, "hour"))
+                    covered[eq].append((hour, hour + HOUR_NS))
+                    counts["hour"] += 1
 
         # Raw: the edges of the window, the unsettled hours, and whatever the rollups lacked.
         ranges: list[tuple[int, int, list[str]]] = []
@@ -384,7 +391,11 @@ class KpiEngine:
             ranges.append((start_ns, min(first_hour, end_ns), list(equipment_ids)))
         if max(first_hour, last_hour) < end_ns:
             ranges.append((max(start_ns, first_hour, last_hour), end_ns, list(equipment_ids)))
-        ranges.extend(_runs(wanted))
+        lacking: dict[tuple[int, int], list[str]] = defaultdict(list)
+        for eq, gaps in _gaps(covered, first_hour, last_hour).items():
+            for gap in gaps:
+                lacking[gap].append(eq)
+        ranges.extend((a, b, ids) for (a, b), ids in lacking.items())
         ranges = _join(sorted(ranges))
         log = _SeriesLog()
         raw_hours = 0
@@ -398,8 +409,9 @@ class KpiEngine:
             raw_ranges.append((a, b))
         read_path = ReadPath(
             settled_before=ns_to_datetime(settled),
-            rollup_days=rollup_days,
-            rollup_hours=rollup_hours,
+            rollup_months=counts["month"],
+            rollup_days=counts["day"],
+            rollup_hours=counts["hour"],
             raw_hours=raw_hours,
             raw_ranges=[(ns_to_datetime(a), ns_to_datetime(b)) for a, b in _merge(raw_ranges)],
         )
@@ -432,8 +444,10 @@ class KpiEngine:
         energy_equipment = self._covered_by(scope_meters)
         involved = _unique([*(eq.id for eq in scope), *scope_meters, *energy_equipment])
         start_ns, end_ns = datetime_to_ns(start), datetime_to_ns(end)
+        # Months nest only in months; days in days, weeks and months; hours in everything.
+        tiers = {None: (MONTH, DAY), "month": (MONTH, DAY), "week": (DAY,), "day": (DAY,)}.get(group_by, ())
         pieces, read_path, log = await self._pieces(
-            involved, start_ns, end_ns, days=group_by != "hour", rollups=use_rollups, now=now
+            involved, start_ns, end_ns, tiers=tiers, rollups=use_rollups, now=now
         )
         by_eq: dict[str, list[_Piece]] = defaultdict(list)
         for piece in pieces:
@@ -451,11 +465,13 @@ class KpiEngine:
             cnc_basis=self.cnc_basis,
         )
         per_equipment = []
+        bases: dict[tuple[str, ...], _EnergyBasis] = {}  # machines on the same meters share their energy basis
         for eq in scope:
             meters = self._meters_of([eq])
-            eq_energy = self._energy_basis(
-                totals, meters, self._covered_by(meters), self._summary(p for m in meters for p in by_eq[m])
-            )
+            if (eq_energy := bases.get(tuple(meters))) is None:
+                eq_summary = self._summary(p for m in meters for p in by_eq[m])
+                eq_energy = self._energy_basis(totals, meters, self._covered_by(meters), eq_summary)
+                bases[tuple(meters)] = eq_energy
             own = totals[eq.id] if eq.produces_parts else BaseQuantities.zero()
             per_equipment.append(
                 EquipmentKpis(
@@ -755,19 +771,31 @@ def _timedelta_ns(ns: int) -> timedelta:
     return timedelta(microseconds=-(-ns // 1000))
 
 
-def _runs(pairs: set[tuple[str, int]]) -> list[tuple[int, int, list[str]]]:
-    """Contiguous runs of hours that some equipment lacks: (start, end, equipment lacking any of them)."""
-    lacking: dict[int, list[str]] = defaultdict(list)
-    for eq, hour in sorted(pairs):
-        lacking[hour].append(eq)
-    runs: list[tuple[int, int, list[str]]] = []
-    for hour in sorted(lacking):
-        if runs and runs[-1][1] == hour:
-            a, _, ids = runs[-1]
-            runs[-1] = (a, hour + HOUR_NS, _unique([*ids, *lacking[hour]]))
-        else:
-            runs.append((hour, hour + HOUR_NS, lacking[hour]))
-    return runs
+def _gaps(
+    covered: Mapping[str, Sequence[tuple[int, int]]], start_ns: int, end_ns: int
+) -> dict[str, list[tuple[int, int]]]:
+    """Per equipment, the parts of [start, end) that its covered intervals leave open."""
+    gaps: dict[str, list[tuple[int, int]]] = {}
+    for eq, spans in covered.items():
+        open_from, mine = start_ns, []
+        for a, b in sorted(spans):
+            if a > open_from:
+                mine.append((open_from, min(a, end_ns)))
+            open_from = max(open_from, b)
+        if open_from < end_ns:
+            mine.append((open_from, end_ns))
+        gaps[eq] = [(a, b) for a, b in mine if b > a]
+    return gaps
+
+
+def _union(spans: Iterable[Sequence[tuple[int, int]]]) -> list[tuple[int, int]]:
+    """The union of several lists of intervals, as few intervals as possible."""
+    return _merge([span for group in spans for span in group])
+
+
+def _inside(start_ns: int, end_ns: int, spans: Sequence[tuple[int, int]]) -> bool:
+    """Whether [start, end) overlaps any of ``spans``."""
+    return any(a < end_ns and start_ns < b for a, b in spans)
 
 
 def _join(ranges: Sequence[tuple[int, int, list[str]]]) -> list[tuple[int, int, list[str]]]:

@@ -150,6 +150,7 @@ class ReadPath(_Frozen):
     """Where the numbers came from: rollups for settled hours, raw series for the rest."""
 
     settled_before: datetime
+    rollup_months: int  # equipment-months read from monthly rollups
     rollup_days: int  # equipment-days read from daily rollups
     rollup_hours: int  # equipment-hours read from hourly rollups
     raw_hours: int  # equipment-hours (or parts of hours) computed from raw series

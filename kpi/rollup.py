@@ -19,7 +19,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from core.assets import AssetModel, Equipment
@@ -32,6 +32,7 @@ from kpi.fold import Carry, EvidenceRules
 ROLLUP_SCHEMA = 2  # bump when the same raw data would give different rollup fields
 HOURLY = Measurement.BASE_HOURLY.value
 DAILY = "kpi_base_daily"
+MONTHLY = "kpi_base_monthly"
 
 
 def fingerprint(eq: Equipment, rules: EvidenceRules, calendar: str = "") -> str:
@@ -52,28 +53,71 @@ class HourRow:
 
 
 @dataclass(frozen=True, slots=True)
-class DayRow:
+class SpanRow:
+    """The sum of one equipment's rows over a local day (of hourly rows) or month (of daily rows)."""
+
     equipment: str
-    day_ns: int  # local midnight, as UTC nanoseconds
+    start_ns: int  # local midnight, as UTC nanoseconds
     end_ns: int
     base: BaseQuantities
-    hours: int
+    parts: int  # hourly rows in a day row, daily rows in a month row
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    """A level of sums above the hourly rows: its measurement, and what it counts of the level below."""
+
+    name: str
+    measurement: str
+    parts_field: str
+
+
+DAY = Tier("day", DAILY, "hours")
+MONTH = Tier("month", MONTHLY, "days")
+
+
+def _midnight(day: date, tz: ZoneInfo) -> int:
+    return datetime_to_ns(datetime.combine(day, datetime.min.time(), tz))
+
+
+def _next(tier: Tier, day: date) -> date:
+    if tier is DAY:
+        return day + timedelta(days=1)
+    return (day.replace(day=1) + timedelta(days=32)).replace(day=1)
+
+
+def span_of(tier: Tier, time_ns: int, tz: ZoneInfo) -> tuple[int, int]:
+    """(start, end) of the local day or month ``time_ns`` falls in."""
+    day = ns_to_datetime(time_ns).astimezone(tz).date()
+    first = day if tier is DAY else day.replace(day=1)
+    return _midnight(first, tz), _midnight(_next(tier, first), tz)
+
+
+def local_spans(tier: Tier, start_ns: int, end_ns: int, tz: ZoneInfo) -> list[tuple[int, int]]:
+    """(start, end) in ns of every local day or month that lies wholly inside [start, end)."""
+    spans = []
+    day = ns_to_datetime(start_ns).astimezone(tz).date()
+    first = day if tier is DAY else day.replace(day=1)
+    while True:
+        begin, finish = _midnight(first, tz), _midnight(_next(tier, first), tz)
+        if begin >= end_ns:
+            break
+        if begin >= start_ns and finish <= end_ns:
+            spans.append((begin, finish))
+        first = _next(tier, first)
+    return spans
 
 
 def local_days(start_ns: int, end_ns: int, tz: ZoneInfo) -> list[tuple[int, int]]:
     """(day start, day end) in ns of every local day that lies wholly inside [start, end)."""
-    first = ns_to_datetime(start_ns).astimezone(tz).date()
-    days = []
-    day = first
-    while True:
-        begin = datetime_to_ns(datetime.combine(day, datetime.min.time(), tz))
-        finish = datetime_to_ns(datetime.combine(day + timedelta(days=1), datetime.min.time(), tz))
-        if begin >= end_ns:
-            break
-        if begin >= start_ns and finish <= end_ns:
-            days.append((begin, finish))
-        day += timedelta(days=1)
-    return days
+    return local_spans(DAY, start_ns, end_ns, tz)
+
+
+def expected_parts(tier: Tier, start_ns: int, end_ns: int, tz: ZoneInfo) -> int:
+    """Hours in a local day (23 to 25 where clocks change), or days in a local month."""
+    if tier is DAY:
+        return (end_ns - start_ns) // HOUR_NS
+    return len(local_spans(DAY, start_ns, end_ns, tz))
 
 
 class Rollups:
@@ -101,43 +145,52 @@ class Rollups:
         }
         return Point(HOURLY, self.assets.placement(row.equipment).tags(), fields, row.hour_ns)
 
-    def day_point(self, row: DayRow) -> Point:
+    def span_point(self, tier: Tier, row: SpanRow) -> Point:
         fields: dict[str, float | int | str] = {
             **row.base.to_fields(),
-            "hours": row.hours,
+            tier.parts_field: row.parts,
             "schema": ROLLUP_SCHEMA,
             "fp": self._fp[row.equipment],
         }
-        return Point(DAILY, self.assets.placement(row.equipment).tags(), fields, row.day_ns)
+        return Point(tier.measurement, self.assets.placement(row.equipment).tags(), fields, row.start_ns)
 
     async def write_hours(self, rows: Sequence[HourRow]) -> None:
         await self.store.write([self.hour_point(r) for r in rows])
 
-    async def write_days(self, rows: Sequence[DayRow]) -> None:
-        await self.store.write([self.day_point(r) for r in rows])
-
-    async def refresh_days(self, equipment: Iterable[str], hours: Iterable[int], settled_before_ns: int) -> int:
-        """Rewrite the daily rows of the local days these hours fall in, for days wholly settled."""
+    async def refresh(self, equipment: Iterable[str], hours: Iterable[int], settled_before_ns: int) -> int:
+        """Rewrite the daily rows of the local days these hours fall in, then the monthly rows of their
+        months, wherever the whole day or month has settled and every row below it is there."""
         equipment = list(dict.fromkeys(equipment))
-        days = sorted({self.day_of(h) for h in hours})
-        rows: list[DayRow] = []
-        for day_ns, end_ns in days:
-            if end_ns > settled_before_ns or not equipment:
-                continue
-            found = await self.read_hours(equipment, day_ns, end_ns)
-            expected = (end_ns - day_ns) // HOUR_NS
-            for eq in equipment:
-                mine = [r for (e, _), r in found.items() if e == eq]
-                if len(mine) == expected:
-                    rows.append(DayRow(eq, day_ns, end_ns, total(r.base for r in mine), len(mine)))
-        await self.write_days(rows)
-        return len(rows)
+        if not equipment:
+            return 0
+        days = sorted({span_of(DAY, h, self.tz) for h in hours})
+        written = await self.refresh_spans(DAY, equipment, days, settled_before_ns)
+        months = sorted({span_of(MONTH, d, self.tz) for d, _ in days})
+        return written + await self.refresh_spans(MONTH, equipment, months, settled_before_ns)
 
-    def day_of(self, hour_ns: int) -> tuple[int, int]:
-        local = ns_to_datetime(hour_ns).astimezone(self.tz).date()
-        begin = datetime.combine(local, datetime.min.time(), self.tz)
-        end = datetime.combine(local + timedelta(days=1), datetime.min.time(), self.tz)
-        return datetime_to_ns(begin), datetime_to_ns(end)
+    async def refresh_spans(
+        self, tier: Tier, equipment: Sequence[str], spans: Sequence[tuple[int, int]], settled_before_ns: int
+    ) -> int:
+        """Rewrite the rows of these local days or months from the rows below them; returns rows written."""
+        rows: list[SpanRow] = []
+        for start_ns, end_ns in spans:
+            if end_ns > settled_before_ns:
+                continue
+            parts: dict[str, list[BaseQuantities]] = {}
+            if tier is DAY:
+                for (eq, _), hour in (await self.read_hours(equipment, start_ns, end_ns)).items():
+                    parts.setdefault(eq, []).append(hour.base)
+            else:
+                for (eq, _), day in (await self.read_days(equipment, start_ns, end_ns)).items():
+                    parts.setdefault(eq, []).append(day.base)
+            expected = expected_parts(tier, start_ns, end_ns, self.tz)
+            rows += [
+                SpanRow(eq, start_ns, end_ns, total(bases), len(bases))
+                for eq, bases in parts.items()
+                if len(bases) == expected
+            ]
+        await self.store.write([self.span_point(tier, r) for r in rows])
+        return len(rows)
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -166,20 +219,30 @@ class Rollups:
             )
         return rows
 
-    async def read_days(self, equipment: Sequence[str], start_ns: int, end_ns: int) -> dict[tuple[str, int], DayRow]:
+    async def read_days(self, equipment: Sequence[str], start_ns: int, end_ns: int) -> dict[tuple[str, int], SpanRow]:
+        return await self.read_spans(DAY, equipment, start_ns, end_ns)
+
+    async def read_months(self, equipment: Sequence[str], start_ns: int, end_ns: int) -> dict[tuple[str, int], SpanRow]:
+        return await self.read_spans(MONTH, equipment, start_ns, end_ns)
+
+    async def read_spans(
+        self, tier: Tier, equipment: Sequence[str], start_ns: int, end_ns: int
+    ) -> dict[tuple[str, int], SpanRow]:
+        """Current rows of the local days or months wholly inside [start, end)."""
+        spans = {a: (b, expected_parts(tier, a, b, self.tz)) for a, b in local_spans(tier, start_ns, end_ns, self.tz)}
+        if not spans:
+            return {}
         points = await self.store.read_points(
-            DAILY, ns_to_datetime(start_ns), ns_to_datetime(end_ns), {"equipment": list(equipment)}
+            tier.measurement, ns_to_datetime(start_ns), ns_to_datetime(end_ns), {"equipment": list(equipment)}
         )
-        rows: dict[tuple[str, int], DayRow] = {}
+        rows: dict[tuple[str, int], SpanRow] = {}
         for p in points:
             eq = self._current(p)
-            if eq is None:
+            span = spans.get(p.time_ns)
+            # Not a whole local span of this site's zone (the zone changed), or not every part summed: stale.
+            if eq is None or span is None or p.fields.get(tier.parts_field) != span[1]:
                 continue
-            day_ns, end = self.day_of(p.time_ns)
-            hours = p.fields.get("hours")
-            if day_ns != p.time_ns or hours != (end - day_ns) // HOUR_NS or end > end_ns:
-                continue  # not a whole local day of this site's zone (the zone changed): stale
-            rows[(eq, p.time_ns)] = DayRow(eq, p.time_ns, end, BaseQuantities.from_fields(p.fields), int(hours))
+            rows[(eq, p.time_ns)] = SpanRow(eq, p.time_ns, span[0], BaseQuantities.from_fields(p.fields), span[1])
         return rows
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -31,7 +32,7 @@ from core.tasks import cancel_and_wait
 from core.wire import datetime_to_ns, ns_to_datetime
 from kpi.backfill import backfill
 from kpi.base import HOUR_NS
-from kpi.engine import HourlyBase, KpiEngine, _runs
+from kpi.engine import HourlyBase, KpiEngine
 from kpi.rollup import ROLLUP_SCHEMA, HourRow
 
 log = logging.getLogger(__name__)
@@ -140,7 +141,7 @@ class KpiWorker:
         pending = dirty
         while pending:
             follow: set[tuple[str, int]] = set()
-            for a, b, ids in _runs(pending):
+            for a, b, ids in runs_of(pending):
                 carries = {eq: stored[(eq, a - HOUR_NS)].carry for eq in ids if (eq, a - HOUR_NS) in stored}
                 rows = await self.engine.raw_hours(ids, a, b, carries=carries)
                 await self._write(rows, now)
@@ -159,7 +160,7 @@ class KpiWorker:
     async def _write(self, rows: Sequence[HourlyBase], now: datetime) -> None:
         whole = [r.row() for r in rows if r.whole_hour]
         await self.rollups.write_hours(whole)
-        await self.rollups.refresh_days(
+        await self.rollups.refresh(
             {r.equipment for r in whole}, {r.hour_ns for r in whole}, self.engine.settled_before_ns(now)
         )
         self.points_written += len(whole)
@@ -221,3 +222,18 @@ class KpiWorker:
                     log.info("KPI rounds succeed again")
                     self._failing = False
             await asyncio.sleep(self.settings.interval_s)
+
+
+def runs_of(pairs: set[tuple[str, int]]) -> list[tuple[int, int, list[str]]]:
+    """Contiguous runs of hours that some equipment lacks: (start, end, equipment lacking any of them)."""
+    lacking: dict[int, list[str]] = defaultdict(list)
+    for eq, hour in sorted(pairs):
+        lacking[hour].append(eq)
+    runs: list[tuple[int, int, list[str]]] = []
+    for hour in sorted(lacking):
+        if runs and runs[-1][1] == hour:
+            a, _, ids = runs[-1]
+            runs[-1] = (a, hour + HOUR_NS, list(dict.fromkeys([*ids, *lacking[hour]])))
+        else:
+            runs.append((hour, hour + HOUR_NS, lacking[hour]))
+    return runs

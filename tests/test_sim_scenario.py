@@ -255,6 +255,17 @@ def write_with_site_calendar(tmp_path: Path, body: str, workshop_calendar: str =
     return path
 
 
+def test_the_plant_scenario_follows_the_calendar_of_its_asset_model() -> None:
+    plant = load_scenario(SCENARIOS / "plant.yaml")
+    assert plant.spec.calendar is None  # plant.yaml has none of its own
+    assert plant.calendar is plant.assets.calendar_of("cq-plant")[1]
+    assert [(s.name, [d.value for d in s.days]) for s in plant.calendar.shifts] == [
+        ("early", ["mon", "tue", "wed", "thu", "fri", "sat"]),
+        ("late", ["mon", "tue", "wed", "thu", "fri"]),
+    ]
+    assert plant.calendar_of("cnc-01") is plant.calendar
+
+
 def test_a_scenario_without_a_calendar_takes_the_site_calendar(tmp_path: Path) -> None:
     scenario = load_scenario(write_with_site_calendar(tmp_path, "seed: 1\n"))
     assert [s.name for s in scenario.calendar.shifts] == ["early"]

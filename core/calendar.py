@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
-from functools import cache, cached_property
+from functools import cache
 from typing import Annotated, Any, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -85,6 +85,7 @@ class Weekday(StrEnum):
         return list(Weekday).index(self)
 
 
+_WEEKDAYS = tuple(Weekday)
 _DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
@@ -263,18 +264,13 @@ class ShiftCalendar(_Strict):
     def always_working(self) -> bool:
         return not self.shifts and not self.holidays
 
-    @cached_property
-    def _plan(self) -> tuple[tuple[tuple[Shift, ...], ...], frozenset[date], dict[date, int]]:
-        shifts = self.shifts or [_ALL_DAY_SHIFT]
-        by_weekday = tuple(tuple(s for s in shifts if n in {d.number for d in s.days}) for n in range(7))
-        return by_weekday, frozenset(self.holidays), {m.date: m.works_as.number for m in self.makeup_days}
-
     def shifts_on(self, day: date) -> tuple[Shift, ...]:
         """The shifts that start on the local date ``day`` (a calendar without shifts: one all-day shift)."""
-        by_weekday, holidays, makeup = self._plan
-        if day in holidays:
+        # Worked out on every call, not cached on the model: model_copy(update=...) would carry a cache over.
+        if day in self.holidays:
             return ()
-        return by_weekday[makeup.get(day, day.weekday())]
+        weekday = next((m.works_as for m in self.makeup_days if m.date == day), None) or _WEEKDAYS[day.weekday()]
+        return tuple(shift for shift in self.shifts or [_ALL_DAY_SHIFT] if weekday in shift.days)
 
     def working_periods(self, start: datetime, end: datetime, tz: tzinfo) -> list[tuple[datetime, datetime]]:
         """``working_spans_ns`` with aware datetimes: the ``[from, to)`` spans inside ``[start, end)``, in UTC."""
@@ -505,11 +501,10 @@ class Bucketing:
     def _bucket_of(self, t: int) -> Bucket:
         if self.group_by == GroupBy.HOUR:
             start = t - t % HOUR_NS
-            local = _ns_to_datetime(start).astimezone(self.tz)
-            end_local = _ns_to_datetime(start + HOUR_NS).astimezone(self.tz)
-            return Bucket(
-                local.isoformat(timespec="minutes"), start, start + HOUR_NS, f"{local:%Y-%m-%d %H:%M}-{end_local:%H:%M}"
-            )
+            # Whole seconds, so fromtimestamp is exact; and a year of hours asks this 8,760 times.
+            key = datetime.fromtimestamp(start // NS_PER_S, self.tz).isoformat(timespec="minutes")
+            end = datetime.fromtimestamp(start // NS_PER_S + 3600, self.tz)
+            return Bucket(key, start, start + HOUR_NS, f"{key[:10]} {key[11:16]}-{end.hour:02d}:{end.minute:02d}")
         if self.group_by == GroupBy.SHIFT:
             return self._shift_bucket(t)
         day = _local_date(t, self.tz)

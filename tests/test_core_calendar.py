@@ -477,3 +477,10 @@ def test_the_calendar_keeps_its_dates_as_dates() -> None:
     cal = calendar("holidays: [2026-10-01]")
     assert cal.holidays == [date(2026, 10, 1)] and not cal.always_working
     assert ShiftCalendar().always_working
+
+
+def test_a_copied_calendar_follows_its_own_holidays() -> None:
+    copy = TWO_SHIFTS.model_copy(update={"holidays": [date(2026, 11, 27)]})
+    friday = (utc(2026, 11, 26, 16), utc(2026, 11, 27, 16))
+    assert total(working_spans_ns(TWO_SHIFTS, SHANGHAI, *friday)) == 15 * H + 30 * MIN
+    assert total(working_spans_ns(copy, SHANGHAI, *friday)) == 0

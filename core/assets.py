@@ -157,11 +157,11 @@ class AssetModel:
         self._placement: dict[str, Placement] = {}
         self.timezone = ZoneInfo(site.timezone)
         self._scopes: dict[str, list[str]] = {site.id: []}
-        site_calendar = site.calendar or ShiftCalendar()
+        site_calendar = site.calendar if site.calendar is not None else ShiftCalendar()
         self._calendars: dict[str, ShiftCalendar] = {site.id: site_calendar}
         for workshop in site.workshops:
             self._scopes[workshop.id] = []
-            calendar = workshop.calendar or site_calendar
+            calendar = workshop.calendar if workshop.calendar is not None else site_calendar
             self._calendars[workshop.id] = calendar
             for line in workshop.lines:
                 self._scopes[line.id] = []

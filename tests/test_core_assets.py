@@ -188,6 +188,12 @@ def test_a_workshop_calendar_replaces_the_site_calendar_for_its_equipment(tmp_pa
         model.calendar_of("c9")
 
 
+def test_an_empty_workshop_calendar_works_around_the_clock_under_a_site_with_shifts(tmp_path: Path) -> None:
+    model = load_asset_model(_write(tmp_path, _with_calendar(TWO_SHIFTS, workshop_calendar="        {}\n")))
+    assert model.calendar_of("c1")[1].always_working
+    assert not model.calendar_of("c2")[1].always_working
+
+
 def test_without_a_calendar_the_site_works_around_the_clock(example_assets_path: Path) -> None:
     model = load_asset_model(example_assets_path)  # the demo factory runs around the clock
     zone, calendar = model.calendar_of("cnc-01")

@@ -213,7 +213,7 @@ class Shift(_Strict):
 
     @model_validator(mode="after")
     def _breaks_inside_and_apart(self) -> Self:
-        if self.name == OFF_SHIFT:
+        if self.name.endswith(OFF_SHIFT):  # shift buckets are told apart by the end of their key
             raise _invalid("Shift", ("name",), f"{OFF_SHIFT!r} names the time between shifts", self.name)
         placed: list[tuple[timedelta, timedelta, int]] = []
         for i, brk in enumerate(self.breaks):

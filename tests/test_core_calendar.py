@@ -443,6 +443,7 @@ def test_clock_times_are_quoted_text_or_unquoted_yaml_minutes() -> None:
         ("shifts: [{name: a, days: [mon, fry], start: '06:00', end: '14:00'}]", ("shifts", 0, "days", 1), "'mon'"),
         ("shifts: [{name: a, days: mon-fre, start: '06:00', end: '14:00'}]", ("shifts", 0, "days"), "'mon-fre'"),
         ("shifts: [{name: off-shift, start: '06:00', end: '14:00'}]", ("shifts", 0, "name"), "the time between"),
+        ("shifts: [{name: early off-shift, start: '06:00', end: '14:00'}]", ("shifts", 0, "name"), "the time between"),
         ("holidays: [2026-10-01]\nmakeup_days: [{date: 2026-10-10, works_as: fri}]", ("makeup_days",), "need shifts"),
         (
             "shifts: [{name: a, start: '06:00', end: '14:00'}]\nholidays: [2026-10-10]\n"

@@ -1,5 +1,8 @@
 """The factory as an ISA-95 tree (site → workshop → line → equipment), loaded from one YAML file.
 
+The site has a time zone and may have a shift calendar; a workshop's own calendar replaces the
+site's for its equipment (``core.calendar``; no calendar: working around the clock).
+
 The file is validated at start: a broken file fails with the file, the line, the field path and the
 reason (see ``core.yamlconfig``).
 """
@@ -11,9 +14,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
+from core.calendar import ShiftCalendar, check_zone
 from core.errors import ConfigError
 from core.yamlconfig import format_loc, line_of, read_yaml, validation_to_config_error
 
@@ -121,13 +126,17 @@ class Line(_Strict):
 class Workshop(_Strict):
     id: Identifier
     name: str = ""
+    calendar: ShiftCalendar | None = Field(default=None, description="replaces the site's for this workshop")
     lines: list[Line] = Field(min_length=1)
 
 
 class Site(_Strict):
     id: Identifier
     name: str = ""
-    timezone: str = "Asia/Shanghai"
+    timezone: Annotated[str, AfterValidator(check_zone)] = Field(
+        default="Asia/Shanghai", description="IANA name; every clock time and report bucket of the site is local to it"
+    )
+    calendar: ShiftCalendar | None = Field(default=None, description="none: working around the clock")
     workshops: list[Workshop] = Field(min_length=1)
 
 
@@ -158,17 +167,24 @@ class AssetModel:
         self.source = source
         self._equipment: dict[str, Equipment] = {}
         self._placement: dict[str, Placement] = {}
+        self.timezone = ZoneInfo(site.timezone)
         self._scopes: dict[str, list[str]] = {site.id: []}
+        site_calendar = site.calendar if site.calendar is not None else ShiftCalendar()
+        self._calendars: dict[str, ShiftCalendar] = {site.id: site_calendar}
         for workshop in site.workshops:
             self._scopes[workshop.id] = []
+            calendar = workshop.calendar if workshop.calendar is not None else site_calendar
+            self._calendars[workshop.id] = calendar
             for line in workshop.lines:
                 self._scopes[line.id] = []
+                self._calendars[line.id] = calendar
                 for eq in line.equipment:
                     self._equipment[eq.id] = eq
                     self._placement[eq.id] = Placement(site.id, workshop.id, line.id, eq.id, eq.gateway or line.gateway)
                     for scope in (site.id, workshop.id, line.id):
                         self._scopes[scope].append(eq.id)
                     self._scopes[eq.id] = [eq.id]
+                    self._calendars[eq.id] = calendar
 
     def __contains__(self, equipment_id: object) -> bool:
         return equipment_id in self._equipment
@@ -201,6 +217,17 @@ class AssetModel:
 
     def covered_by(self, meter_id: str) -> list[Equipment]:
         return [eq for eq in self._equipment.values() if meter_id in eq.meter_ids]
+
+    def calendar_of(self, scope_id: str) -> tuple[ZoneInfo, ShiftCalendar]:
+        """The site's zone and the calendar that applies to a piece of equipment (or a line, workshop, site).
+
+        Equipment, lines and workshops follow their workshop's calendar, else the site's; a site
+        without one works around the clock (an empty ``ShiftCalendar``).
+        """
+        try:
+            return self.timezone, self._calendars[scope_id]
+        except KeyError:
+            raise KeyError(f"unknown scope {scope_id!r}: not a site, workshop, line or equipment id") from None
 
 
 def _walk_equipment(site: Site) -> Iterator[tuple[tuple[str | int, ...], Equipment]]:

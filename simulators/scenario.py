@@ -1,7 +1,7 @@
 """Scenario files: how the simulated factory behaves, as one validated YAML file beside its asset model.
 
 A scenario names its asset model (``assets``, relative to the scenario file) and says how every
-machine and meter in it behaves: the shift calendar, cycle-time jitter, breakdowns (MTBF/MTTR),
+machine and meter in it behaves: cycle-time jitter, breakdowns (MTBF/MTTR),
 minor stops, starvation, changeovers between programs, scrap and rework, power draw per state,
 device faults (power cycles that reset the counters, a PLC clock that jumps back to 2000, OPC UA
 server restarts), the meters' MQTT topics and payload shapes, and the history generator's baseline
@@ -10,6 +10,11 @@ and assessment periods. The same file and seed always give the same factory.
 A broken file fails at start with the file, the line, the field path and the reason, like every
 other configuration file of the platform (``core.yamlconfig``); cross-checks against the asset model
 (an unknown equipment id, a meter whose payload lacks its register) name the line too.
+
+The shift calendar (``core.calendar``) is the asset model's site calendar, the one the platform
+plans with, so the simulated machines stop when the platform expects them to. A scenario may carry
+its own ``calendar`` only for an asset model that has none (or an identical copy); a calendar, a
+time zone or a workshop calendar that would make the two disagree is refused at load.
 
 Durations are seconds (a number) or text with a unit: ``500ms``, ``90s``, ``15min``, ``2h``, ``1d``.
 Every duration is simulated time (divided by the speed in an accelerated live run), except three
@@ -28,7 +33,7 @@ Full example (all sections; every section and field except ``assets`` is optiona
     seed: 42
     timezone: Asia/Shanghai            # default: site.timezone of the asset model
 
-    calendar:                          # no shifts at all: the factory works around the clock
+    calendar:                          # only if the asset model has none; no shifts: around the clock
       shifts:
         - name: early
           days: mon-fri                # or a list: [mon, tue, wed]
@@ -109,13 +114,12 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from enum import StrEnum
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Self
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from pydantic import (
     BaseModel,
@@ -128,6 +132,10 @@ from pydantic import (
 )
 
 from core.assets import AssetModel, EnergyCarrier, Equipment, EquipmentType, Identifier, load_asset_model
+from core.calendar import PlannedBreak as PlannedBreak  # the calendar lives in core; re-exported for the simulators
+from core.calendar import Shift as Shift
+from core.calendar import ShiftCalendar, check_zone
+from core.calendar import Weekday as Weekday
 from core.errors import ConfigError
 from core.signals import MachineState
 from core.yamlconfig import format_loc, line_of, read_yaml, validation_to_config_error
@@ -161,165 +169,8 @@ PositiveDuration = Annotated[float, BeforeValidator(parse_duration), Field(gt=0)
 Probability = Annotated[float, Field(ge=0, lt=1)]
 
 
-class Weekday(StrEnum):
-    MON = "mon"
-    TUE = "tue"
-    WED = "wed"
-    THU = "thu"
-    FRI = "fri"
-    SAT = "sat"
-    SUN = "sun"
-
-    @property
-    def number(self) -> int:
-        """Monday is 0, as ``date.weekday()``."""
-        return list(Weekday).index(self)
-
-
-def _parse_days(value: Any) -> Any:
-    """``mon-fri``, ``"mon,wed"`` or a list -> list of day names; ranges may wrap (``sat-mon``)."""
-    if isinstance(value, str):
-        days: list[str] = []
-        order = [d.value for d in Weekday]
-        for part in filter(None, (p.strip().lower() for p in value.split(","))):
-            first, sep, last = part.partition("-")
-            if not sep:
-                days.append(first)
-                continue
-            if first not in order or last not in order:
-                raise ValueError(f"{part!r} is not a day range like 'mon-fri'")
-            i = order.index(first)
-            while True:
-                days.append(order[i])
-                if order[i] == last:
-                    break
-                i = (i + 1) % 7
-        return days
-    return value
-
-
-def _parse_clock(value: Any) -> Any:
-    # YAML 1.1 reads an unquoted 06:00 as the sexagesimal integer 360; take it back as minutes.
-    if isinstance(value, int) and not isinstance(value, bool):
-        hours, minutes = divmod(value, 60)
-        if 0 <= hours < 24:
-            return time(hours, minutes)
-    return value
-
-
-ClockTime = Annotated[time, BeforeValidator(_parse_clock)]
-
-
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-# -- calendar --------------------------------------------------------------------------------------
-
-
-class PlannedBreak(_Strict):
-    name: str = "break"
-    start: ClockTime
-    end: ClockTime
-
-
-class Shift(_Strict):
-    """A shift on some weekdays; its breaks are planned stops inside it."""
-
-    name: str
-    days: Annotated[list[Weekday], BeforeValidator(_parse_days), Field(min_length=1)] = Field(
-        default_factory=lambda: [Weekday.MON, Weekday.TUE, Weekday.WED, Weekday.THU, Weekday.FRI]
-    )
-    start: ClockTime
-    end: ClockTime
-    breaks: list[PlannedBreak] = Field(default_factory=list)
-
-    @property
-    def length(self) -> timedelta:
-        return _span(self.start, self.end)
-
-    def offset_of(self, at: time) -> timedelta:
-        """How long after the shift start the clock time ``at`` falls (on the shift's first or next day)."""
-        return _span(self.start, at, allow_zero=True)
-
-    @model_validator(mode="after")
-    def _breaks_inside(self) -> Self:
-        for i, brk in enumerate(self.breaks):
-            begin, end = self.offset_of(brk.start), self.offset_of(brk.end)
-            if not (timedelta(0) <= begin < end <= self.length):
-                raise ValueError(
-                    f"break {i} ({brk.start:%H:%M}-{brk.end:%H:%M}) must lie inside the shift "
-                    f"{self.start:%H:%M}-{self.end:%H:%M}"
-                )
-        return self
-
-
-def _span(start: time, end: time, *, allow_zero: bool = False) -> timedelta:
-    s = timedelta(hours=start.hour, minutes=start.minute, seconds=start.second)
-    e = timedelta(hours=end.hour, minutes=end.minute, seconds=end.second)
-    if e < s or (e == s and not allow_zero):
-        e += timedelta(days=1)
-    return e - s
-
-
-class ShiftCalendar(_Strict):
-    """When the factory is meant to work. Time outside every shift, breaks and holidays are PLANNED_STOP."""
-
-    shifts: list[Shift] = Field(default_factory=list, description="empty: working around the clock")
-    holidays: list[date] = Field(default_factory=list)
-
-    @property
-    def always_working(self) -> bool:
-        return not self.shifts and not self.holidays
-
-    def working_periods(self, start: datetime, end: datetime, tz: tzinfo) -> list[tuple[datetime, datetime]]:
-        """The ``[from, to)`` spans inside ``[start, end)`` when a shift is on and not on a break, in UTC.
-
-        A shift belongs to the day it starts on: it runs on its weekdays unless that day is a
-        holiday, and a night shift runs on into the next day. Overlapping shifts merge.
-        """
-        if start.tzinfo is None or end.tzinfo is None:
-            raise ValueError("working_periods needs aware datetimes")
-        if end <= start:
-            return []
-        first_day = start.astimezone(tz).date() - timedelta(days=1)
-        last_day = end.astimezone(tz).date()
-        holidays = set(self.holidays)
-        spans: list[tuple[datetime, datetime]] = []
-        day = first_day
-        while day <= last_day:
-            if not self.shifts:
-                if day not in holidays:
-                    spans.append((_local(day, time(0), tz), _local(day + timedelta(days=1), time(0), tz)))
-            elif day not in holidays:
-                for shift in self.shifts:
-                    if day.weekday() not in {d.number for d in shift.days}:
-                        continue
-                    begin = datetime.combine(day, shift.start)
-                    pieces = [(begin, begin + shift.length)]
-                    for brk in sorted(shift.breaks, key=lambda b: shift.offset_of(b.start)):
-                        b0, b1 = begin + shift.offset_of(brk.start), begin + shift.offset_of(brk.end)
-                        last0, last1 = pieces.pop()
-                        pieces += [(last0, b0), (b1, last1)]
-                    spans += [(_aware(a, tz), _aware(b, tz)) for a, b in pieces if b > a]
-            day += timedelta(days=1)
-        merged: list[tuple[datetime, datetime]] = []
-        for a, b in sorted((max(a, start), min(b, end)) for a, b in spans):
-            if b <= a:
-                continue
-            if merged and a <= merged[-1][1]:
-                merged[-1] = (merged[-1][0], max(merged[-1][1], b))
-            else:
-                merged.append((a, b))
-        return merged
-
-
-def _aware(local: datetime, tz: tzinfo) -> datetime:
-    return local.replace(tzinfo=tz).astimezone(UTC)
-
-
-def _local(day: date, at: time, tz: tzinfo) -> datetime:
-    return _aware(datetime.combine(day, at), tz)
 
 
 # -- machine behaviour -----------------------------------------------------------------------------
@@ -670,7 +521,7 @@ class Scenario(_Strict):
     assets: Path
     seed: int = 1
     timezone: str | None = None
-    calendar: ShiftCalendar = Field(default_factory=ShiftCalendar)
+    calendar: ShiftCalendar | None = Field(default=None, description="default: the asset model's calendar")
     defaults: MachineBehaviourSpec = Field(default_factory=MachineBehaviourSpec)
     types: dict[EquipmentType, MachineBehaviourSpec] = Field(default_factory=dict)
     machines: dict[Identifier, MachineBehaviourSpec] = Field(default_factory=dict)
@@ -681,12 +532,7 @@ class Scenario(_Strict):
     @field_validator("timezone")
     @classmethod
     def _known_zone(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                ZoneInfo(value)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError(f"unknown time zone {value!r} (use an IANA name like Asia/Shanghai)") from None
-        return value
+        return None if value is None else check_zone(value)
 
     @field_validator("types")
     @classmethod
@@ -749,7 +595,16 @@ class FactoryScenario:
 
     @property
     def calendar(self) -> ShiftCalendar:
-        return self.spec.calendar
+        """The scenario's own calendar, else the asset model's site calendar (the platform's)."""
+        if self.spec.calendar is not None:
+            return self.spec.calendar
+        return self.assets.calendar_of(self.assets.site.id)[1]
+
+    def calendar_of(self, equipment_id: str) -> ShiftCalendar:
+        """The calendar one machine follows: the scenario's own, else its workshop's or site's in the asset model."""
+        if self.spec.calendar is not None:
+            return self.spec.calendar
+        return self.assets.calendar_of(equipment_id)[1]
 
     @property
     def machines_per_server(self) -> int:
@@ -799,6 +654,29 @@ def _is_machine(eq: Equipment) -> bool:
     return eq.type in MACHINE_TYPES and eq.ideal_cycle_time_s is not None
 
 
+def _check_calendar_agrees(
+    spec: Scenario, assets: AssetModel, fail: Callable[[tuple[str | int, ...], str], ConfigError]
+) -> None:
+    """The simulated machines must keep the hours the platform's calendar plans, in the same zone."""
+    site = assets.site
+    if spec.calendar is not None and site.calendar is not None and spec.calendar != site.calendar:
+        raise fail(
+            ("calendar",),
+            f"differs from the site calendar of {assets.source}, which the platform plans with: "
+            "remove this section (the scenario then follows the asset model) or make the two the same",
+        )
+    if site.calendar is not None and spec.timezone is not None and spec.timezone != site.timezone:
+        raise fail(("timezone",), f"the site calendar of {assets.source} is in {site.timezone}, not {spec.timezone}")
+    effective = spec.calendar if spec.calendar is not None else (site.calendar or ShiftCalendar())
+    for workshop in site.workshops:
+        if workshop.calendar is not None and workshop.calendar != effective:
+            raise fail(
+                ("calendar",) if spec.calendar is not None else ("assets",),
+                f"workshop {workshop.id!r} of {assets.source} has its own calendar; the simulators follow "
+                "one calendar for the whole factory so far, so its machines would disagree with the platform",
+            )
+
+
 def resolve_scenario(
     spec: Scenario,
     assets: AssetModel,
@@ -811,6 +689,8 @@ def resolve_scenario(
 
     def fail(loc: tuple[str | int, ...], reason: str) -> ConfigError:
         return ConfigError(source, reason, line=line_of(index, loc), field=format_loc(loc))
+
+    _check_calendar_agrees(spec, assets, fail)
 
     for eq_id in spec.machines:
         if eq_id not in assets:

@@ -1,12 +1,15 @@
-"""The asset model loads the example factory and refuses broken files with file, line, field and reason."""
+"""The asset model loads the example factory and its calendars; broken files fail with file, line, field, reason."""
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from core.assets import EquipmentType, load_asset_model
+from core.calendar import ShiftCalendar, working_spans_ns
 from core.errors import ConfigError
 
 
@@ -139,3 +142,179 @@ def test_broken_meter_and_interval_fields_are_refused(tmp_path: Path, entry: str
     )
     with pytest.raises(ConfigError, match=r"factory.yaml:9: .*equipment\[1\]\." + message):
         load_asset_model(path)
+
+
+# -- calendars -------------------------------------------------------------------------------------
+
+
+def _with_calendar(site_calendar: str = "", *, timezone: str = "Asia/Shanghai", workshop_calendar: str = "") -> str:
+    """An asset file whose site calendar starts on line 4 (``calendar:``) and its body on line 5."""
+    return (
+        "site:\n"
+        "  id: s1\n"
+        f"  timezone: {timezone}\n" + (f"  calendar:\n{site_calendar}" if site_calendar else "") + "  workshops:\n"
+        "    - id: w1\n" + (f"      calendar:\n{workshop_calendar}" if workshop_calendar else "") + "      lines:\n"
+        "        - id: l1\n"
+        "          equipment:\n"
+        "            - {id: c1, type: cnc, ideal_cycle_time_s: 2}\n"
+        "    - id: w2\n"
+        "      lines:\n"
+        "        - id: l2\n"
+        "          equipment:\n"
+        "            - {id: c2, type: cnc, ideal_cycle_time_s: 2}\n"
+    )
+
+
+TWO_SHIFTS = """\
+    shifts:
+      - {name: early, days: mon-fri, start: "06:00", end: "14:00"}
+      - {name: late, days: mon-fri, start: "14:00", end: "22:00"}
+    holidays: [2026-10-01]
+"""
+
+
+def test_a_workshop_calendar_replaces_the_site_calendar_for_its_equipment(tmp_path: Path) -> None:
+    nights = '        shifts: [{name: night, days: mon-fri, start: "22:00", end: "06:00"}]\n'
+    model = load_asset_model(_write(tmp_path, _with_calendar(TWO_SHIFTS, workshop_calendar=nights)))
+    zone, site_calendar = model.calendar_of("s1")
+    assert zone == ZoneInfo("Asia/Shanghai")
+    assert [s.name for s in site_calendar.shifts] == ["early", "late"]
+    assert site_calendar.holidays == [date(2026, 10, 1)]
+    for scope in ("w1", "l1", "c1"):
+        assert [s.name for s in model.calendar_of(scope)[1].shifts] == ["night"]
+    for scope in ("w2", "l2", "c2"):
+        assert model.calendar_of(scope)[1] is site_calendar
+    with pytest.raises(KeyError, match="unknown scope 'c9'"):
+        model.calendar_of("c9")
+
+
+def test_an_empty_workshop_calendar_works_around_the_clock_under_a_site_with_shifts(tmp_path: Path) -> None:
+    model = load_asset_model(_write(tmp_path, _with_calendar(TWO_SHIFTS, workshop_calendar="        {}\n")))
+    assert model.calendar_of("c1")[1].always_working
+    assert not model.calendar_of("c2")[1].always_working
+
+
+def test_without_a_calendar_the_site_works_around_the_clock(example_assets_path: Path) -> None:
+    model = load_asset_model(example_assets_path)  # the demo factory runs around the clock
+    zone, calendar = model.calendar_of("cnc-01")
+    assert zone.key == "Asia/Shanghai" and calendar.always_working
+    assert calendar == ShiftCalendar()
+
+
+def test_the_plant_asset_model_carries_the_plant_shift_calendar() -> None:
+    model = load_asset_model(Path(__file__).resolve().parent.parent / "config" / "scenarios" / "plant-assets.yaml")
+    zone, calendar = model.calendar_of("cnc-01")
+    # A week without holidays, Mon 23 Nov to Mon 30 Nov 2026 local (Asia/Shanghai is UTC+8):
+    # early 06:00-14:00 Mon-Sat less 15 + 30 min breaks = 7.25 h x 6; late 14:00-22:00 Mon-Fri less 30 + 15 min
+    # = 7.25 h x 5; 43.5 h + 36.25 h = 79.75 h.
+    start, end = 1_795_363_200 * 10**9, 1_795_968_000 * 10**9  # 2026-11-22T16:00Z, 2026-11-29T16:00Z
+    assert sum(b - a for a, b in working_spans_ns(calendar, zone, start, end)) == int(79.75 * 3600) * 10**9
+    assert model.calendar_of("robot-01")[1] is calendar  # one calendar for the whole site
+
+
+@pytest.mark.parametrize(
+    ("site_calendar", "line", "field", "reason"),
+    [
+        (
+            "    shifts:\n      - {name: early, start: '25:00', end: '14:00'}\n",
+            6,
+            "site.calendar.shifts[0].start",
+            "'25:00' is not a clock time",
+        ),
+        (
+            "    shifts:\n      - {name: early, start: 25:00, end: '14:00'}\n",
+            6,
+            "site.calendar.shifts[0].start",
+            "1500 (unquoted 25:00?) is not a clock time",
+        ),
+        (
+            "    shifts:\n      - name: early\n        start: '06:00'\n        end: '14:00'\n        breaks:\n"
+            "          - {name: tea, start: '14:00', end: '14:15'}\n",
+            10,
+            "site.calendar.shifts[0].breaks[0].start",
+            "break 'tea' (14:00-14:15) must lie inside its shift 'early' (06:00-14:00)",
+        ),
+        (
+            "    shifts:\n      - name: early\n        days: [mon, tue, wdn]\n"
+            "        start: '06:00'\n        end: '14:00'\n",
+            7,
+            "site.calendar.shifts[0].days[2]",
+            "Input should be 'mon', 'tue', 'wed', 'thu', 'fri', 'sat' or 'sun'",
+        ),
+        (
+            "    shifts:\n      - {name: early, start: '06:00', end: '14:00'}\n"
+            "      - {name: late, start: '13:30', end: '22:00'}\n",
+            7,
+            "site.calendar.shifts[1]",
+            "shift 'late' overlaps shift 'early' ('early' Mon 06:00-14:00 and 'late' Mon 13:30-22:00)",
+        ),
+        (
+            "    shifts:\n      - {name: early, start: '06:00', end: '14:00'}\n"
+            "    holidays: [2026-10-10]\n    makeup_days:\n      - {date: 2026-10-10, works_as: fri}\n",
+            9,
+            "site.calendar.makeup_days[0].date",
+            "2026-10-10 is a holiday, too",
+        ),
+        (
+            "    shifts:\n      - {name: early, start: '06:00', end: '14:00'}\n"
+            "    makeup_days:\n      - {date: 2026-10-10, works_as: friday}\n",
+            8,
+            "site.calendar.makeup_days[0].works_as",
+            "Input should be 'mon'",
+        ),
+        ("    holidays: ['2026-02-30']\n", 5, "site.calendar.holidays[0]", "Input should be a valid date"),
+        ("    shift: []\n", 5, "site.calendar.shift", "Extra inputs are not permitted"),
+    ],
+)
+def test_a_broken_calendar_names_file_line_field_and_reason(
+    tmp_path: Path, site_calendar: str, line: int, field: str, reason: str
+) -> None:
+    path = _write(tmp_path, _with_calendar(site_calendar))
+    with pytest.raises(ConfigError) as err:
+        load_asset_model(path)
+    assert (err.value.file, err.value.line, err.value.field) == (str(path), line, field), str(err.value)
+    assert reason in err.value.reason
+    assert str(err.value).startswith(f"{path}:{line}: {field}: ")
+
+
+def test_a_broken_workshop_calendar_is_named_under_its_workshop(tmp_path: Path) -> None:
+    workshop = "        shifts:\n          - {name: night, days: mon-fri, start: '22:00', end: '06:30'}\n"
+    workshop += "          - {name: early, days: mon-fri, start: '06:00', end: '14:00'}\n"
+    path = _write(tmp_path, _with_calendar(workshop_calendar=workshop))
+    with pytest.raises(ConfigError) as err:
+        load_asset_model(path)
+    assert (err.value.line, err.value.field) == (
+        9,
+        "site.workshops[0].calendar.shifts[1]",
+    )  # line 9: the second shift, str(err.value)
+    assert "shift 'early' overlaps shift 'night' ('night' Mon 22:00-06:30 and 'early' Tue 06:00-14:00)" in str(
+        err.value
+    )
+
+
+@pytest.mark.parametrize(
+    ("zone", "reason"),
+    [
+        ("Asia/Shang_hai", "unknown time zone 'Asia/Shang_hai' (use an IANA name like Asia/Shanghai)"),
+        ("asia/shanghai", "did you mean Asia/Shanghai?"),
+        ("+08:00", "unknown time zone '+08:00'"),
+        ("localtime", "unknown time zone 'localtime'"),
+    ],
+)
+def test_the_site_time_zone_must_be_an_iana_name(tmp_path: Path, zone: str, reason: str) -> None:
+    path = _write(tmp_path, _with_calendar(timezone=f"'{zone}'"))
+    with pytest.raises(ConfigError) as err:
+        load_asset_model(path)
+    assert (err.value.line, err.value.field) == (3, "site.timezone"), str(err.value)
+    assert reason in err.value.reason
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="core/yamlconfig.read_yaml lets PyYAML's ValueError for an impossible unquoted date through",
+)
+def test_an_impossible_unquoted_holiday_names_its_line(tmp_path: Path) -> None:
+    path = _write(tmp_path, _with_calendar("    holidays: [2026-02-30]\n"))
+    with pytest.raises(ConfigError) as err:
+        load_asset_model(path)
+    assert err.value.line == 5

@@ -141,9 +141,9 @@ def test_durations_take_units() -> None:
         (
             "calendar:\n  shifts:\n    - {name: a, start: '06:00', end: '14:00',\n"
             "       breaks: [{start: '15:00', end: '15:30'}]}\n",
-            4,
-            "calendar.shifts[0]",
-            "must lie inside the shift",
+            5,
+            "calendar.shifts[0].breaks[0].start",
+            "must lie inside its shift",
         ),
         ("timezone: Mars/Olympus\n", 2, "timezone", "unknown time zone"),
         ("quality_of_life: high\n", 2, "quality_of_life", "Extra inputs are not permitted"),
@@ -235,3 +235,68 @@ def test_without_a_scenario_file_every_machine_gets_cycle_scaled_defaults(exampl
     assert cnc.breakdowns.mttr == pytest.approx(16.0)
     assert scenario.meter("meter-a").payload["energy"] == {"active_import_kwh": "{energy_kwh}"}
     assert scenario.calendar.always_working
+
+
+# -- one calendar for the platform and the simulators ----------------------------------------------
+
+SITE_CALENDAR = """\
+  calendar:
+    shifts:
+      - {name: early, days: mon-fri, start: "06:00", end: "14:00"}
+"""
+
+
+def write_with_site_calendar(tmp_path: Path, body: str, workshop_calendar: str = "") -> Path:
+    path = write(tmp_path, body)
+    assets = ASSETS.replace("  timezone: Asia/Shanghai\n", "  timezone: Asia/Shanghai\n" + SITE_CALENDAR)
+    if workshop_calendar:
+        assets = assets.replace("    - id: w\n", "    - id: w\n" + workshop_calendar)
+    (tmp_path / "assets.yaml").write_text(assets)
+    return path
+
+
+def test_the_plant_scenario_follows_the_calendar_of_its_asset_model() -> None:
+    plant = load_scenario(SCENARIOS / "plant.yaml")
+    assert plant.spec.calendar is None  # plant.yaml has none of its own
+    assert plant.calendar is plant.assets.calendar_of("cq-plant")[1]
+    assert [(s.name, [d.value for d in s.days]) for s in plant.calendar.shifts] == [
+        ("early", ["mon", "tue", "wed", "thu", "fri", "sat"]),
+        ("late", ["mon", "tue", "wed", "thu", "fri"]),
+    ]
+    assert plant.calendar_of("cnc-01") is plant.calendar
+
+
+def test_a_scenario_without_a_calendar_takes_the_site_calendar(tmp_path: Path) -> None:
+    scenario = load_scenario(write_with_site_calendar(tmp_path, "seed: 1\n"))
+    assert [s.name for s in scenario.calendar.shifts] == ["early"]
+    same = "calendar:\n  shifts:\n    - {name: early, days: mon-fri, start: '06:00', end: '14:00'}\n"
+    assert load_scenario(write_with_site_calendar(tmp_path, same)).calendar == scenario.calendar  # a copy agrees
+
+
+@pytest.mark.parametrize(
+    ("body", "workshop_calendar", "line", "field", "reason"),
+    [
+        (
+            "calendar:\n  shifts: [{name: early, days: mon-fri, start: '07:00', end: '15:00'}]\n",
+            "",
+            2,
+            "calendar",
+            "differs from the site calendar of",
+        ),
+        ("timezone: Europe/Berlin\n", "", 2, "timezone", "is in Asia/Shanghai, not Europe/Berlin"),
+        (
+            "seed: 1\n",
+            "      calendar: {shifts: [{name: night, start: '22:00', end: '06:00'}]}\n",
+            1,
+            "assets",
+            "workshop 'w' of",
+        ),
+    ],
+)
+def test_a_scenario_that_would_disagree_with_the_platform_calendar_is_refused(
+    tmp_path: Path, body: str, workshop_calendar: str, line: int, field: str, reason: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_scenario(write_with_site_calendar(tmp_path, body, workshop_calendar))
+    assert (info.value.line, info.value.field) == (line, field), str(info.value)
+    assert reason in info.value.reason

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from core.assets import CARRIER_UNIT, REGISTER_SIGNAL, AssetModel, EnergyCarrier, Equipment, EquipmentType
+from core.calendar import Bucketing, working_spans_ns
 from core.settings import KpiSettings
 from core.signals import Measurement
 from core.store import BAD_QUALITY, Point, Store
@@ -59,7 +60,7 @@ from kpi.rollup import DAY, MONTH, HourRow, Rollups, Tier, local_spans
 DEFAULT_MIN_COVERAGE = 0.5
 DEFAULT_SETTLE_HOURS = 2
 RAW_CHUNK_NS = 24 * HOUR_NS  # the raw path reads at most one day of points at a time
-GROUP_BY = ("hour", "day", "week", "month")
+GROUP_BY = ("hour", "shift", "day", "week", "month")
 CONSUMPTION_FIELDS = tuple(REGISTER_SIGNAL.values())
 
 # Every KPI a report can hold, by key: ISO 22400 formulas of base quantities (kpi.formulas), energy
@@ -268,17 +269,34 @@ class KpiEngine:
         while chunk < end_ns:
             chunk_end = min(end_ns, chunk - chunk % HOUR_NS + RAW_CHUNK_NS)
             readings, counts = await self._read_chunk(equipment_ids, chunk, chunk_end, log)
+            working = self._working(equipment_ids, chunk, chunk_end)
             for eq in equipment_ids:
                 profile = self.profiles[eq]
                 mine = readings.get(eq, {})
+                shifts = working[eq]
                 for hour, seg_start, seg_end in hour_windows(chunk, chunk_end):
                     in_hour = {sig: _between(rs, seg_start, seg_end) for sig, rs in mine.items()}
-                    result = fold_hour(profile, self.rules, carry.get(eq, Carry()), in_hour, seg_start, seg_end)
+                    spans = None if shifts is None else _clip(shifts, seg_start, seg_end)
+                    result = fold_hour(profile, self.rules, carry.get(eq, Carry()), in_hour, seg_start, seg_end, spans)
                     carry[eq] = result.carry
                     base = BaseQuantities.from_fields(result.fields)
                     out.append(HourlyBase(eq, hour, seg_start, seg_end, base, result.carry, counts.get((eq, hour), 0)))
             chunk = chunk_end
         return out
+
+    def _working(
+        self, equipment_ids: Sequence[str], start_ns: int, end_ns: int
+    ) -> dict[str, list[tuple[int, int]] | None]:
+        """Each equipment's working spans in [start, end) by its calendar; None: around the clock."""
+        by_calendar: dict[int, list[tuple[int, int]] | None] = {}
+        working: dict[str, list[tuple[int, int]] | None] = {}
+        for eq in equipment_ids:
+            tz, calendar = self.assets.calendar_of(eq)
+            key = id(calendar)
+            if key not in by_calendar:
+                by_calendar[key] = None if calendar.always_working else working_spans_ns(calendar, tz, start_ns, end_ns)
+            working[eq] = by_calendar[key]
+        return working
 
     def _measurements(self, equipment_ids: Sequence[str]) -> list[tuple[Measurement, list[str]]]:
         producers = [e for e in equipment_ids if not self.profiles[e].is_meter]
@@ -484,7 +502,7 @@ class KpiEngine:
             )
         groups = []
         if group_by is not None:
-            for key, (g_start, g_end, members) in self._group(pieces, group_by).items():
+            for key, (g_start, g_end, members) in self._group(pieces, group_by, scope_id).items():
                 g_totals = {e: total(p.base for p in members if p.equipment == e) for e in involved}
                 g_production = total(g_totals[e] for e in production_ids)
                 g_summary = self._summary(p for p in members if p.equipment in scope_meters)
@@ -540,11 +558,19 @@ class KpiEngine:
                 rows.append((ns_to_datetime(piece.start_ns), {carrier: getattr(piece.base, REGISTER_SIGNAL[carrier])}))
         return energy_summary(rows, self.factors)
 
-    def _group(self, pieces: Sequence[_Piece], group_by: str) -> dict[str, tuple[int, int, list[_Piece]]]:
-        """Pieces by bucket; pieces never straddle a bucket (days and hours nest in every grouping)."""
+    def _group(
+        self, pieces: Sequence[_Piece], group_by: str, scope_id: str
+    ) -> dict[str, tuple[int, int, list[_Piece]]]:
+        """Pieces by bucket of the scope's calendar and zone; a piece belongs to the bucket its start is in.
+
+        Months and days are only read for groupings they nest in; an hour goes whole to the bucket
+        (hour, shift, day, ...) its start lies in (core.calendar.Bucketing).
+        """
+        tz, calendar = self.assets.calendar_of(scope_id)
+        bucketing = Bucketing(group_by, tz, calendar)
         members: dict[str, list[_Piece]] = defaultdict(list)
-        for piece in pieces:
-            members[_bucket(piece.start_ns, group_by, self.tz)[0]].append(piece)
+        for piece in sorted(pieces, key=lambda p: p.start_ns):
+            members[bucketing.bucket_of(piece.start_ns).key].append(piece)
         # Buckets are clipped to the window: they span exactly the pieces inside them.
         return {
             key: (min(p.start_ns for p in group), max(p.end_ns for p in group), group)
@@ -761,6 +787,10 @@ def _choose(keys: Sequence[str] | None) -> list[AnyKpi]:
     return [known[k] for k in _unique(keys)]
 
 
+def _clip(spans: Sequence[tuple[int, int]], start_ns: int, end_ns: int) -> list[tuple[int, int]]:
+    return [(max(a, start_ns), min(b, end_ns)) for a, b in spans if a < end_ns and start_ns < b]
+
+
 def _between(readings: Sequence[Reading], start_ns: int, end_ns: int) -> Sequence[Reading]:
     lo = bisect.bisect_left(readings, start_ns, key=lambda r: r[0])
     hi = bisect.bisect_left(readings, end_ns, key=lambda r: r[0])
@@ -817,30 +847,3 @@ def _merge(ranges: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
         else:
             merged.append((a, b))
     return merged
-
-
-def _bucket(start_ns: int, group_by: str, tz: ZoneInfo) -> tuple[str, int, int]:
-    """(key, start, end) of the bucket a piece starting at ``start_ns`` belongs to, in the site's zone."""
-    local = ns_to_datetime(start_ns).astimezone(tz)
-    if group_by == "hour":
-        hour = start_ns - start_ns % HOUR_NS
-        return local.replace(minute=0, second=0, microsecond=0).isoformat(), hour, hour + HOUR_NS
-    day = local.date()
-    if group_by == "day":
-        first, last = day, day + timedelta(days=1)
-        key = day.isoformat()
-    elif group_by == "week":
-        first = day - timedelta(days=day.weekday())
-        last = first + timedelta(days=7)
-        year, week, _ = first.isocalendar()
-        key = f"{year}-W{week:02d}"
-    else:
-        first = day.replace(day=1)
-        last = (first + timedelta(days=32)).replace(day=1)
-        key = first.strftime("%Y-%m")
-    midnight = datetime.min.time()
-    return (
-        key,
-        datetime_to_ns(datetime.combine(first, midnight, tz)),
-        datetime_to_ns(datetime.combine(last, midnight, tz)),
-    )

@@ -120,6 +120,11 @@ def expected_parts(tier: Tier, start_ns: int, end_ns: int, tz: ZoneInfo) -> int:
     return len(local_spans(DAY, start_ns, end_ns, tz))
 
 
+def _calendar_text(assets: AssetModel, equipment_id: str) -> str:
+    tz, calendar = assets.calendar_of(equipment_id)
+    return f"{tz.key}:{calendar.model_dump_json()}"
+
+
 class Rollups:
     """Reads and writes rollup rows in a store for one asset model and one set of evidence rules."""
 
@@ -128,7 +133,7 @@ class Rollups:
         self.assets = assets
         self.rules = rules
         self.tz = ZoneInfo(assets.site.timezone)
-        self._fp = {eq.id: fingerprint(eq, rules) for eq in assets}
+        self._fp = {eq.id: fingerprint(eq, rules, _calendar_text(assets, eq.id)) for eq in assets}
 
     def fingerprint_of(self, equipment_id: str) -> str:
         return self._fp[equipment_id]

@@ -262,7 +262,7 @@ def check_line_a_report(report: KpiReport) -> None:
 
     assert report.group_by == "hour"
     h08, h09 = report.groups
-    assert (h08.key, h09.key) == ("2026-11-25T16:00:00+08:00", "2026-11-25T17:00:00+08:00")  # Asia/Shanghai
+    assert (h08.key, h09.key) == ("2026-11-25T16:00+08:00", "2026-11-25T17:00+08:00")  # Asia/Shanghai
     assert (h08.start, h08.end, h09.start, h09.end) == (START, H09, H09, END)
     assert (h08.base.energy_kwh, h09.base.energy_kwh) == (12.5, 37.5)
     # Hour 08: APT 1200 + 900 = 2100, ADET 600 -> PBT 2700; covered 1800 + 900 of 3 x 1800 = 0.5 (ok).

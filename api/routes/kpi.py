@@ -38,8 +38,8 @@ async def kpi_report(
         str | None, Query(description="comma-separated KPI keys (e.g. oee,availability); default all", max_length=1000)
     ] = None,
     group_by: Annotated[
-        Literal["hour", "day", "week", "month"] | None,
-        Query(description="also report each hour, day, week or month of the window (the site's local time)"),
+        Literal["hour", "shift", "day", "week", "month"] | None,
+        Query(description="also report each hour, shift, day, week or month of the window (the site's local time)"),
     ] = None,
     source: Annotated[
         Literal["auto", "raw"],
@@ -62,8 +62,8 @@ async def kpi_report(
         if unknown or not chosen:
             known = ", ".join(sorted(KPI_KEYS))
             raise _invalid("kpis", f"unknown KPI {', '.join(unknown) or '(none given)'}; known: {known}", kpis)
-    if group_by == "hour" and end - start > MAX_HOURLY_WINDOW:
-        raise _invalid("group_by", f"group_by=hour covers at most {MAX_HOURLY_WINDOW.days} days", group_by)
+    if group_by in ("hour", "shift") and end - start > MAX_HOURLY_WINDOW:
+        raise _invalid("group_by", f"group_by={group_by} covers at most {MAX_HOURLY_WINDOW.days} days", group_by)
     return await engine.report(
         scope,
         start.astimezone(UTC),

@@ -2,8 +2,9 @@
 
 Two read paths give the same numbers because they run the same fold (``kpi.fold``):
 
-* **Rollups** (``kpi.rollup``) for settled hours: whole local days from the daily rows, other whole
-  hours from the hourly rows. A day or hour whose row is missing or stale falls through to raw.
+* **Rollups** (``kpi.rollup``) for settled hours: whole local months and days from the monthly and
+  daily rows where the grouping allows, other whole hours from the hourly rows. A month, day or
+  hour whose row is missing or stale falls through to the level below, and finally to raw.
 * **Raw series** for the rest: the open hour and the last ``settle_hours`` (late data may still
   arrive), partial hours at the window's edges, and whatever the rollups lack. The raw path reads
   one day at a time and carries each equipment's last readings from hour to hour, so its memory does

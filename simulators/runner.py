@@ -177,7 +177,7 @@ class Simulator:
         for index, group in enumerate(groups):
             port = self._ports.get(group[0], self._sim.base_port + index)
             server = await stack.enter_async_context(
-                MachineServer(group[0], [identities[eq] for eq in group], host=self._sim.host, port=port)
+                MachineServer(group[0], [identities[eq] for eq in group], host=self._sim.host, port=port, listen=False)
             )
             self._servers.append(server)
             for member in group:
@@ -216,6 +216,11 @@ class Simulator:
                 clock.start, status.parts_total, status.parts_good, status.parts_scrap, status.parts_rework
             )
             self._record_status(machine, clock.start, status)
+        # Only now may clients connect: a server listening before its machines showed their first
+        # values would show counters at 0, which a client takes for a reset (and the jump to the
+        # real count after it for production).
+        for server in self._servers:
+            await server.listen()
 
         for eq in self._meter_equipment:
             assert eq.carrier is not None

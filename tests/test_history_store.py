@@ -17,7 +17,6 @@ from core.stores.influx import InfluxStore
 from core.stores.sqlite import SqliteStore
 from core.wire import ns_to_datetime
 from kpi.engine import KpiEngine
-from kpi.fold import EvidenceRules
 from simulators.history import PROGRESS_MEASUREMENT, HistoryGenerator, HistoryOptions, line_protocol, write_history
 from simulators.history_model import day_bounds
 from simulators.scenario import FactoryScenario, Period, load_scenario
@@ -54,7 +53,7 @@ async def test_assessment_period_improves_oee_defect_rate_and_energy_per_part_as
     try:
         summary = await write_history(generator, store)
         assert summary.days_written == 6 and summary.points > 50_000
-        engine = KpiEngine(store, scenario.assets, rules=EvidenceRules(gap_intervals=1440))
+        engine = KpiEngine(store, scenario.assets)
         history = generator.history
         assert history is not None
         reports = [

@@ -127,8 +127,9 @@ async def test_a_restart_on_an_old_store_gives_the_numbers_of_a_fresh_store(stor
 
 async def test_absurd_counters_never_give_an_absurd_oee(store: Store) -> None:
     # A confused PLC reports 10^18 instead of 300 at 08:30 (an integer, as counters are stored), then
-    # 310 at 08:31 and on. Steps: 08:01..08:29 +10 each = 290; 08:30 +10^18: excluded; 08:31 310 < 10^18 is a reset whose
-    # step (310 in 60 s, limit 3 x 60 / 4 + 1 = 46) is excluded too; 08:32..08:59 +10 each = 280.
+    # 310 at 08:31 and on. Steps: 08:01..08:29 +10 each = 290; 08:30 +10^18: excluded; 08:31 310 is a
+    # reset whose step (310 in 60 s, limit 3 x 60 / 4 + 1 = 46) is excluded too; 08:32..08:59 +10 each
+    # = 280.
     # Parts 570; 2 excluded steps for each of the two counters; one reset event.
     points = []
     for p in machine("cnc-01", 0, 59):

@@ -29,6 +29,7 @@ from edge.agent import EdgeAgent
 from factory.broker import EmbeddedBroker
 from factory.runtime import ApiServer, closing_store, install_stop_signals
 from ingest.service import IngestService
+from kpi.energy import load_energy_factors
 from kpi.engine import KpiEngine
 from kpi.worker import KpiWorker
 from simulators.edgeconfig import edge_sources
@@ -151,6 +152,8 @@ async def run_demo(settings: Settings, assets: AssetModel, args: argparse.Namesp
         }
     )
     scenario = load_scenario(args.scenario) if args.scenario else None  # a broken file stops us before anything starts
+    if settings.kpi.energy_factors is not None:
+        load_energy_factors(settings.kpi.energy_factors)  # likewise a broken factor file
     if args.scenario:
         settings = _separate_data(settings, args.scenario.stem)
     keys, generated_key = demo_api_keys()

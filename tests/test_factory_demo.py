@@ -27,6 +27,7 @@ pytestmark = pytest.mark.integration
 def _demo_config(tmp_path: Path) -> Path:
     text = (REPO / "config" / "demo.yaml").read_text()
     text = text.replace("assets: factory.yaml", f"assets: {REPO / 'config' / 'factory.yaml'}")
+    text = text.replace("energy_factors: energy.yaml", f"energy_factors: {REPO / 'config' / 'energy.yaml'}")
     text = text.replace("../var/demo/", f"{tmp_path}/")
     path = tmp_path / "demo.yaml"
     path.write_text(text)

@@ -5,7 +5,9 @@ The API's parts and state durations must equal the simulator's ground truth for 
 exactly, durations within one sampling interval, energy to the last float digit. One window covers
 the whole run; a second one starts and ends mid-run, so the state and counters in force at its start
 come from the readings before it. The edge refreshes every signal every second meanwhile, so the
-numbers also show that refreshes racing the changes of fast machines never distort them.
+numbers also show that refreshes racing the changes of fast machines never distort them. Once the
+hours of the run are rolled up, reports read from the rollups give the ground truth's parts and the
+raw scan's numbers.
 """
 
 from __future__ import annotations
@@ -20,13 +22,15 @@ import httpx
 import pytest
 
 from api.app import create_app
-from core.assets import load_asset_model
+from core.assets import EquipmentType, load_asset_model
 from core.settings import Settings, load_settings
 from core.signals import MachineState
 from core.stores import open_store
 from edge.agent import EdgeAgent
 from factory.runtime import ApiServer
 from ingest.service import IngestService
+from kpi.backfill import backfill
+from kpi.engine import KpiEngine
 from simulators.edgeconfig import edge_sources
 from simulators.runner import Simulator, simulated_machines
 from tests.servers import InfluxServer, MosquittoServer, free_port
@@ -180,5 +184,26 @@ async def test_api_reports_the_simulators_ground_truth(
                 seen = {state for t in truths for state, seconds in t.state_durations(*whole).items() if seconds}
                 assert seen == set(MachineState), f"states seen in the run: {seen}"
                 assert sum(t.parts(*whole)["scrap"] for t in truths) > 0
+
+                # Through rollups: the hours of the run, rolled up as the worker does once they have
+                # settled, give the ground truth's parts exactly and the raw scan's numbers exactly.
+                later = frozen + timedelta(days=1)
+                engine = KpiEngine.from_settings(store, assets, settings.kpi, clock=lambda: later)
+                first = started.replace(minute=0, second=0, microsecond=0)
+                last = frozen.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+                rolled_up = [eq.id for eq in assets if eq.produces_parts or eq.type == EquipmentType.METER]
+                summary = await backfill(engine, rolled_up, first, last, now=later)
+                assert summary.rows == len(rolled_up) * int((last - first) / timedelta(hours=1))
+                for eq in machines:
+                    rolled = await engine.report(eq, first, last)
+                    raw = await engine.report(eq, first, last, use_rollups=False)
+                    assert rolled.read_path.raw_hours == 0 and rolled.read_path.rollup_hours > 0, eq
+                    parts = simulator.ground_truth(eq).parts(first, last)
+                    assert (rolled.base.parts_produced, rolled.base.parts_good, rolled.base.parts_scrap) == (
+                        parts["total"],
+                        parts["good"],
+                        parts["scrap"],
+                    ), f"rollups: parts of {eq}"
+                    assert rolled.base == raw.base, f"rollups and raw scan of {eq}"
     finally:
         await store.close()

@@ -12,10 +12,12 @@ import httpx
 import numpy as np
 import pytest
 
+from core.assets import EquipmentType
 from core.errors import StoreUnavailable
 from core.stores.influx import InfluxStore
 from core.stores.sqlite import SqliteStore
 from core.wire import ns_to_datetime
+from kpi.backfill import backfill
 from kpi.engine import KpiEngine
 from simulators.history import PROGRESS_MEASUREMENT, HistoryGenerator, HistoryOptions, line_protocol, write_history
 from simulators.history_model import day_bounds
@@ -96,6 +98,40 @@ async def test_assessment_period_improves_oee_defect_rate_and_energy_per_part_as
             values = series["value"].astype("int64").to_numpy()
             falls = times[1:][np.diff(values) < 0]
             assert set(falls.tolist()) <= resets[str(eq)]
+    finally:
+        await store.close()
+
+
+async def test_rollups_of_generated_history_count_every_part_the_model_made(
+    scenario: FactoryScenario, tmp_path: Path
+) -> None:
+    # The generator's own record of each machine-day (its ground truth) against reports read from
+    # rollups: the whole range backfilled, then one report per machine from the daily rows.
+    generator = HistoryGenerator(scenario, options=LEAN)
+    store = SqliteStore(tmp_path / "history.sqlite")
+    try:
+        await write_history(generator, store)
+        first, last = generator.days[0], generator.days[-1] + timedelta(days=1)
+        start, end = (
+            ns_to_datetime(day_bounds(first, generator.tz)[0]),
+            ns_to_datetime(day_bounds(last, generator.tz)[0]),
+        )
+        engine = KpiEngine(store, scenario.assets, clock=lambda: end + timedelta(days=1))
+        equipment = [eq.id for eq in scenario.assets if eq.produces_parts or eq.type == EquipmentType.METER]
+        await backfill(engine, equipment, start, end)
+        made: dict[str, np.ndarray] = {}
+        for _, _, machine_days, _ in generator.simulate():
+            for eq, md in machine_days.items():
+                made[eq] = made.get(eq, np.zeros(3, dtype=np.int64)) + md.parts_by_quality()
+        for eq, (good, scrap, rework) in made.items():
+            report = await engine.report(eq, start, end)
+            # Every day of the machine (and of its meters and what they cover) from one daily row.
+            path = report.read_path
+            assert path.rollup_days % len(generator.days) == 0 and (path.rollup_hours, path.raw_hours) == (0, 0)
+            base = report.base
+            assert (base.parts_good, base.parts_scrap, base.parts_rework) == (good, scrap, rework), eq
+            assert base.parts_produced == good + scrap + rework and base.excluded_steps == 0
+            assert base.coverage == pytest.approx(1.0)
     finally:
         await store.close()
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
+from core.store import Store
+from core.stores.influx import InfluxStore
+from core.stores.sqlite import SqliteStore
 from tests.servers import InfluxServer, MosquittoServer, influxdb, mosquitto
 
 REPO = Path(__file__).resolve().parent.parent
@@ -34,3 +37,17 @@ def influx_database() -> str:
 @pytest.fixture
 def example_assets_path() -> Path:
     return REPO / "config" / "factory.yaml"
+
+
+@pytest.fixture(params=["sqlite", "influxdb"])
+async def each_store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    """An empty store of each kind: an SQLite file, and a database of its own on the real InfluxDB."""
+    if request.param == "sqlite":
+        store: Store = SqliteStore(tmp_path / "store.sqlite")
+    else:
+        server: InfluxServer = request.getfixturevalue("influx_server")
+        store = InfluxStore(server.url, request.getfixturevalue("influx_database"))
+    try:
+        yield store
+    finally:
+        await store.close()

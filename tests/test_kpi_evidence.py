@@ -6,19 +6,16 @@ three), with the edge's one-minute refresh. Every expected figure is worked out 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from core.store import Point, Store
-from core.stores.influx import InfluxStore
 from core.stores.sqlite import SqliteStore
 from core.wire import datetime_to_ns
 from kpi.engine import KpiEngine
 from kpi.report import KpiReport, KpiValue
-from tests.servers import InfluxServer
 from tests.test_kpi_engine import ASSETS
 
 T0 = datetime(2026, 11, 25, 8, tzinfo=UTC)
@@ -49,15 +46,9 @@ def meter(first: int, last: int, kwh_per_min: float = 0.5, start: float = 1000.0
     ]
 
 
-@pytest.fixture(params=["sqlite", "influxdb"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    if request.param == "sqlite":
-        s: Store = SqliteStore(tmp_path / "evidence.sqlite")
-    else:
-        server: InfluxServer = request.getfixturevalue("influx_server")
-        s = InfluxStore(server.url, request.getfixturevalue("influx_database"))
-    yield s
-    await s.close()
+@pytest.fixture
+def store(each_store: Store) -> Store:
+    return each_store
 
 
 def kpis(report: KpiReport) -> dict[str, KpiValue]:

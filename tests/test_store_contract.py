@@ -6,34 +6,21 @@ the prior, SQLite dropped the prior altogether. Both must skip it and give the g
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from core.store import Point, Store
-from core.stores.influx import InfluxStore
-from core.stores.sqlite import SqliteStore
 from core.wire import datetime_to_ns
-from tests.servers import InfluxServer
 
 T0 = datetime(2026, 11, 25, 8, tzinfo=UTC)
 NS0 = datetime_to_ns(T0)
 MIN = 60 * 1_000_000_000
 
 
-@pytest.fixture(params=["sqlite", "influxdb"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    if request.param == "sqlite":
-        s: Store = SqliteStore(tmp_path / "store.sqlite")
-    else:
-        server: InfluxServer = request.getfixturevalue("influx_server")
-        s = InfluxStore(server.url, request.getfixturevalue("influx_database"))
-    try:
-        yield s
-    finally:
-        await s.close()
+@pytest.fixture
+def store(each_store: Store) -> Store:
+    return each_store
 
 
 def reading(eq: str, minutes: float, value: int, quality: str = "good", signal: str = "parts_total") -> Point:

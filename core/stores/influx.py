@@ -24,12 +24,11 @@ from types import TracebackType
 from typing import Any, Self
 
 import httpx
-import pandas as pd
 
 from core.errors import StoreError, StoreRejected, StoreUnavailable
 from core.settings import StoreSettings
 from core.store import BAD_QUALITY, Point, StoreHealth, TagFilter
-from core.stores.frames import points_to_frame
+from core.stores.frames import FrameReads
 from core.stores.lineprotocol import encode_points
 from core.wire import datetime_to_ns
 
@@ -83,7 +82,7 @@ def _error_text(response: httpx.Response) -> str:
     return text[:500]
 
 
-class InfluxStore:
+class InfluxStore(FrameReads):
     """The Store interface on InfluxDB's v1-compatible HTTP API."""
 
     backend = "influxdb"
@@ -296,11 +295,6 @@ class InfluxStore:
         statement = f"SELECT * FROM {quote_identifier(measurement)} WHERE {where} GROUP BY *"
         return await self._select(measurement, statement)
 
-    async def read(
-        self, measurement: str, start: datetime, end: datetime, tags: TagFilter | None = None
-    ) -> pd.DataFrame:
-        return points_to_frame(await self.read_points(measurement, start, end, tags))
-
     async def last_points(
         self, measurement: str, before: datetime, lookback: timedelta, tags: TagFilter | None = None
     ) -> list[Point]:
@@ -312,11 +306,6 @@ class InfluxStore:
         usable = f'"quality" != {quote_string(BAD_QUALITY)}'
         statement = f'SELECT last("value") AS "value" FROM {table} WHERE {where} AND {usable} GROUP BY *'
         return await self._select(measurement, statement)
-
-    async def last_before(
-        self, measurement: str, before: datetime, lookback: timedelta, tags: TagFilter | None = None
-    ) -> pd.DataFrame:
-        return points_to_frame(await self.last_points(measurement, before, lookback, tags))
 
     async def count_by_hour(
         self, measurements: Sequence[str], start: datetime, end: datetime, tag_key: str

@@ -13,11 +13,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
 from core.errors import StoreError
 from core.store import BAD_QUALITY, Point, StoreHealth, TagFilter
-from core.stores.frames import points_to_frame
+from core.stores.frames import FrameReads
 from core.stores.sqlitefile import SqliteFile
 from core.wire import datetime_to_ns
 
@@ -58,7 +56,7 @@ def _tag_clause(tags: TagFilter | None) -> tuple[str, list[Any]]:
     return "".join(f" AND {c}" for c in clauses), params
 
 
-class SqliteStore:
+class SqliteStore(FrameReads):
     """The Store interface on one SQLite file (WAL mode; safe for one writer and many readers)."""
 
     backend = "sqlite"
@@ -91,11 +89,6 @@ class SqliteStore:
         )
         return [Point(measurement, json.loads(s), json.loads(f), t) for t, s, f in rows]
 
-    async def read(
-        self, measurement: str, start: datetime, end: datetime, tags: TagFilter | None = None
-    ) -> pd.DataFrame:
-        return points_to_frame(await self.read_points(measurement, start, end, tags))
-
     async def last_points(
         self, measurement: str, before: datetime, lookback: timedelta, tags: TagFilter | None = None
     ) -> list[Point]:
@@ -110,11 +103,6 @@ class SqliteStore:
         start_ns = datetime_to_ns(before - lookback)
         rows = await asyncio.to_thread(self._file.query, sql, [measurement, start_ns, end_ns, BAD_QUALITY, *params])
         return [Point(measurement, json.loads(s), json.loads(f), t) for t, s, f in rows]
-
-    async def last_before(
-        self, measurement: str, before: datetime, lookback: timedelta, tags: TagFilter | None = None
-    ) -> pd.DataFrame:
-        return points_to_frame(await self.last_points(measurement, before, lookback, tags))
 
     async def count_by_hour(
         self, measurements: Sequence[str], start: datetime, end: datetime, tag_key: str

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
@@ -20,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from core.errors import ConfigError
 from core.signals import MachineState
-from core.wire import TimestampSource
+from core.wire import MAX_PAYLOAD_BYTES, TimestampSource, WireLimits
 from core.yamlconfig import read_yaml, validation_to_config_error
 
 ENV_PREFIX = "FACTORY__"
@@ -110,6 +111,29 @@ class IngestSettings(_Section):
     flush_interval_s: float = Field(default=1.0, gt=0)
     dead_letter_path: Path = Path("var/dead-letters.sqlite")
     client_id: str = "factory-ingest"
+    max_payload_bytes: int = Field(
+        default=MAX_PAYLOAD_BYTES, ge=1024, description="larger uplink messages are dead-lettered (first 1 MiB kept)"
+    )
+    max_past_days: float = Field(
+        default=30.0, gt=0, description="samples older than this (by ingest's clock) are dead-lettered"
+    )
+    max_future_s: float = Field(
+        default=300.0, ge=0, description="samples further ahead of ingest's clock than this are dead-lettered"
+    )
+    dead_letter_max_age_days: float = Field(default=30.0, gt=0, description="older dead letters are deleted")
+    dead_letter_max_mb: float = Field(
+        default=1024.0, gt=0, description="beyond this many MB of payloads the oldest dead letters are deleted"
+    )
+    warning_interval_s: float = Field(
+        default=60.0, gt=0, description="a repeated warning is logged once per interval, then with a count"
+    )
+
+    def wire_limits(self) -> WireLimits:
+        return WireLimits(
+            max_payload_bytes=self.max_payload_bytes,
+            max_past=timedelta(days=self.max_past_days),
+            max_future=timedelta(seconds=self.max_future_s),
+        )
 
 
 class KpiSettings(_Section):

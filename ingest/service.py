@@ -3,9 +3,11 @@
 Two tasks share a bounded in-memory queue of points:
 
 * the **reader** holds a persistent MQTT session (fixed client id, clean session off, QoS 1), so the
-  broker keeps queuing uplink batches while ingest is down or paused. It decodes each message,
-  checks the edge's sequence number, maps good samples to points and dead-letters the rest: a
-  broken envelope whole, a bad sample or one for equipment the asset model does not know one by one.
+  broker keeps queuing uplink batches while ingest is down or paused. It decodes each message
+  within the wire format's bounds (``ingest.max_payload_bytes``, ``max_past_days``,
+  ``max_future_s``), checks the edge's sequence number, maps good samples to points and
+  dead-letters the rest: a broken envelope whole, a bad sample or one for equipment the asset model
+  does not know one by one. ``_on_message`` is the one boundary per message (docs/ingest.md).
 * the **writer** takes up to ``batch_max_points`` points (or what ``flush_interval_s`` collected) and
   writes them. While the store is unavailable it retries the same batch with backoff and holds
   everything behind it; when the queue is full the reader disconnects (the broker queues for us) and
@@ -24,10 +26,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Self
 
@@ -42,6 +45,7 @@ from core.tasks import cancel_and_wait
 from core.wire import Sample, decode_batch, sample_to_json
 from ingest.deadletter import DeadLetter, DeadLetterStore
 from ingest.mapping import UnmappableSample, sample_to_point
+from ingest.repeated_warnings import RepeatedWarnings
 from ingest.sequence import SequenceTracker, SeqVerdict
 
 log = logging.getLogger(__name__)
@@ -87,6 +91,14 @@ def _report_failure(task: asyncio.Task[None]) -> None:
         log.error("%s stopped: %s", task.get_name(), error, exc_info=error)
 
 
+def _reason_kind(reason: str) -> str:
+    """What repeated dead letters have in common: the field, without the index (``samples[].value``)."""
+    return _INDEX.sub("[]", reason.split(":", 1)[0])
+
+
+_INDEX = re.compile(r"\[\d+\]")
+
+
 def _payload_bytes(payload: object) -> bytes:
     if isinstance(payload, bytes | bytearray):
         return bytes(payload)
@@ -108,13 +120,19 @@ class IngestService:
         self.settings = settings
         self.store = store
         self.assets = assets
-        self.dead_letters = DeadLetterStore(settings.ingest.dead_letter_path)
+        self.dead_letters = DeadLetterStore(
+            settings.ingest.dead_letter_path,
+            max_age=timedelta(days=settings.ingest.dead_letter_max_age_days),
+            max_bytes=int(settings.ingest.dead_letter_max_mb * 1024 * 1024),
+        )
         self.batch_max_points = settings.ingest.batch_max_points
         self.flush_interval_s = settings.ingest.flush_interval_s
         self.max_pending_points = max_pending_points or 10 * self.batch_max_points
         self.shutdown_timeout_s = shutdown_timeout_s
         self.subscribed = asyncio.Event()  # set while the MQTT subscription is live
 
+        self._wire_limits = settings.ingest.wire_limits()
+        self._warnings = RepeatedWarnings(log, settings.ingest.warning_interval_s)
         self._counters = dict.fromkeys(COUNTERS, 0)
         self._sequences = SequenceTracker()
         self._pending: deque[_Pending] = deque()
@@ -125,6 +143,7 @@ class IngestService:
         self._closing = False
         self._store_lost = False
         self._broker_lost = False
+        self._dead_letters_lost = False
         self._inbox: asyncio.Queue[aiomqtt.Message] | None = None
         self._reader: asyncio.Task[None] | None = None
         self._writer: asyncio.Task[None] | None = None
@@ -163,6 +182,7 @@ class IngestService:
             else:
                 failures.extend(_failure(self._writer))
         await self.dead_letters.close()
+        self._warnings.flush()
         if failures and exc is None:
             raise failures[0]
 
@@ -248,24 +268,40 @@ class IngestService:
             await self._on_message(str(message.topic), _payload_bytes(message.payload))
 
     async def _on_message(self, topic: str, payload: bytes) -> None:
+        """The one boundary per message: whatever this message holds, it ends stored or dead-lettered.
+
+        ``_admit`` decides, without touching anything shared until it is done; if it fails in a way
+        nobody foresaw (a bug, not bad input: bad input has its reasons there), the message is kept
+        whole as a dead letter naming the error, and the stream goes on.
+        """
         self._counters["messages"] += 1
         received_at = datetime.now(UTC)
         try:
-            batch = decode_batch(payload)
+            points, letters = self._admit(topic, payload, received_at)
+        except Exception as exc:
+            log.exception("ingest failed on a message on %s; dead-lettering it whole", topic)
+            reason = f"ingest failed on this message: {type(exc).__name__}: {exc}"
+            points, letters = [], [DeadLetter(received_at, topic, None, None, reason, payload)]
+        self._pending.extend(points)
+        if letters:
+            await self._dead_letter(letters)
+        self._arrived.set()
+        self._update_room()
+
+    def _admit(self, topic: str, payload: bytes, received_at: datetime) -> tuple[list[_Pending], list[DeadLetter]]:
+        """Decode, check and map one message: the points to write and the dead letters to keep."""
+        try:
+            batch = decode_batch(payload, limits=self._wire_limits, now=received_at)
         except WireFormatError as exc:
-            log.warning("dead-lettered a message on %s: %s", topic, exc.reason)
-            await self._dead_letter([DeadLetter(received_at, topic, None, None, exc.reason, payload)])
-            return
+            return [], [DeadLetter(received_at, topic, None, None, exc.reason, payload)]
         self._check_sequence(batch.edge, batch.seq)
 
-        letters = [
-            DeadLetter(received_at, topic, batch.edge, batch.seq, r.reason, json.dumps(r.sample).encode())
-            for r in batch.rejected
-        ]
+        letters = [DeadLetter(received_at, topic, batch.edge, batch.seq, r.reason, r.payload) for r in batch.rejected]
         rejected_at = {r.index for r in batch.rejected}
         total = len(batch.samples) + len(batch.rejected)
         self._counters["samples"] += total
         indices = [i for i in range(total) if i not in rejected_at]
+        points: list[_Pending] = []
         for index, sample in zip(indices, batch.samples, strict=True):
             reason: str | None = None
             if sample.equipment not in self.assets:
@@ -279,22 +315,11 @@ class IngestService:
                 except UnmappableSample as exc:
                     reason = f"samples[{index}].value: {exc}"
                 else:
-                    self._pending.append(_Pending(point, sample, topic, batch.edge, batch.seq))
+                    points.append(_Pending(point, sample, topic, batch.edge, batch.seq))
             if reason is not None:
                 payload_json = json.dumps(sample_to_json(sample)).encode()
                 letters.append(DeadLetter(received_at, topic, batch.edge, batch.seq, reason, payload_json))
-        if letters:
-            log.warning(
-                "edge %s seq %d: dead-lettered %d of %d samples (first: %s)",
-                batch.edge,
-                batch.seq,
-                len(letters),
-                total,
-                letters[0].reason,
-            )
-            await self._dead_letter(letters)
-        self._arrived.set()
-        self._update_room()
+        return points, letters
 
     def _check_sequence(self, edge: str, seq: int) -> None:
         check = self._sequences.observe(edge, seq)
@@ -311,7 +336,31 @@ class IngestService:
             log.info("edge %s: seq %d arrived late and closes a gap", edge, seq)
 
     async def _dead_letter(self, letters: Sequence[DeadLetter]) -> None:
-        await self.dead_letters.add(letters)
+        """Keep the letters, retrying while the dead-letter file is unusable (the reader waits meanwhile)."""
+        for letter in letters:
+            where = letter.edge if letter.edge is not None else letter.topic
+            self._warnings.warn(
+                f"{where}: {_reason_kind(letter.reason)}",
+                "dead letter from %s (seq %s): %s",
+                where,
+                letter.seq,
+                letter.reason,
+            )
+        delay = BACKOFF_START_S
+        while True:
+            try:
+                await self.dead_letters.add(letters)
+            except StoreError as exc:
+                if not self._dead_letters_lost:
+                    log.error("dead-letter store unusable; holding the stream until it is back: %s", exc)
+                    self._dead_letters_lost = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, BACKOFF_MAX_S)
+                continue
+            break
+        if self._dead_letters_lost:
+            log.info("dead-letter store is back")
+            self._dead_letters_lost = False
         self._counters["dead_letters"] += len(letters)
 
     # --- writing -------------------------------------------------------------------------------
@@ -388,7 +437,6 @@ class IngestService:
                 self._store_lost = False
 
     async def _dead_letter_rejected(self, pending: _Pending, exc: StoreRejected) -> None:
-        log.warning("store rejected a point from edge %s seq %d: %s", pending.edge, pending.seq, exc)
         payload = json.dumps(sample_to_json(pending.sample)).encode()
         letter = DeadLetter(
             datetime.now(UTC), pending.topic, pending.edge, pending.seq, f"store rejected: {exc}", payload

@@ -124,9 +124,24 @@ class IngestSettings(_Section):
     dead_letter_max_mb: float = Field(
         default=1024.0, gt=0, description="beyond this many MB of payloads the oldest dead letters are deleted"
     )
+    mqtt_protocol: Literal["3.1.1", "5"] = Field(
+        default="3.1.1", description="5 declares receive_maximum to the broker; amqtt (the demo's) speaks only 3.1.1"
+    )
+    receive_maximum: int = Field(
+        default=100,
+        ge=1,
+        le=65535,
+        description="unacknowledged messages the broker may have out to ingest (v5 Receive Maximum;"
+        " with 3.1.1 set the broker's max_inflight_messages to the same)",
+    )
     warning_interval_s: float = Field(
         default=60.0, gt=0, description="a repeated warning is logged once per interval, then with a count"
     )
+
+    @field_validator("mqtt_protocol", mode="before")
+    @classmethod
+    def _protocol_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int | float) else value  # YAML reads 5 as a number
 
     def wire_limits(self) -> WireLimits:
         return WireLimits(

@@ -14,11 +14,27 @@ Two tasks share a bounded in-memory queue of points:
   reconnects once the writer has drained half of it. When the store rejects a batch, the writer
   splits it until the bad points are isolated and dead-letters only those, with the store's reason.
 
-Delivery is at least once, never exactly once: the broker may send a batch again after a pause or a
-reconnect (an acknowledgement still in flight when the connection closed is lost with it). Repeats
-are counted (``seq_repeats``) and written again, which is harmless because writes are idempotent.
-A clean shutdown drains what the broker already delivered and flushes it; points in memory are lost
-on a crash, because the broker considers a message delivered once ingest received it.
+**Acknowledge after write.** A QoS 1 message is acknowledged to the broker (PUBACK) only once every
+point it carried is in the store or in the dead-letter store, so a crash (``kill -9``, power loss)
+loses nothing: the broker still holds every message ingest had not finished, and delivers it again
+to the next ingest with the same client id. Acknowledgements go out in the order the messages came
+in, as MQTT asks: a message whose points are written waits for the ones before it. They belong to a
+connection: when it closes (a pause, a lost broker, a shutdown) the unacknowledged messages are
+forgotten rather than acknowledged on the next connection, whose packet ids mean other messages; the
+broker sends them again and they are written again.
+
+Delivery is therefore at least once, never exactly once. Repeats are counted (``seq_repeats``) and
+written again, which is harmless because writes are idempotent. A clean shutdown writes what it has
+decoded; what it had not acknowledged yet arrives again at the next start.
+
+Flow control is the broker's: it never has more than ``ingest.receive_maximum`` unacknowledged
+messages out to ingest and queues the rest in the session. With ``ingest.mqtt_protocol: "5"``
+ingest declares that number (MQTT v5 Receive Maximum); with 3.1.1 (the default, since the demo's
+embedded broker speaks nothing else) the broker's own limit (Mosquitto ``max_inflight_messages``)
+must match it. Ingest writes as soon as it holds that many, since nothing more can arrive before it
+acknowledges some. When the points it holds reach ``max_pending_points``
+(the store is slow or away) the reader stops taking messages, with the connection kept open so that
+what the writer finishes can still be acknowledged; the broker queues meanwhile.
 """
 
 from __future__ import annotations
@@ -35,6 +51,9 @@ from types import TracebackType
 from typing import Self
 
 import aiomqtt
+import paho.mqtt.client as paho
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from core.assets import AssetModel
 from core.errors import StoreError, StoreRejected, WireFormatError
@@ -53,6 +72,7 @@ log = logging.getLogger(__name__)
 BACKOFF_START_S = 0.2
 BACKOFF_MAX_S = 30.0
 MQTT_TIMEOUT_S = 10.0  # longest wait for the broker's answer to a connect, subscribe or disconnect
+SESSION_EXPIRY_S = 7 * 24 * 3600  # the broker keeps ingest's session and queue this long while it is away
 COUNTERS = (
     "messages",  # MQTT messages received
     "samples",  # samples in decodable batches, good or bad
@@ -62,8 +82,19 @@ COUNTERS = (
     "seq_repeats",  # batches seen before (written again: writes are idempotent)
     "seq_late",  # batches that arrived after a later one and closed a gap
     "write_retries",
-    "pauses",  # times the reader stopped reading MQTT because the queue was full
+    "pauses",  # times the reader stopped taking messages because the queue was full
+    "acks",  # messages acknowledged to the broker, every point of each stored or dead-lettered
 )
+
+
+@dataclass(eq=False, slots=True)
+class _Delivery:
+    """One MQTT message on its way to the store: acknowledged once none of its points is left to write."""
+
+    mid: int
+    qos: int
+    connection: int  # which connection it came on; packet ids mean nothing on another
+    unwritten: int = 0
 
 
 @dataclass(slots=True)
@@ -75,6 +106,7 @@ class _Pending:
     topic: str
     edge: str
     seq: int
+    delivery: _Delivery
 
 
 def _failure(task: asyncio.Task[None]) -> list[BaseException]:
@@ -97,6 +129,17 @@ def _reason_kind(reason: str) -> str:
 
 
 _INDEX = re.compile(r"\[\d+\]")
+
+
+def _manual_acknowledgement(client: aiomqtt.Client) -> paho.Client:
+    """Turn paho's automatic PUBACK off for ``client``; returns the paho client to call ``ack`` on.
+
+    aiomqtt 2.5 has no option for it (it builds paho's client with automatic acknowledgement);
+    paho's own ``manual_ack_set`` and ``ack`` are reached through ``Client._client``, here only.
+    """
+    inner: paho.Client = client._client
+    inner.manual_ack_set(True)
+    return inner
 
 
 def _payload_bytes(payload: object) -> bytes:
@@ -144,7 +187,10 @@ class IngestService:
         self._store_lost = False
         self._broker_lost = False
         self._dead_letters_lost = False
-        self._inbox: asyncio.Queue[aiomqtt.Message] | None = None
+        self.receive_maximum = settings.ingest.receive_maximum
+        self._connection = 0  # counts connections; a delivery acknowledges only on its own
+        self._acknowledger: paho.Client | None = None  # set while a connection is up
+        self._unacked: deque[_Delivery] = deque()  # this connection's deliveries, in arrival order
         self._reader: asyncio.Task[None] | None = None
         self._writer: asyncio.Task[None] | None = None
 
@@ -165,9 +211,6 @@ class IngestService:
         if self._reader is not None:
             await cancel_and_wait(self._reader)
             failures.extend(_failure(self._reader))
-            if self._reader.cancelled():
-                # Write out what the broker already delivered (and considers done) instead of dropping it.
-                await self._drain_inbox()
         self._closing = True
         self._arrived.set()
         if self._writer is not None:
@@ -195,38 +238,37 @@ class IngestService:
                 task.result()
 
     def stats(self) -> dict[str, int]:
-        return {**self._counters, "pending_points": self._held()}
+        return {**self._counters, "pending_points": self._held(), "unacked": len(self._unacked)}
 
     # --- reading -------------------------------------------------------------------------------
 
-    def _mqtt_client(self) -> aiomqtt.Client:
-        broker = self.settings.broker
-        service = self
-
-        class Inbox(asyncio.Queue[aiomqtt.Message]):
-            # aiomqtt keeps received messages here. Holding on to it lets a shutdown write out what
-            # the broker already delivered (and considers done) instead of dropping it.
-            def __init__(self, maxsize: int = 0):
-                super().__init__(maxsize)
-                service._inbox = self
-
+    def _mqtt_client(self, protocol: str) -> aiomqtt.Client:
+        if protocol == "3.1.1":
+            return mqtt_client(
+                self.settings.broker,
+                identifier=self.settings.ingest.client_id,
+                clean_session=False,
+                timeout_s=MQTT_TIMEOUT_S,
+            )
+        connect = Properties(PacketTypes.CONNECT)
+        connect.SessionExpiryInterval = SESSION_EXPIRY_S  # the persistent session: v5's clean_session=False
+        connect.ReceiveMaximum = self.receive_maximum  # the broker's window of unacknowledged messages
         return mqtt_client(
-            broker,
+            self.settings.broker,
             identifier=self.settings.ingest.client_id,
-            clean_session=False,
             timeout_s=MQTT_TIMEOUT_S,
-            queue_type=Inbox,
+            protocol=aiomqtt.ProtocolVersion.V5,
+            clean_start=False,
+            properties=connect,
         )
 
     async def _read_loop(self) -> None:
-        client = self._mqtt_client()
         delay = BACKOFF_START_S
         while True:
-            if not self._room.is_set():
-                await self._room.wait()
-                log.info("store caught up (%d points held); reading MQTT again", self._held())
             try:
-                await self._session(client)
+                # A new client per connection: messages a closed connection left in aiomqtt's queue
+                # carry that connection's packet ids; the broker sends them again on the new one.
+                await self._session(self._mqtt_client(self.settings.ingest.mqtt_protocol))
             except aiomqtt.MqttError as exc:
                 if not self._broker_lost:
                     broker = self.settings.broker
@@ -239,35 +281,54 @@ class IngestService:
                 self.subscribed.clear()
 
     async def _session(self, client: aiomqtt.Client) -> None:
-        """One connection: read until it drops (MqttError) or the queue of points is full.
+        """One connection: read until it drops (MqttError) or ingest stops.
 
         Connecting, subscribing and disconnecting each give up after MQTT_TIMEOUT_S with an MqttError;
         reading waits for messages as long as the connection lives (keepalive notices a dead one).
         """
-        async with client:
-            await client.subscribe(self.settings.uplink.subscription, qos=1)
-            self.subscribed.set()
-            if self._broker_lost:
-                log.info("MQTT broker %s:%d is back", self.settings.broker.host, self.settings.broker.port)
-                self._broker_lost = False
-            async for message in client.messages:
-                await self._on_message(str(message.topic), _payload_bytes(message.payload))
-                if not self._room.is_set():
-                    self._counters["pauses"] += 1
-                    log.info(
-                        "holding %d points (limit %d); pausing MQTT, the broker queues meanwhile",
-                        self._held(),
-                        self.max_pending_points,
-                    )
-                    return
+        acknowledger = _manual_acknowledgement(client)
+        self._connection += 1
+        connection = self._connection
+        try:
+            async with client:
+                self._acknowledger = acknowledger
+                await self._read_messages(client, connection)
+        finally:
+            self._acknowledger = None
+            self._unacked.clear()  # the broker sends these again on the next connection
 
-    async def _drain_inbox(self) -> None:
-        inbox = self._inbox
-        while inbox is not None and not inbox.empty():
-            message = inbox.get_nowait()
-            await self._on_message(str(message.topic), _payload_bytes(message.payload))
+    async def _read_messages(self, client: aiomqtt.Client, connection: int) -> None:
+        await client.subscribe(self.settings.uplink.subscription, qos=1)
+        self.subscribed.set()
+        log.info("subscribed to %s as %s", self.settings.uplink.subscription, self.settings.ingest.client_id)
+        if self._broker_lost:
+            log.info("MQTT broker %s:%d is back", self.settings.broker.host, self.settings.broker.port)
+            self._broker_lost = False
+        async for message in client.messages:
+            delivery = _Delivery(message.mid, message.qos, connection)
+            self._unacked.append(delivery)
+            await self._on_message(str(message.topic), _payload_bytes(message.payload), delivery)
+            self._acknowledge()
+            if not self._room.is_set():
+                self._counters["pauses"] += 1
+                log.info(
+                    "holding %d points (limit %d); taking no messages until the store catches up,"
+                    " the broker queues meanwhile",
+                    self._held(),
+                    self.max_pending_points,
+                )
+                await self._room.wait()
+                log.info("store caught up (%d points held); taking messages again", self._held())
 
-    async def _on_message(self, topic: str, payload: bytes) -> None:
+    def _acknowledge(self) -> None:
+        """Acknowledge, in arrival order, every delivery from the front whose points are all kept."""
+        while self._unacked and self._unacked[0].unwritten == 0:
+            delivery = self._unacked.popleft()
+            if self._acknowledger is not None and delivery.qos > 0 and delivery.connection == self._connection:
+                self._acknowledger.ack(delivery.mid, delivery.qos)
+                self._counters["acks"] += 1
+
+    async def _on_message(self, topic: str, payload: bytes, delivery: _Delivery) -> None:
         """The one boundary per message: whatever this message holds, it ends stored or dead-lettered.
 
         ``_admit`` decides, without touching anything shared until it is done; if it fails in a way
@@ -277,18 +338,21 @@ class IngestService:
         self._counters["messages"] += 1
         received_at = datetime.now(UTC)
         try:
-            points, letters = self._admit(topic, payload, received_at)
+            points, letters = self._admit(topic, payload, received_at, delivery)
         except Exception as exc:
             log.exception("ingest failed on a message on %s; dead-lettering it whole", topic)
             reason = f"ingest failed on this message: {type(exc).__name__}: {exc}"
             points, letters = [], [DeadLetter(received_at, topic, None, None, reason, payload)]
-        self._pending.extend(points)
         if letters:
-            await self._dead_letter(letters)
+            await self._dead_letter(letters)  # kept before the message can be acknowledged
+        delivery.unwritten = len(points)
+        self._pending.extend(points)
         self._arrived.set()
         self._update_room()
 
-    def _admit(self, topic: str, payload: bytes, received_at: datetime) -> tuple[list[_Pending], list[DeadLetter]]:
+    def _admit(
+        self, topic: str, payload: bytes, received_at: datetime, delivery: _Delivery
+    ) -> tuple[list[_Pending], list[DeadLetter]]:
         """Decode, check and map one message: the points to write and the dead letters to keep."""
         try:
             batch = decode_batch(payload, limits=self._wire_limits, now=received_at)
@@ -315,7 +379,7 @@ class IngestService:
                 except UnmappableSample as exc:
                     reason = f"samples[{index}].value: {exc}"
                 else:
-                    points.append(_Pending(point, sample, topic, batch.edge, batch.seq))
+                    points.append(_Pending(point, sample, topic, batch.edge, batch.seq, delivery))
             if reason is not None:
                 payload_json = json.dumps(sample_to_json(sample)).encode()
                 letters.append(DeadLetter(received_at, topic, batch.edge, batch.seq, reason, payload_json))
@@ -375,8 +439,15 @@ class IngestService:
         elif held <= self.max_pending_points // 2:
             self._room.set()
 
+    def _more_can_arrive(self) -> bool:
+        # The broker sends no more until ingest acknowledges some of what it holds unacknowledged.
+        return len(self._unacked) < self.receive_maximum
+
     async def _next_batch(self) -> list[_Pending] | None:
-        """Up to batch_max_points points, waiting at most flush_interval_s for a batch to fill."""
+        """Up to batch_max_points points, waiting at most flush_interval_s for a batch to fill.
+
+        It does not wait when no more can arrive: the broker's in-flight window is full.
+        """
         while not self._pending:
             if self._closing:
                 return None
@@ -384,7 +455,7 @@ class IngestService:
             await self._arrived.wait()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.flush_interval_s
-        while len(self._pending) < self.batch_max_points and not self._closing:
+        while len(self._pending) < self.batch_max_points and not self._closing and self._more_can_arrive():
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
@@ -420,6 +491,7 @@ class IngestService:
                     parts.extend((part[middle:], part[:middle]))
                 else:
                     await self._dead_letter_rejected(part[0], exc)
+                    self._kept(part)
                 continue
             except StoreError as exc:
                 # Unavailable, or refusing our credentials: neither is the data's fault, so hold it.
@@ -432,9 +504,16 @@ class IngestService:
                 continue
             parts.pop()
             self._counters["points_written"] += len(part)
+            self._kept(part)
             if self._store_lost:
                 log.info("store %s is back; %d points held", self.store.backend, self._held())
                 self._store_lost = False
+
+    def _kept(self, part: list[_Pending]) -> None:
+        """These points are in the store or the dead letters: their messages may be acknowledged."""
+        for pending in part:
+            pending.delivery.unwritten -= 1
+        self._acknowledge()
 
     async def _dead_letter_rejected(self, pending: _Pending, exc: StoreRejected) -> None:
         payload = json.dumps(sample_to_json(pending.sample)).encode()

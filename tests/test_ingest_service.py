@@ -183,7 +183,9 @@ async def test_good_samples_reach_influxdb_exactly_and_bad_input_is_dead_lettere
         "seq_late": 0,
         "write_retries": 0,
         "pauses": 0,
+        "acks": 4,  # every message, once its points were written or dead-lettered
         "pending_points": 0,
+        "unacked": 0,
     }
     letters.reverse()  # oldest first
     topic = settings.uplink.topic(EDGE)
@@ -260,7 +262,7 @@ async def test_sqlite_store_ingest_with_sequence_gaps_and_repeats(
     assert (stats["seq_gaps"], stats["seq_late"], stats["seq_repeats"]) == (1, 1, 1)
 
 
-async def test_store_outage_holds_points_pauses_mqtt_and_loses_nothing(
+async def test_store_outage_holds_points_pauses_reading_and_loses_nothing(
     make_settings: Callable[..., Settings],
     assets: AssetModel,
     publisher: aiomqtt.Client,
@@ -284,30 +286,56 @@ async def test_store_outage_holds_points_pauses_mqtt_and_loses_nothing(
         await wait_until(lambda: service.stats()["pauses"] >= 1 and service.stats()["write_retries"] >= 2, "pause")
         await asyncio.sleep(0.3)
         held = service.stats()
-        assert not service.subscribed.is_set()
-        assert held["messages"] == 2  # stopped reading at the limit; the broker keeps the rest
-        assert (held["points_written"], held["pending_points"]) == (0, 4)
+        assert held["messages"] == 2  # stopped taking messages at the limit; the broker keeps the rest
+        assert (held["points_written"], held["pending_points"], held["acks"]) == (0, 4, 0)
+        assert service.subscribed.is_set()  # the connection stays up, so finished messages can be acknowledged
 
         blocker.unlink()
-
-        def unique_batches() -> int:
-            stats = service.stats()
-            return stats["messages"] - stats["seq_repeats"] if stats["pending_points"] == 0 else -1
-
-        # Pausing closes the connection; the broker may resend a batch whose acknowledgement was still
-        # in flight. Such repeats are counted and rewritten (idempotent), never lost.
-        await wait_until(lambda: unique_batches() == 10, "every batch received and written")
+        await wait_until(lambda: service.stats()["acks"] == 10, "every batch written and acknowledged")
         stats = service.stats()
 
     async with bounded(10, "reading back and closing the store"):
         frame = await store.read("part_counter", *WINDOW)
         await store.close()
     assert frame["value"].tolist() == list(range(20))
-    assert stats["points_written"] == 2 * stats["messages"]
+    # Nothing was sent twice: pausing kept the connection, so no acknowledgement was lost with it.
+    assert (stats["messages"], stats["points_written"], stats["seq_repeats"]) == (10, 20, 0)
     assert (stats["dead_letters"], stats["seq_gaps"]) == (0, 0)
     messages = [r.getMessage() for r in caplog.records]
     assert sum("unavailable" in m for m in messages) == 1, messages
     assert sum("is back" in m for m in messages) == 1, messages
+
+
+async def test_a_message_is_acknowledged_only_once_its_points_are_written(
+    make_settings: Callable[..., Settings],
+    assets: AssetModel,
+    publisher: aiomqtt.Client,
+    tmp_path: Path,
+) -> None:
+    # With MQTT v5 the broker sends at most receive_maximum unacknowledged messages. Were they
+    # acknowledged on receipt, all ten would arrive while the store is away; after the write, three do.
+    blocker = tmp_path / "store-dir"
+    blocker.write_text("the store cannot open")
+    store = SqliteStore(blocker / "store.sqlite")
+    settings = make_settings(mqtt_protocol="5", receive_maximum=3, batch_max_points=1000)
+    async with (
+        bounded(SCENARIO_WITHIN_S, "ingest against a store that is away, then back"),
+        IngestService(settings, store, assets) as service,
+    ):
+        await started(service)
+        for seq in range(10):
+            await publish(publisher, settings, encode_batch(EDGE, seq, [sample("cnc-05", "parts_total", seq, seq)]))
+        await wait_until(lambda: service.stats()["write_retries"] >= 3, "the writer retrying")
+        await asyncio.sleep(0.5)
+        assert (service.stats()["messages"], service.stats()["unacked"], service.stats()["acks"]) == (3, 3, 0)
+        blocker.unlink()
+        await wait_until(lambda: service.stats()["acks"] == 10, "all ten written and acknowledged")
+        stats = service.stats()
+    async with bounded(10, "reading back and closing the store"):
+        frame = await store.read("part_counter", *WINDOW)
+        await store.close()
+    assert frame["value"].tolist() == list(range(10))
+    assert (stats["messages"], stats["seq_repeats"]) == (10, 0)
 
 
 async def test_the_broker_queues_batches_while_ingest_is_down(
@@ -356,4 +384,27 @@ async def test_leaving_flushes_points_still_waiting_for_a_full_batch(
         leaving = loop.time()
     assert loop.time() - leaving < 5
     assert service.stats()["points_written"] == 3
+    assert (await sqlite_store.read("part_counter", *WINDOW))["value"].tolist() == [0, 1, 2]
+
+
+async def test_on_the_demos_embedded_broker_mqtt_3_1_1_acknowledges_after_write_too(
+    make_settings: Callable[..., Settings], assets: AssetModel, sqlite_store: SqliteStore
+) -> None:
+    from factory.broker import EmbeddedBroker
+    from tests.servers import free_port
+
+    port = free_port()
+    settings = make_settings().model_copy(update={"broker": BrokerSettings(host="127.0.0.1", port=port)})
+    assert settings.ingest.mqtt_protocol == "3.1.1"  # the default: amqtt speaks nothing else
+    async with (
+        bounded(SCENARIO_WITHIN_S, "ingest on amqtt"),
+        EmbeddedBroker("127.0.0.1", port),
+        aiomqtt.Client("127.0.0.1", port, identifier=f"pub-{uuid.uuid4().hex[:6]}") as amqtt_publisher,
+        IngestService(settings, sqlite_store, assets) as service,
+    ):
+        await started(service)
+        for seq in range(3):
+            batch = encode_batch(EDGE, seq, [sample("cnc-06", "parts_total", seq, seq)])
+            await publish(amqtt_publisher, settings, batch)
+        await wait_until(lambda: service.stats()["acks"] == 3, "three batches written and acknowledged")
     assert (await sqlite_store.read("part_counter", *WINDOW))["value"].tolist() == [0, 1, 2]

@@ -138,6 +138,10 @@ class IngestSettings(_Section):
         default=60.0, gt=0, description="a repeated warning is logged once per interval, then with a count"
     )
 
+    max_tracked_edges: int = Field(
+        default=10_000, ge=1, description="sequence state is kept for this many edges, least recently heard dropped"
+    )
+
     @field_validator("mqtt_protocol", mode="before")
     @classmethod
     def _protocol_as_text(cls, value: Any) -> Any:

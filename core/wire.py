@@ -174,6 +174,14 @@ class DecodedBatch:
     seq: int
     samples: list[Sample] = field(default_factory=list)
     rejected: list[RejectedSample] = field(default_factory=list)
+    fingerprint: tuple[int, str, str] = (0, "", "")  # tells a resent batch from another under the same seq
+
+
+def _fingerprint(samples: list[dict[str, Any]]) -> tuple[int, str, str]:
+    """The number of samples and the first and last as canonical JSON: what an edge resends unchanged
+    (``sent_at`` changes between sends, so the payload's bytes cannot serve)."""
+    first, last = (json.dumps(_cut(s, MAX_NESTING), sort_keys=True, default=repr) for s in (samples[0], samples[-1]))
+    return len(samples), first, last
 
 
 def datetime_to_ns(ts: datetime) -> int:
@@ -263,7 +271,7 @@ def decode_batch(payload: bytes, *, limits: WireLimits | None = None, now: datet
         envelope = BatchEnvelope.model_validate(body)
     except ValidationError as exc:
         raise WireFormatError(_first_error(exc)) from None
-    batch = DecodedBatch(edge=envelope.edge, seq=envelope.seq)
+    batch = DecodedBatch(edge=envelope.edge, seq=envelope.seq, fingerprint=_fingerprint(envelope.samples))
     for i, raw in enumerate(envelope.samples):
         try:
             sample = Sample.model_validate(raw)

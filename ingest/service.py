@@ -8,6 +8,9 @@ Two tasks share a bounded in-memory queue of points:
   ``max_future_s``), checks the edge's sequence number, maps good samples to points and
   dead-letters the rest: a broken envelope whole, a bad sample or one for equipment the asset model
   does not know one by one. ``_on_message`` is the one boundary per message (docs/ingest.md).
+  The edge is the one the topic names: a payload naming another edge is refused whole, a sample
+  for equipment the asset model assigns to another gateway on its own; a resent batch (same edge,
+  seq and samples) is a counted duplicate and not written again.
 * the **writer** takes up to ``batch_max_points`` points (or what ``flush_interval_s`` collected) and
   writes them. While the store is unavailable it retries the same batch with backoff and holds
   everything behind it; when the queue is full the reader disconnects (the broker queues for us) and
@@ -21,11 +24,12 @@ to the next ingest with the same client id. Acknowledgements go out in the order
 in, as MQTT asks: a message whose points are written waits for the ones before it. They belong to a
 connection: when it closes (a pause, a lost broker, a shutdown) the unacknowledged messages are
 forgotten rather than acknowledged on the next connection, whose packet ids mean other messages; the
-broker sends them again and they are written again.
+broker sends them again, and the copy is a duplicate, acknowledged once the first copy is stored.
 
-Delivery is therefore at least once, never exactly once. Repeats are counted (``seq_repeats``) and
-written again, which is harmless because writes are idempotent. A clean shutdown writes what it has
-decoded; what it had not acknowledged yet arrives again at the next start.
+Delivery is therefore at least once, never exactly once. A duplicate the sequence tracker still
+remembers is counted and not written; an older repeat is written again, which is harmless because
+writes are idempotent. A clean shutdown writes what it has decoded; what it had not acknowledged
+yet arrives again at the next start.
 
 Flow control is the broker's: it never has more than ``ingest.receive_maximum`` unacknowledged
 messages out to ingest and queues the rest in the session. With ``ingest.mqtt_protocol: "5"``
@@ -44,7 +48,7 @@ import json
 import logging
 import re
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
@@ -61,7 +65,7 @@ from core.mqtt import mqtt_client
 from core.settings import Settings
 from core.store import Point, Store
 from core.tasks import cancel_and_wait
-from core.wire import Sample, decode_batch, sample_to_json
+from core.wire import EDGE_ID_PATTERN, Sample, decode_batch, sample_to_json
 from ingest.deadletter import DeadLetter, DeadLetterStore
 from ingest.mapping import UnmappableSample, sample_to_point
 from ingest.repeated_warnings import RepeatedWarnings
@@ -78,8 +82,11 @@ COUNTERS = (
     "samples",  # samples in decodable batches, good or bad
     "points_written",  # points the store accepted, repeats included
     "dead_letters",
+    "refused_batches",  # payloads naming another edge than their topic (dead-lettered whole)
+    "duplicates",  # batches received before (same edge, seq and samples): not written again
     "seq_gaps",  # batch sequence numbers found missing
-    "seq_repeats",  # batches seen before (written again: writes are idempotent)
+    "seq_repeats",  # batches older than the recent window seen again (written again: idempotent)
+    "seq_reused",  # a recent sequence number with other samples (an edge whose numbering was reset)
     "seq_late",  # batches that arrived after a later one and closed a gap
     "write_retries",
     "pauses",  # times the reader stopped taking messages because the queue was full
@@ -95,6 +102,11 @@ class _Delivery:
     qos: int
     connection: int  # which connection it came on; packet ids mean nothing on another
     unwritten: int = 0
+    after: _Delivery | None = None  # a duplicate waits for its first copy to be stored
+
+    @property
+    def done(self) -> bool:
+        return self.unwritten == 0 and (self.after is None or self.after.unwritten == 0)
 
 
 @dataclass(slots=True)
@@ -142,6 +154,9 @@ def _manual_acknowledgement(client: aiomqtt.Client) -> paho.Client:
     return inner
 
 
+_EDGE_ID = re.compile(EDGE_ID_PATTERN)
+
+
 def _payload_bytes(payload: object) -> bytes:
     if isinstance(payload, bytes | bytearray):
         return bytes(payload)
@@ -177,7 +192,8 @@ class IngestService:
         self._wire_limits = settings.ingest.wire_limits()
         self._warnings = RepeatedWarnings(log, settings.ingest.warning_interval_s)
         self._counters = dict.fromkeys(COUNTERS, 0)
-        self._sequences = SequenceTracker()
+        self._sequences = SequenceTracker(max_edges=settings.ingest.max_tracked_edges)
+        self._in_progress: dict[tuple[str, int], _Delivery] = {}  # batches with points not yet written
         self._pending: deque[_Pending] = deque()
         self._in_flight = 0
         self._arrived = asyncio.Event()
@@ -322,7 +338,7 @@ class IngestService:
 
     def _acknowledge(self) -> None:
         """Acknowledge, in arrival order, every delivery from the front whose points are all kept."""
-        while self._unacked and self._unacked[0].unwritten == 0:
+        while self._unacked and self._unacked[0].done:
             delivery = self._unacked.popleft()
             if self._acknowledger is not None and delivery.qos > 0 and delivery.connection == self._connection:
                 self._acknowledger.ack(delivery.mid, delivery.qos)
@@ -353,14 +369,30 @@ class IngestService:
     def _admit(
         self, topic: str, payload: bytes, received_at: datetime, delivery: _Delivery
     ) -> tuple[list[_Pending], list[DeadLetter]]:
-        """Decode, check and map one message: the points to write and the dead letters to keep."""
+        """Decode, check and map one message: the points to write and the dead letters to keep.
+
+        The edge is the one the topic names: the broker's ACL lets each edge publish only there
+        (deploy/mosquitto). A payload naming another edge is refused whole; a sample for equipment
+        the asset model assigns to another gateway is refused on its own.
+        """
+        edge = self._edge_of(topic)
+        if edge is None:
+            not_uplink = f"topic {topic!r} is not an uplink topic {self.settings.uplink.topic_prefix}/<edge id>"
+            return [], [DeadLetter(received_at, topic, None, None, not_uplink, payload)]
         try:
             batch = decode_batch(payload, limits=self._wire_limits, now=received_at)
         except WireFormatError as exc:
-            return [], [DeadLetter(received_at, topic, None, None, exc.reason, payload)]
-        self._check_sequence(batch.edge, batch.seq)
+            return [], [DeadLetter(received_at, topic, edge, None, exc.reason, payload)]
+        if batch.edge != edge:
+            self._counters["refused_batches"] += 1
+            other = f"edge: the payload names edge {batch.edge!r} but came on the uplink topic of edge {edge!r}"
+            return [], [DeadLetter(received_at, topic, edge, batch.seq, other, payload)]
+        if not self._check_sequence(edge, batch.seq, batch.fingerprint):
+            original = self._in_progress.get((edge, batch.seq))
+            delivery.after = original  # acknowledged once the first copy is stored, not before
+            return [], []
 
-        letters = [DeadLetter(received_at, topic, batch.edge, batch.seq, r.reason, r.payload) for r in batch.rejected]
+        letters = [DeadLetter(received_at, topic, edge, batch.seq, r.reason, r.payload) for r in batch.rejected]
         rejected_at = {r.index for r in batch.rejected}
         total = len(batch.samples) + len(batch.rejected)
         self._counters["samples"] += total
@@ -374,30 +406,63 @@ class IngestService:
                     f" (not in the asset model {self.assets.source})"
                 )
             else:
-                try:
-                    point = sample_to_point(sample, self.assets.placement(sample.equipment))
-                except UnmappableSample as exc:
-                    reason = f"samples[{index}].value: {exc}"
+                placement = self.assets.placement(sample.equipment)
+                if placement.gateway is not None and placement.gateway != edge:
+                    reason = (
+                        f"samples[{index}].equipment: {sample.equipment!r} is reported by gateway"
+                        f" {placement.gateway!r} in the asset model, not by edge {edge!r}"
+                    )
                 else:
-                    points.append(_Pending(point, sample, topic, batch.edge, batch.seq, delivery))
+                    try:
+                        point = sample_to_point(sample, placement)
+                    except UnmappableSample as exc:
+                        reason = f"samples[{index}].value: {exc}"
+                    else:
+                        points.append(_Pending(point, sample, topic, edge, batch.seq, delivery))
             if reason is not None:
                 payload_json = json.dumps(sample_to_json(sample)).encode()
-                letters.append(DeadLetter(received_at, topic, batch.edge, batch.seq, reason, payload_json))
+                letters.append(DeadLetter(received_at, topic, edge, batch.seq, reason, payload_json))
+        if points:
+            self._in_progress[(edge, batch.seq)] = delivery
         return points, letters
 
-    def _check_sequence(self, edge: str, seq: int) -> None:
-        check = self._sequences.observe(edge, seq)
+    def _edge_of(self, topic: str) -> str | None:
+        prefix = f"{self.settings.uplink.topic_prefix}/"
+        edge = topic[len(prefix) :] if topic.startswith(prefix) else ""
+        return edge if _EDGE_ID.fullmatch(edge) else None
+
+    def _check_sequence(self, edge: str, seq: int, fingerprint: Hashable) -> bool:
+        """Count what the sequence number says; False for a duplicate, which is not written again."""
+        check = self._sequences.observe(edge, seq, fingerprint)
         if check.verdict is SeqVerdict.GAP:
             self._counters["seq_gaps"] += check.missing
-            log.warning(
-                "edge %s: %d batch(es) missing before seq %d (expected %s)", edge, check.missing, seq, check.expected
+            self._warnings.warn(
+                f"{edge}: sequence gap",
+                "edge %s: %d batch(es) missing before seq %d (expected %s)",
+                edge,
+                check.missing,
+                seq,
+                check.expected,
+            )
+        elif check.verdict is SeqVerdict.DUPLICATE:
+            self._counters["duplicates"] += 1
+            log.debug("edge %s: seq %d received before; a duplicate, not written again", edge, seq)
+            return False
+        elif check.verdict is SeqVerdict.REUSED:
+            self._counters["seq_reused"] += 1
+            self._warnings.warn(
+                f"{edge}: sequence reused",
+                "edge %s: seq %d came before with other samples; the edge's numbering was reset? writing it",
+                edge,
+                seq,
             )
         elif check.verdict is SeqVerdict.REPEAT:
             self._counters["seq_repeats"] += 1
-            log.debug("edge %s: seq %d seen before; writing it again (idempotent)", edge, seq)
+            log.debug("edge %s: seq %d seen long ago; writing it again (idempotent)", edge, seq)
         elif check.verdict is SeqVerdict.LATE:
             self._counters["seq_late"] += 1
             log.info("edge %s: seq %d arrived late and closes a gap", edge, seq)
+        return True
 
     async def _dead_letter(self, letters: Sequence[DeadLetter]) -> None:
         """Keep the letters, retrying while the dead-letter file is unusable (the reader waits meanwhile)."""
@@ -513,6 +578,8 @@ class IngestService:
         """These points are in the store or the dead letters: their messages may be acknowledged."""
         for pending in part:
             pending.delivery.unwritten -= 1
+            if pending.delivery.unwritten == 0:
+                self._in_progress.pop((pending.edge, pending.seq), None)
         self._acknowledge()
 
     async def _dead_letter_rejected(self, pending: _Pending, exc: StoreRejected) -> None:

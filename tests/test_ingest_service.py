@@ -178,8 +178,11 @@ async def test_good_samples_reach_influxdb_exactly_and_bad_input_is_dead_lettere
         "samples": 12,
         "points_written": 10,
         "dead_letters": 3,
+        "refused_batches": 0,
+        "duplicates": 0,
         "seq_gaps": 0,
         "seq_repeats": 0,
+        "seq_reused": 0,
         "seq_late": 0,
         "write_retries": 0,
         "pauses": 0,
@@ -189,7 +192,7 @@ async def test_good_samples_reach_influxdb_exactly_and_bad_input_is_dead_lettere
     }
     letters.reverse()  # oldest first
     topic = settings.uplink.topic(EDGE)
-    assert [(d.topic, d.edge, d.seq) for d in letters] == [(topic, None, None), (topic, EDGE, 1), (topic, EDGE, 1)]
+    assert [(d.topic, d.edge, d.seq) for d in letters] == [(topic, EDGE, None), (topic, EDGE, 1), (topic, EDGE, 1)]
     assert letters[0].reason.startswith("payload is not JSON")
     assert letters[0].payload == b'{"v": 1, "edge": "gw-machining", "seq": 1, "samples": ['
     # Samples the wire format refuses come first (decode_batch), then the ones the asset model refuses.
@@ -239,7 +242,7 @@ async def sqlite_store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     await store.close()
 
 
-async def test_sqlite_store_ingest_with_sequence_gaps_and_repeats(
+async def test_sqlite_store_ingest_with_sequence_gaps_and_duplicates(
     make_settings: Callable[..., Settings],
     assets: AssetModel,
     publisher: aiomqtt.Client,
@@ -252,14 +255,15 @@ async def test_sqlite_store_ingest_with_sequence_gaps_and_repeats(
         IngestService(settings, sqlite_store, assets) as service,
     ):
         await started(service)
-        for seq in (0, 1, 3, 4, 4, 2):  # 2 missing, then late; 4 twice
+        for seq in (0, 1, 3, 4, 4, 2):  # 2 missing, then late; 4 twice (resent: sent_at differs)
             await publish(publisher, settings, encode_batch(EDGE, seq, batches[seq]))
-        await wait_until(lambda: service.stats()["points_written"] == 6, "six writes")
+        await wait_until(lambda: service.stats()["acks"] == 6, "six messages acknowledged")
         stats = service.stats()
     frame = await sqlite_store.read("part_counter", *WINDOW, {"equipment": "cnc-03"})
-    assert frame["value"].tolist() == [0, 10, 20, 30, 40]  # the repeat overwrote itself
+    assert frame["value"].tolist() == [0, 10, 20, 30, 40]
     assert [t.value for t in frame["time"]] == [datetime_to_ns(at(seq)) for seq in range(5)]
-    assert (stats["seq_gaps"], stats["seq_late"], stats["seq_repeats"]) == (1, 1, 1)
+    assert stats["points_written"] == 5  # the duplicate changed nothing
+    assert (stats["seq_gaps"], stats["seq_late"], stats["duplicates"], stats["seq_repeats"]) == (1, 1, 1, 0)
 
 
 async def test_store_outage_holds_points_pauses_reading_and_loses_nothing(

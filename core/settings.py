@@ -141,11 +141,20 @@ class IngestSettings(_Section):
     max_tracked_edges: int = Field(
         default=10_000, ge=1, description="sequence state is kept for this many edges, least recently heard dropped"
     )
+    shared_group: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="join the MQTT shared subscription $share/<group>/...; every instance needs its own client_id",
+    )
 
     @field_validator("mqtt_protocol", mode="before")
     @classmethod
     def _protocol_as_text(cls, value: Any) -> Any:
         return str(value) if isinstance(value, int | float) else value  # YAML reads 5 as a number
+
+    def subscription(self, uplink: UplinkSettings) -> str:
+        """The topic filter ingest subscribes to: the uplink topics, shared among a group's instances."""
+        return f"$share/{self.shared_group}/{uplink.subscription}" if self.shared_group else uplink.subscription
 
     def wire_limits(self) -> WireLimits:
         return WireLimits(

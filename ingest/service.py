@@ -314,9 +314,10 @@ class IngestService:
             self._unacked.clear()  # the broker sends these again on the next connection
 
     async def _read_messages(self, client: aiomqtt.Client, connection: int) -> None:
-        await client.subscribe(self.settings.uplink.subscription, qos=1)
+        subscription = self.settings.ingest.subscription(self.settings.uplink)
+        await client.subscribe(subscription, qos=1)
         self.subscribed.set()
-        log.info("subscribed to %s as %s", self.settings.uplink.subscription, self.settings.ingest.client_id)
+        log.info("subscribed to %s as %s", subscription, self.settings.ingest.client_id)
         if self._broker_lost:
             log.info("MQTT broker %s:%d is back", self.settings.broker.host, self.settings.broker.port)
             self._broker_lost = False
@@ -432,9 +433,13 @@ class IngestService:
         return edge if _EDGE_ID.fullmatch(edge) else None
 
     def _check_sequence(self, edge: str, seq: int, fingerprint: Hashable) -> bool:
-        """Count what the sequence number says; False for a duplicate, which is not written again."""
+        """Count what the sequence number says; False for a duplicate, which is not written again.
+
+        In a shared group each instance sees only some of an edge's batches, so gaps (and late
+        batches closing them) mean nothing there and are not counted.
+        """
         check = self._sequences.observe(edge, seq, fingerprint)
-        if check.verdict is SeqVerdict.GAP:
+        if check.verdict is SeqVerdict.GAP and self.settings.ingest.shared_group is None:
             self._counters["seq_gaps"] += check.missing
             self._warnings.warn(
                 f"{edge}: sequence gap",
@@ -459,7 +464,7 @@ class IngestService:
         elif check.verdict is SeqVerdict.REPEAT:
             self._counters["seq_repeats"] += 1
             log.debug("edge %s: seq %d seen long ago; writing it again (idempotent)", edge, seq)
-        elif check.verdict is SeqVerdict.LATE:
+        elif check.verdict is SeqVerdict.LATE and self.settings.ingest.shared_group is None:
             self._counters["seq_late"] += 1
             log.info("edge %s: seq %d arrived late and closes a gap", edge, seq)
         return True

@@ -195,3 +195,21 @@ async def test_without_the_right_password_nobody_connects_and_ingest_cannot_publ
             assert service.stats()["messages"] == 1  # the batch published with ingest's credential was dropped
     finally:
         await store.close()
+
+
+async def test_the_acl_lets_ingest_read_through_a_shared_subscription(
+    acl_broker: int, tmp_path: Path, assets: AssetModel
+) -> None:
+    settings = settings_for(tmp_path, acl_broker, assets, shared_group="ingest", mqtt_protocol="5")
+    store = SqliteStore(tmp_path / "store.sqlite")
+    try:
+        async with (
+            bounded(30, "ingest reading $share/ingest/factory/uplink/+ through the ACL"),
+            IngestService(settings, store, assets) as service,
+            edge_client(acl_broker, "gw-a") as gw_a,
+        ):
+            await started(service)
+            await gw_a.publish("factory/uplink/gw-a", batch("gw-a", 0, "cnc-a1", 1), qos=1)
+            await wait_until(lambda: service.stats()["points_written"] == 1, "gw-a's batch through the group")
+    finally:
+        await store.close()

@@ -147,6 +147,11 @@ class IngestSettings(_Section):
         description="join the MQTT shared subscription $share/<group>/...; every instance needs its own client_id",
     )
 
+    metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, description="serve Prometheus metrics on http://<metrics_host>:<port>/metrics"
+    )
+    metrics_host: str = "127.0.0.1"
+
     @field_validator("mqtt_protocol", mode="before")
     @classmethod
     def _protocol_as_text(cls, value: Any) -> Any:

@@ -47,7 +47,7 @@ import asyncio
 import json
 import logging
 import re
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -68,6 +68,7 @@ from core.tasks import cancel_and_wait
 from core.wire import EDGE_ID_PATTERN, Sample, decode_batch, sample_to_json
 from ingest.deadletter import DeadLetter, DeadLetterStore
 from ingest.mapping import UnmappableSample, sample_to_point
+from ingest.metrics import MetricsServer, Timing, render
 from ingest.repeated_warnings import RepeatedWarnings
 from ingest.sequence import SequenceTracker, SeqVerdict
 
@@ -101,6 +102,7 @@ class _Delivery:
     mid: int
     qos: int
     connection: int  # which connection it came on; packet ids mean nothing on another
+    received: float  # the event loop's clock when it arrived
     unwritten: int = 0
     after: _Delivery | None = None  # a duplicate waits for its first copy to be stored
 
@@ -136,11 +138,17 @@ def _report_failure(task: asyncio.Task[None]) -> None:
 
 
 def _reason_kind(reason: str) -> str:
-    """What repeated dead letters have in common: the field, without the index (``samples[].value``)."""
-    return _INDEX.sub("[]", reason.split(":", 1)[0])
+    """What repeated dead letters have in common: the field, without index or numbers (``samples[].value``)."""
+    return _NUMBER.sub("N", _INDEX.sub("[]", reason.split(":", 1)[0]))[:80]
 
 
 _INDEX = re.compile(r"\[\d+\]")
+_NUMBER = re.compile(r"\d+")
+MAX_REASON_KINDS = 100  # dead letters by reason for the metrics; beyond this they count as "other"
+
+
+def _timed(timing: Timing, seconds: float) -> Timing:
+    return Timing(timing.count + 1, timing.seconds + seconds)
 
 
 def _manual_acknowledgement(client: aiomqtt.Client) -> paho.Client:
@@ -207,6 +215,12 @@ class IngestService:
         self._connection = 0  # counts connections; a delivery acknowledges only on its own
         self._acknowledger: paho.Client | None = None  # set while a connection is up
         self._unacked: deque[_Delivery] = deque()  # this connection's deliveries, in arrival order
+        self._dead_letter_kinds: Counter[str] = Counter()
+        self._write_time = Timing()
+        self._ack_latency = Timing()
+        self.metrics: MetricsServer | None = None
+        if settings.ingest.metrics_port is not None:
+            self.metrics = MetricsServer(settings.ingest.metrics_host, settings.ingest.metrics_port, self.metrics_page)
         self._reader: asyncio.Task[None] | None = None
         self._writer: asyncio.Task[None] | None = None
 
@@ -214,6 +228,8 @@ class IngestService:
 
     async def __aenter__(self) -> Self:
         await self.dead_letters.open()
+        if self.metrics is not None:
+            await self.metrics.__aenter__()
         self._writer = asyncio.create_task(self._write_loop(), name="ingest-writer")
         self._reader = asyncio.create_task(self._read_loop(), name="ingest-reader")
         for task in (self._writer, self._reader):
@@ -241,6 +257,8 @@ class IngestService:
             else:
                 failures.extend(_failure(self._writer))
         await self.dead_letters.close()
+        if self.metrics is not None:
+            await self.metrics.__aexit__(None, None, None)
         self._warnings.flush()
         if failures and exc is None:
             raise failures[0]
@@ -255,6 +273,14 @@ class IngestService:
 
     def stats(self) -> dict[str, int]:
         return {**self._counters, "pending_points": self._held(), "unacked": len(self._unacked)}
+
+    def metrics_page(self) -> str:
+        """What ``GET /metrics`` answers (Prometheus text format)."""
+        timings = {
+            "write_seconds": ("time the store took for each write that succeeded", self._write_time),
+            "ack_latency_seconds": ("from a message's arrival to its acknowledgement", self._ack_latency),
+        }
+        return render(self.stats(), self._dead_letter_kinds, timings)
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -322,7 +348,7 @@ class IngestService:
             log.info("MQTT broker %s:%d is back", self.settings.broker.host, self.settings.broker.port)
             self._broker_lost = False
         async for message in client.messages:
-            delivery = _Delivery(message.mid, message.qos, connection)
+            delivery = _Delivery(message.mid, message.qos, connection, asyncio.get_running_loop().time())
             self._unacked.append(delivery)
             await self._on_message(str(message.topic), _payload_bytes(message.payload), delivery)
             self._acknowledge()
@@ -344,6 +370,7 @@ class IngestService:
             if self._acknowledger is not None and delivery.qos > 0 and delivery.connection == self._connection:
                 self._acknowledger.ack(delivery.mid, delivery.qos)
                 self._counters["acks"] += 1
+                self._ack_latency = _timed(self._ack_latency, asyncio.get_running_loop().time() - delivery.received)
 
     async def _on_message(self, topic: str, payload: bytes, delivery: _Delivery) -> None:
         """The one boundary per message: whatever this message holds, it ends stored or dead-lettered.
@@ -473,8 +500,11 @@ class IngestService:
         """Keep the letters, retrying while the dead-letter file is unusable (the reader waits meanwhile)."""
         for letter in letters:
             where = letter.edge if letter.edge is not None else letter.topic
+            kind = _reason_kind(letter.reason)
+            known = kind in self._dead_letter_kinds or len(self._dead_letter_kinds) < MAX_REASON_KINDS
+            self._dead_letter_kinds[kind if known else "other"] += 1
             self._warnings.warn(
-                f"{where}: {_reason_kind(letter.reason)}",
+                f"{where}: {kind}",
                 "dead letter from %s (seq %s): %s",
                 where,
                 letter.seq,
@@ -552,6 +582,7 @@ class IngestService:
         delay = BACKOFF_START_S
         while parts:
             part = parts[-1]
+            started = asyncio.get_running_loop().time()
             try:
                 await self.store.write([p.point for p in part])
             except StoreRejected as exc:
@@ -573,6 +604,7 @@ class IngestService:
                 delay = min(delay * 2, BACKOFF_MAX_S)
                 continue
             parts.pop()
+            self._write_time = _timed(self._write_time, asyncio.get_running_loop().time() - started)
             self._counters["points_written"] += len(part)
             self._kept(part)
             if self._store_lost:

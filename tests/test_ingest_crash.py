@@ -26,7 +26,7 @@ from core.stores.influx import InfluxStore
 from core.stores.sqlite import SqliteStore
 from core.wire import Sample, encode_batch
 from tests.ingest_support import EXAMPLE_ASSETS, bounded, mqtt_publisher, publish_to
-from tests.servers import InfluxServer, MosquittoServer
+from tests.servers import InfluxServer, MosquittoServer, influxdb
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -65,6 +65,7 @@ store:
   sqlite_path: {tmp_path / "store.sqlite"}
   influx_url: {influx_url}
   influx_database: {database}
+  timeout_s: 1.0
 uplink: {{topic_prefix: test/{uuid.uuid4().hex[:8]}/uplink}}
 ingest:
   client_id: ingest-{uuid.uuid4().hex[:8]}
@@ -156,3 +157,57 @@ async def test_kill_9_mid_stream_then_restart_stores_exactly_what_was_published(
     assert final == expected, log_path.read_text()[-3000:]
     assert second.returncode == 0, log_path.read_text()[-3000:]
     assert "Traceback" not in log_path.read_text()
+
+
+async def test_influxdb_away_and_ingest_killed_mid_stream_then_exactly_what_was_published_is_stored(
+    tmp_path: Path, mosquitto_server: MosquittoServer, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    # InfluxDB stops answering (SIGSTOP) mid-stream; while ingest holds points and retries, it is
+    # killed with SIGKILL; the stream goes on into the broker; InfluxDB comes back, ingest starts again.
+    expected = BATCHES * SAMPLES_PER_BATCH
+    with influxdb(tmp_path / "influxdb") as influx:
+        config = write_config(tmp_path, mosquitto_server, "influxdb", "5", influx.url, "outage")
+        topic = f"{config.read_text().split('topic_prefix: ')[1].split('}')[0]}/{EDGE}"
+        store = InfluxStore(influx.url, "outage", timeout_s=5)
+        log_path = tmp_path / "ingest.log"
+        with log_path.open("w") as log:
+            try:
+                async with bounded(150, "outage, kill -9, recovery"), mqtt_publisher(mosquitto_server) as pub:
+                    first = start_ingest(config, log)
+                    processes.append(first)
+                    await wait_until(lambda: "subscribed" in log_path.read_text() or first.poll() is not None, "start")
+                    assert first.poll() is None, log_path.read_text()
+
+                    async def stream() -> None:
+                        for seq in range(BATCHES):
+                            await publish_to(pub, topic, batch(seq))
+                            await asyncio.sleep(0.01)
+
+                    publishing = asyncio.create_task(stream())
+                    while await stored_points(store) < expected // 5:
+                        assert not publishing.done(), "the stream ended before InfluxDB went away"
+                        await asyncio.sleep(0.05)
+                    influx.proc.send_signal(signal.SIGSTOP)
+                    try:
+                        await wait_until(lambda: "unavailable" in log_path.read_text(), "ingest noticing", 20)
+                        await asyncio.sleep(1.0)
+                        first.send_signal(signal.SIGKILL)
+                        first.wait()
+                        await publishing
+                    finally:
+                        influx.proc.send_signal(signal.SIGCONT)
+                    second = start_ingest(config, log)
+                    processes.append(second)
+                    deadline = asyncio.get_running_loop().time() + 90
+                    while (count := await stored_points(store)) < expected:
+                        assert second.poll() is None, log_path.read_text()[-3000:]
+                        assert asyncio.get_running_loop().time() < deadline, f"{count} of {expected} points stored"
+                        await asyncio.sleep(0.2)
+                    await asyncio.sleep(1.0)
+                    final = await stored_points(store)
+                    second.send_signal(signal.SIGTERM)
+                    second.wait(timeout=20)
+            finally:
+                await store.close()
+    assert final == expected, log_path.read_text()[-3000:]
+    assert "unavailable" in log_path.read_text()

@@ -28,8 +28,9 @@ broker sends them again, and the copy is a duplicate, acknowledged once the firs
 
 Delivery is therefore at least once, never exactly once. A duplicate the sequence tracker still
 remembers is counted and not written; an older repeat is written again, which is harmless because
-writes are idempotent. A clean shutdown writes what it has decoded; what it had not acknowledged
-yet arrives again at the next start.
+writes are idempotent. A clean shutdown stops taking messages, writes what it holds and
+acknowledges it before it disconnects (within ``shutdown_timeout_s``); only what it could not write
+in that time arrives again at the next start.
 
 Flow control is the broker's: it never has more than ``ingest.receive_maximum`` unacknowledged
 messages out to ingest and queues the rest in the session. With ``ingest.mqtt_protocol: "5"``
@@ -205,9 +206,11 @@ class IngestService:
         self._pending: deque[_Pending] = deque()
         self._in_flight = 0
         self._arrived = asyncio.Event()
+        self._wrote = asyncio.Event()  # set after each batch the writer finished
         self._room = asyncio.Event()
         self._room.set()
         self._closing = False
+        self._leaving = False  # shutting down: take no more messages, write and acknowledge what is held
         self._store_lost = False
         self._broker_lost = False
         self._dead_letters_lost = False
@@ -240,13 +243,16 @@ class IngestService:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         failures: list[BaseException] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.shutdown_timeout_s
+        await self._write_and_acknowledge_before_leaving(deadline)
         if self._reader is not None:
             await cancel_and_wait(self._reader)
             failures.extend(_failure(self._reader))
         self._closing = True
         self._arrived.set()
         if self._writer is not None:
-            done, _ = await asyncio.wait({self._writer}, timeout=self.shutdown_timeout_s)
+            done, _ = await asyncio.wait({self._writer}, timeout=max(0.0, deadline - loop.time()))
             if not done:
                 log.error(
                     "ingest stopped with %d points not written (store still unavailable after %.0f s)",
@@ -262,6 +268,26 @@ class IngestService:
         self._warnings.flush()
         if failures and exc is None:
             raise failures[0]
+
+    async def _write_and_acknowledge_before_leaving(self, deadline: float) -> None:
+        """Take no more messages; write what is held and acknowledge it while the connection is up.
+
+        Then a clean restart is not sent again what this run finished. If the store does not take
+        it all by ``deadline``, what is left is written after the connection closes, and the broker
+        sends those messages again at the next start.
+        """
+        if self._reader is None or self._reader.done() or self._writer is None or self._writer.done():
+            return
+        self._leaving = True
+        self._room.clear()  # the reader stops after the message it is handling, if any
+        self._arrived.set()  # the writer writes what it has instead of waiting for a fuller batch
+        while self._held() and not self._writer.done():
+            self._wrote.clear()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await self._wrote.wait()
+            except TimeoutError:
+                return
 
     async def run(self) -> None:
         """Serve until cancelled; a task that fails ends the service with its error."""
@@ -375,9 +401,9 @@ class IngestService:
     async def _on_message(self, topic: str, payload: bytes, delivery: _Delivery) -> None:
         """The one boundary per message: whatever this message holds, it ends stored or dead-lettered.
 
-        ``_admit`` decides, without touching anything shared until it is done; if it fails in a way
-        nobody foresaw (a bug, not bad input: bad input has its reasons there), the message is kept
-        whole as a dead letter naming the error, and the stream goes on.
+        ``_admit`` decides; it queues nothing itself (it only counts and tells the sequence tracker).
+        If it fails in a way nobody foresaw (a bug, not bad input: bad input has its reasons there),
+        the message is kept whole as a dead letter naming the error, and the stream goes on.
         """
         self._counters["messages"] += 1
         received_at = datetime.now(UTC)
@@ -534,7 +560,7 @@ class IngestService:
 
     def _update_room(self) -> None:
         held = self._held()
-        if held >= self.max_pending_points:
+        if held >= self.max_pending_points or self._leaving:
             self._room.clear()
         elif held <= self.max_pending_points // 2:
             self._room.set()
@@ -555,7 +581,11 @@ class IngestService:
             await self._arrived.wait()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.flush_interval_s
-        while len(self._pending) < self.batch_max_points and not self._closing and self._more_can_arrive():
+        while (
+            len(self._pending) < self.batch_max_points
+            and not (self._closing or self._leaving)
+            and self._more_can_arrive()
+        ):
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
@@ -575,6 +605,7 @@ class IngestService:
             await self._deliver(batch)
             self._in_flight = 0
             self._update_room()
+            self._wrote.set()
 
     async def _deliver(self, batch: list[_Pending]) -> None:
         """Write the batch; retry while the store is away, isolate and dead-letter what it rejects."""

@@ -412,3 +412,36 @@ async def test_on_the_demos_embedded_broker_mqtt_3_1_1_acknowledges_after_write_
             await publish(amqtt_publisher, settings, batch)
         await wait_until(lambda: service.stats()["acks"] == 3, "three batches written and acknowledged")
     assert (await sqlite_store.read("part_counter", *WINDOW))["value"].tolist() == [0, 1, 2]
+
+
+async def test_a_clean_restart_is_not_sent_again_what_the_last_run_wrote(
+    make_settings: Callable[..., Settings],
+    assets: AssetModel,
+    publisher: aiomqtt.Client,
+    sqlite_store: SqliteStore,
+) -> None:
+    # Points wait for a full batch (60 s), unacknowledged; leaving writes them and acknowledges
+    # them before disconnecting, so the next run with the same session receives nothing again.
+    settings = make_settings(flush_interval_s=60, batch_max_points=1000)
+    async with (
+        bounded(SCENARIO_WITHIN_S, "the first run leaving"),
+        IngestService(settings, sqlite_store, assets) as first,
+    ):
+        await started(first)
+        for seq in range(5):
+            await publish(publisher, settings, encode_batch(EDGE, seq, [sample("cnc-02", "parts_total", seq, seq)]))
+        await wait_until(lambda: first.stats()["messages"] == 5, "received")
+        assert (first.stats()["acks"], first.stats()["points_written"]) == (0, 0)
+    assert first.stats()["acks"] == 5
+    async with (
+        bounded(SCENARIO_WITHIN_S, "the second run"),
+        IngestService(settings, sqlite_store, assets) as second,
+    ):
+        await started(second)
+        await publish(publisher, settings, encode_batch(EDGE, 5, [sample("cnc-02", "parts_total", 5, 5)]))
+        await wait_until(lambda: second.stats()["messages"] >= 1, "the new batch")
+        await asyncio.sleep(0.5)
+        assert second.stats()["messages"] == 1  # only the new one: nothing of the first run came again
+    assert (await sqlite_store.read("part_counter", *WINDOW, {"equipment": "cnc-02"}))["value"].tolist() == list(
+        range(6)
+    )

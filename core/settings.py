@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
@@ -20,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from core.errors import ConfigError
 from core.signals import MachineState
-from core.wire import TimestampSource
+from core.wire import MAX_PAYLOAD_BYTES, TimestampSource, WireLimits
 from core.yamlconfig import read_yaml, validation_to_config_error
 
 ENV_PREFIX = "FACTORY__"
@@ -119,6 +120,62 @@ class IngestSettings(_Section):
     flush_interval_s: float = Field(default=1.0, gt=0)
     dead_letter_path: Path = Path("var/dead-letters.sqlite")
     client_id: str = "factory-ingest"
+    max_payload_bytes: int = Field(
+        default=MAX_PAYLOAD_BYTES, ge=1024, description="larger uplink messages are dead-lettered (first 1 MiB kept)"
+    )
+    max_past_days: float = Field(
+        default=30.0, gt=0, description="samples older than this (by ingest's clock) are dead-lettered"
+    )
+    max_future_s: float = Field(
+        default=300.0, ge=0, description="samples further ahead of ingest's clock than this are dead-lettered"
+    )
+    dead_letter_max_age_days: float = Field(default=30.0, gt=0, description="older dead letters are deleted")
+    dead_letter_max_mb: float = Field(
+        default=1024.0, gt=0, description="beyond this many MB of payloads the oldest dead letters are deleted"
+    )
+    mqtt_protocol: Literal["3.1.1", "5"] = Field(
+        default="3.1.1", description="5 declares receive_maximum to the broker; amqtt (the demo's) speaks only 3.1.1"
+    )
+    receive_maximum: int = Field(
+        default=100,
+        ge=1,
+        le=65535,
+        description="unacknowledged messages the broker may have out to ingest (v5 Receive Maximum;"
+        " with 3.1.1 set the broker's max_inflight_messages to the same)",
+    )
+    warning_interval_s: float = Field(
+        default=60.0, gt=0, description="a repeated warning is logged once per interval, then with a count"
+    )
+
+    max_tracked_edges: int = Field(
+        default=10_000, ge=1, description="sequence state is kept for this many edges, least recently heard dropped"
+    )
+    shared_group: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="join the MQTT shared subscription $share/<group>/...; every instance needs its own client_id",
+    )
+
+    metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, description="serve Prometheus metrics on http://<metrics_host>:<port>/metrics"
+    )
+    metrics_host: str = "127.0.0.1"
+
+    @field_validator("mqtt_protocol", mode="before")
+    @classmethod
+    def _protocol_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int | float) else value  # YAML reads 5 as a number
+
+    def subscription(self, uplink: UplinkSettings) -> str:
+        """The topic filter ingest subscribes to: the uplink topics, shared among a group's instances."""
+        return f"$share/{self.shared_group}/{uplink.subscription}" if self.shared_group else uplink.subscription
+
+    def wire_limits(self) -> WireLimits:
+        return WireLimits(
+            max_payload_bytes=self.max_payload_bytes,
+            max_past=timedelta(days=self.max_past_days),
+            max_future=timedelta(seconds=self.max_future_s),
+        )
 
 
 class KpiSettings(_Section):

@@ -3,20 +3,43 @@
 Two tasks share a bounded in-memory queue of points:
 
 * the **reader** holds a persistent MQTT session (fixed client id, clean session off, QoS 1), so the
-  broker keeps queuing uplink batches while ingest is down or paused. It decodes each message,
-  checks the edge's sequence number, maps good samples to points and dead-letters the rest: a
-  broken envelope whole, a bad sample or one for equipment the asset model does not know one by one.
+  broker keeps queuing uplink batches while ingest is down or paused. It decodes each message
+  within the wire format's bounds (``ingest.max_payload_bytes``, ``max_past_days``,
+  ``max_future_s``), checks the edge's sequence number, maps good samples to points and
+  dead-letters the rest: a broken envelope whole, a bad sample or one for equipment the asset model
+  does not know one by one. ``_on_message`` is the one boundary per message (docs/ingest.md).
+  The edge is the one the topic names: a payload naming another edge is refused whole, a sample
+  for equipment the asset model assigns to another gateway on its own; a resent batch (same edge,
+  seq and samples) is a counted duplicate and not written again.
 * the **writer** takes up to ``batch_max_points`` points (or what ``flush_interval_s`` collected) and
   writes them. While the store is unavailable it retries the same batch with backoff and holds
   everything behind it; when the queue is full the reader disconnects (the broker queues for us) and
   reconnects once the writer has drained half of it. When the store rejects a batch, the writer
   splits it until the bad points are isolated and dead-letters only those, with the store's reason.
 
-Delivery is at least once, never exactly once: the broker may send a batch again after a pause or a
-reconnect (an acknowledgement still in flight when the connection closed is lost with it). Repeats
-are counted (``seq_repeats``) and written again, which is harmless because writes are idempotent.
-A clean shutdown drains what the broker already delivered and flushes it; points in memory are lost
-on a crash, because the broker considers a message delivered once ingest received it.
+**Acknowledge after write.** A QoS 1 message is acknowledged to the broker (PUBACK) only once every
+point it carried is in the store or in the dead-letter store, so a crash (``kill -9``, power loss)
+loses nothing: the broker still holds every message ingest had not finished, and delivers it again
+to the next ingest with the same client id. Acknowledgements go out in the order the messages came
+in, as MQTT asks: a message whose points are written waits for the ones before it. They belong to a
+connection: when it closes (a pause, a lost broker, a shutdown) the unacknowledged messages are
+forgotten rather than acknowledged on the next connection, whose packet ids mean other messages; the
+broker sends them again, and the copy is a duplicate, acknowledged once the first copy is stored.
+
+Delivery is therefore at least once, never exactly once. A duplicate the sequence tracker still
+remembers is counted and not written; an older repeat is written again, which is harmless because
+writes are idempotent. A clean shutdown stops taking messages, writes what it holds and
+acknowledges it before it disconnects (within ``shutdown_timeout_s``); only what it could not write
+in that time arrives again at the next start.
+
+Flow control is the broker's: it never has more than ``ingest.receive_maximum`` unacknowledged
+messages out to ingest and queues the rest in the session. With ``ingest.mqtt_protocol: "5"``
+ingest declares that number (MQTT v5 Receive Maximum); with 3.1.1 (the default, since the demo's
+embedded broker speaks nothing else) the broker's own limit (Mosquitto ``max_inflight_messages``)
+must match it. Ingest writes as soon as it holds that many, since nothing more can arrive before it
+acknowledges some. When the points it holds reach ``max_pending_points``
+(the store is slow or away) the reader stops taking messages, with the connection kept open so that
+what the writer finishes can still be acknowledged; the broker queues meanwhile.
 """
 
 from __future__ import annotations
@@ -24,14 +47,18 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections import deque
-from collections.abc import Sequence
+import re
+from collections import Counter, deque
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Self
 
 import aiomqtt
+import paho.mqtt.client as paho
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from core.assets import AssetModel
 from core.errors import StoreError, StoreRejected, WireFormatError
@@ -39,9 +66,11 @@ from core.mqtt import mqtt_client
 from core.settings import Settings
 from core.store import Point, Store
 from core.tasks import cancel_and_wait
-from core.wire import Sample, decode_batch, sample_to_json
+from core.wire import EDGE_ID_PATTERN, Sample, decode_batch, sample_to_json
 from ingest.deadletter import DeadLetter, DeadLetterStore
 from ingest.mapping import UnmappableSample, sample_to_point
+from ingest.metrics import MetricsServer, Timing, render
+from ingest.repeated_warnings import RepeatedWarnings
 from ingest.sequence import SequenceTracker, SeqVerdict
 
 log = logging.getLogger(__name__)
@@ -49,17 +78,38 @@ log = logging.getLogger(__name__)
 BACKOFF_START_S = 0.2
 BACKOFF_MAX_S = 30.0
 MQTT_TIMEOUT_S = 10.0  # longest wait for the broker's answer to a connect, subscribe or disconnect
+SESSION_EXPIRY_S = 7 * 24 * 3600  # the broker keeps ingest's session and queue this long while it is away
 COUNTERS = (
     "messages",  # MQTT messages received
     "samples",  # samples in decodable batches, good or bad
     "points_written",  # points the store accepted, repeats included
     "dead_letters",
+    "refused_batches",  # payloads naming another edge than their topic (dead-lettered whole)
+    "duplicates",  # batches received before (same edge, seq and samples): not written again
     "seq_gaps",  # batch sequence numbers found missing
-    "seq_repeats",  # batches seen before (written again: writes are idempotent)
+    "seq_repeats",  # batches older than the recent window seen again (written again: idempotent)
+    "seq_reused",  # a recent sequence number with other samples (an edge whose numbering was reset)
     "seq_late",  # batches that arrived after a later one and closed a gap
     "write_retries",
-    "pauses",  # times the reader stopped reading MQTT because the queue was full
+    "pauses",  # times the reader stopped taking messages because the queue was full
+    "acks",  # messages acknowledged to the broker, every point of each stored or dead-lettered
 )
+
+
+@dataclass(eq=False, slots=True)
+class _Delivery:
+    """One MQTT message on its way to the store: acknowledged once none of its points is left to write."""
+
+    mid: int
+    qos: int
+    connection: int  # which connection it came on; packet ids mean nothing on another
+    received: float  # the event loop's clock when it arrived
+    unwritten: int = 0
+    after: _Delivery | None = None  # a duplicate waits for its first copy to be stored
+
+    @property
+    def done(self) -> bool:
+        return self.unwritten == 0 and (self.after is None or self.after.unwritten == 0)
 
 
 @dataclass(slots=True)
@@ -71,6 +121,7 @@ class _Pending:
     topic: str
     edge: str
     seq: int
+    delivery: _Delivery
 
 
 def _failure(task: asyncio.Task[None]) -> list[BaseException]:
@@ -85,6 +136,34 @@ def _report_failure(task: asyncio.Task[None]) -> None:
     # Without this a dead task would only surface on exit; ingest would silently stop meanwhile.
     for error in _failure(task):
         log.error("%s stopped: %s", task.get_name(), error, exc_info=error)
+
+
+def _reason_kind(reason: str) -> str:
+    """What repeated dead letters have in common: the field, without index or numbers (``samples[].value``)."""
+    return _NUMBER.sub("N", _INDEX.sub("[]", reason.split(":", 1)[0]))[:80]
+
+
+_INDEX = re.compile(r"\[\d+\]")
+_NUMBER = re.compile(r"\d+")
+MAX_REASON_KINDS = 100  # dead letters by reason for the metrics; beyond this they count as "other"
+
+
+def _timed(timing: Timing, seconds: float) -> Timing:
+    return Timing(timing.count + 1, timing.seconds + seconds)
+
+
+def _manual_acknowledgement(client: aiomqtt.Client) -> paho.Client:
+    """Turn paho's automatic PUBACK off for ``client``; returns the paho client to call ``ack`` on.
+
+    aiomqtt 2.5 has no option for it (it builds paho's client with automatic acknowledgement);
+    paho's own ``manual_ack_set`` and ``ack`` are reached through ``Client._client``, here only.
+    """
+    inner: paho.Client = client._client
+    inner.manual_ack_set(True)
+    return inner
+
+
+_EDGE_ID = re.compile(EDGE_ID_PATTERN)
 
 
 def _payload_bytes(payload: object) -> bytes:
@@ -108,24 +187,43 @@ class IngestService:
         self.settings = settings
         self.store = store
         self.assets = assets
-        self.dead_letters = DeadLetterStore(settings.ingest.dead_letter_path)
+        self.dead_letters = DeadLetterStore(
+            settings.ingest.dead_letter_path,
+            max_age=timedelta(days=settings.ingest.dead_letter_max_age_days),
+            max_bytes=int(settings.ingest.dead_letter_max_mb * 1024 * 1024),
+        )
         self.batch_max_points = settings.ingest.batch_max_points
         self.flush_interval_s = settings.ingest.flush_interval_s
         self.max_pending_points = max_pending_points or 10 * self.batch_max_points
         self.shutdown_timeout_s = shutdown_timeout_s
         self.subscribed = asyncio.Event()  # set while the MQTT subscription is live
 
+        self._wire_limits = settings.ingest.wire_limits()
+        self._warnings = RepeatedWarnings(log, settings.ingest.warning_interval_s)
         self._counters = dict.fromkeys(COUNTERS, 0)
-        self._sequences = SequenceTracker()
+        self._sequences = SequenceTracker(max_edges=settings.ingest.max_tracked_edges)
+        self._in_progress: dict[tuple[str, int], _Delivery] = {}  # batches with points not yet written
         self._pending: deque[_Pending] = deque()
         self._in_flight = 0
         self._arrived = asyncio.Event()
+        self._wrote = asyncio.Event()  # set after each batch the writer finished
         self._room = asyncio.Event()
         self._room.set()
         self._closing = False
+        self._leaving = False  # shutting down: take no more messages, write and acknowledge what is held
         self._store_lost = False
         self._broker_lost = False
-        self._inbox: asyncio.Queue[aiomqtt.Message] | None = None
+        self._dead_letters_lost = False
+        self.receive_maximum = settings.ingest.receive_maximum
+        self._connection = 0  # counts connections; a delivery acknowledges only on its own
+        self._acknowledger: paho.Client | None = None  # set while a connection is up
+        self._unacked: deque[_Delivery] = deque()  # this connection's deliveries, in arrival order
+        self._dead_letter_kinds: Counter[str] = Counter()
+        self._write_time = Timing()
+        self._ack_latency = Timing()
+        self.metrics: MetricsServer | None = None
+        if settings.ingest.metrics_port is not None:
+            self.metrics = MetricsServer(settings.ingest.metrics_host, settings.ingest.metrics_port, self.metrics_page)
         self._reader: asyncio.Task[None] | None = None
         self._writer: asyncio.Task[None] | None = None
 
@@ -133,6 +231,8 @@ class IngestService:
 
     async def __aenter__(self) -> Self:
         await self.dead_letters.open()
+        if self.metrics is not None:
+            await self.metrics.__aenter__()
         self._writer = asyncio.create_task(self._write_loop(), name="ingest-writer")
         self._reader = asyncio.create_task(self._read_loop(), name="ingest-reader")
         for task in (self._writer, self._reader):
@@ -143,16 +243,16 @@ class IngestService:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         failures: list[BaseException] = []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.shutdown_timeout_s
+        await self._write_and_acknowledge_before_leaving(deadline)
         if self._reader is not None:
             await cancel_and_wait(self._reader)
             failures.extend(_failure(self._reader))
-            if self._reader.cancelled():
-                # Write out what the broker already delivered (and considers done) instead of dropping it.
-                await self._drain_inbox()
         self._closing = True
         self._arrived.set()
         if self._writer is not None:
-            done, _ = await asyncio.wait({self._writer}, timeout=self.shutdown_timeout_s)
+            done, _ = await asyncio.wait({self._writer}, timeout=max(0.0, deadline - loop.time()))
             if not done:
                 log.error(
                     "ingest stopped with %d points not written (store still unavailable after %.0f s)",
@@ -163,8 +263,31 @@ class IngestService:
             else:
                 failures.extend(_failure(self._writer))
         await self.dead_letters.close()
+        if self.metrics is not None:
+            await self.metrics.__aexit__(None, None, None)
+        self._warnings.flush()
         if failures and exc is None:
             raise failures[0]
+
+    async def _write_and_acknowledge_before_leaving(self, deadline: float) -> None:
+        """Take no more messages; write what is held and acknowledge it while the connection is up.
+
+        Then a clean restart is not sent again what this run finished. If the store does not take
+        it all by ``deadline``, what is left is written after the connection closes, and the broker
+        sends those messages again at the next start.
+        """
+        if self._reader is None or self._reader.done() or self._writer is None or self._writer.done():
+            return
+        self._leaving = True
+        self._room.clear()  # the reader stops after the message it is handling, if any
+        self._arrived.set()  # the writer writes what it has instead of waiting for a fuller batch
+        while self._held() and not self._writer.done():
+            self._wrote.clear()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await self._wrote.wait()
+            except TimeoutError:
+                return
 
     async def run(self) -> None:
         """Serve until cancelled; a task that fails ends the service with its error."""
@@ -175,38 +298,45 @@ class IngestService:
                 task.result()
 
     def stats(self) -> dict[str, int]:
-        return {**self._counters, "pending_points": self._held()}
+        return {**self._counters, "pending_points": self._held(), "unacked": len(self._unacked)}
+
+    def metrics_page(self) -> str:
+        """What ``GET /metrics`` answers (Prometheus text format)."""
+        timings = {
+            "write_seconds": ("time the store took for each write that succeeded", self._write_time),
+            "ack_latency_seconds": ("from a message's arrival to its acknowledgement", self._ack_latency),
+        }
+        return render(self.stats(), self._dead_letter_kinds, timings)
 
     # --- reading -------------------------------------------------------------------------------
 
-    def _mqtt_client(self) -> aiomqtt.Client:
-        broker = self.settings.broker
-        service = self
-
-        class Inbox(asyncio.Queue[aiomqtt.Message]):
-            # aiomqtt keeps received messages here. Holding on to it lets a shutdown write out what
-            # the broker already delivered (and considers done) instead of dropping it.
-            def __init__(self, maxsize: int = 0):
-                super().__init__(maxsize)
-                service._inbox = self
-
+    def _mqtt_client(self, protocol: str) -> aiomqtt.Client:
+        if protocol == "3.1.1":
+            return mqtt_client(
+                self.settings.broker,
+                identifier=self.settings.ingest.client_id,
+                clean_session=False,
+                timeout_s=MQTT_TIMEOUT_S,
+            )
+        connect = Properties(PacketTypes.CONNECT)
+        connect.SessionExpiryInterval = SESSION_EXPIRY_S  # the persistent session: v5's clean_session=False
+        connect.ReceiveMaximum = self.receive_maximum  # the broker's window of unacknowledged messages
         return mqtt_client(
-            broker,
+            self.settings.broker,
             identifier=self.settings.ingest.client_id,
-            clean_session=False,
             timeout_s=MQTT_TIMEOUT_S,
-            queue_type=Inbox,
+            protocol=aiomqtt.ProtocolVersion.V5,
+            clean_start=False,
+            properties=connect,
         )
 
     async def _read_loop(self) -> None:
-        client = self._mqtt_client()
         delay = BACKOFF_START_S
         while True:
-            if not self._room.is_set():
-                await self._room.wait()
-                log.info("store caught up (%d points held); reading MQTT again", self._held())
             try:
-                await self._session(client)
+                # A new client per connection: messages a closed connection left in aiomqtt's queue
+                # carry that connection's packet ids; the broker sends them again on the new one.
+                await self._session(self._mqtt_client(self.settings.ingest.mqtt_protocol))
             except aiomqtt.MqttError as exc:
                 if not self._broker_lost:
                     broker = self.settings.broker
@@ -219,53 +349,109 @@ class IngestService:
                 self.subscribed.clear()
 
     async def _session(self, client: aiomqtt.Client) -> None:
-        """One connection: read until it drops (MqttError) or the queue of points is full.
+        """One connection: read until it drops (MqttError) or ingest stops.
 
         Connecting, subscribing and disconnecting each give up after MQTT_TIMEOUT_S with an MqttError;
         reading waits for messages as long as the connection lives (keepalive notices a dead one).
         """
-        async with client:
-            await client.subscribe(self.settings.uplink.subscription, qos=1)
-            self.subscribed.set()
-            if self._broker_lost:
-                log.info("MQTT broker %s:%d is back", self.settings.broker.host, self.settings.broker.port)
-                self._broker_lost = False
-            async for message in client.messages:
-                await self._on_message(str(message.topic), _payload_bytes(message.payload))
-                if not self._room.is_set():
-                    self._counters["pauses"] += 1
-                    log.info(
-                        "holding %d points (limit %d); pausing MQTT, the broker queues meanwhile",
-                        self._held(),
-                        self.max_pending_points,
-                    )
-                    return
+        acknowledger = _manual_acknowledgement(client)
+        self._connection += 1
+        connection = self._connection
+        try:
+            async with client:
+                self._acknowledger = acknowledger
+                await self._read_messages(client, connection)
+        finally:
+            self._acknowledger = None
+            self._unacked.clear()  # the broker sends these again on the next connection
 
-    async def _drain_inbox(self) -> None:
-        inbox = self._inbox
-        while inbox is not None and not inbox.empty():
-            message = inbox.get_nowait()
-            await self._on_message(str(message.topic), _payload_bytes(message.payload))
+    async def _read_messages(self, client: aiomqtt.Client, connection: int) -> None:
+        subscription = self.settings.ingest.subscription(self.settings.uplink)
+        await client.subscribe(subscription, qos=1)
+        self.subscribed.set()
+        log.info("subscribed to %s as %s", subscription, self.settings.ingest.client_id)
+        if self._broker_lost:
+            log.info("MQTT broker %s:%d is back", self.settings.broker.host, self.settings.broker.port)
+            self._broker_lost = False
+        async for message in client.messages:
+            delivery = _Delivery(message.mid, message.qos, connection, asyncio.get_running_loop().time())
+            self._unacked.append(delivery)
+            await self._on_message(str(message.topic), _payload_bytes(message.payload), delivery)
+            self._acknowledge()
+            if not self._room.is_set():
+                self._counters["pauses"] += 1
+                log.info(
+                    "holding %d points (limit %d); taking no messages until the store catches up,"
+                    " the broker queues meanwhile",
+                    self._held(),
+                    self.max_pending_points,
+                )
+                await self._room.wait()
+                log.info("store caught up (%d points held); taking messages again", self._held())
 
-    async def _on_message(self, topic: str, payload: bytes) -> None:
+    def _acknowledge(self) -> None:
+        """Acknowledge, in arrival order, every delivery from the front whose points are all kept."""
+        while self._unacked and self._unacked[0].done:
+            delivery = self._unacked.popleft()
+            if self._acknowledger is not None and delivery.qos > 0 and delivery.connection == self._connection:
+                self._acknowledger.ack(delivery.mid, delivery.qos)
+                self._counters["acks"] += 1
+                self._ack_latency = _timed(self._ack_latency, asyncio.get_running_loop().time() - delivery.received)
+
+    async def _on_message(self, topic: str, payload: bytes, delivery: _Delivery) -> None:
+        """The one boundary per message: whatever this message holds, it ends stored or dead-lettered.
+
+        ``_admit`` decides; it queues nothing itself (it only counts and tells the sequence tracker).
+        If it fails in a way nobody foresaw (a bug, not bad input: bad input has its reasons there),
+        the message is kept whole as a dead letter naming the error, and the stream goes on.
+        """
         self._counters["messages"] += 1
         received_at = datetime.now(UTC)
         try:
-            batch = decode_batch(payload)
-        except WireFormatError as exc:
-            log.warning("dead-lettered a message on %s: %s", topic, exc.reason)
-            await self._dead_letter([DeadLetter(received_at, topic, None, None, exc.reason, payload)])
-            return
-        self._check_sequence(batch.edge, batch.seq)
+            points, letters = self._admit(topic, payload, received_at, delivery)
+        except Exception as exc:
+            log.exception("ingest failed on a message on %s; dead-lettering it whole", topic)
+            reason = f"ingest failed on this message: {type(exc).__name__}: {exc}"
+            points, letters = [], [DeadLetter(received_at, topic, None, None, reason, payload)]
+        if letters:
+            await self._dead_letter(letters)  # kept before the message can be acknowledged
+        delivery.unwritten = len(points)
+        self._pending.extend(points)
+        self._arrived.set()
+        self._update_room()
 
-        letters = [
-            DeadLetter(received_at, topic, batch.edge, batch.seq, r.reason, json.dumps(r.sample).encode())
-            for r in batch.rejected
-        ]
+    def _admit(
+        self, topic: str, payload: bytes, received_at: datetime, delivery: _Delivery
+    ) -> tuple[list[_Pending], list[DeadLetter]]:
+        """Decode, check and map one message: the points to write and the dead letters to keep.
+
+        The edge is the one the topic names: the broker's ACL lets each edge publish only there
+        (deploy/mosquitto). A payload naming another edge is refused whole; a sample for equipment
+        the asset model assigns to another gateway is refused on its own.
+        """
+        edge = self._edge_of(topic)
+        if edge is None:
+            not_uplink = f"topic {topic!r} is not an uplink topic {self.settings.uplink.topic_prefix}/<edge id>"
+            return [], [DeadLetter(received_at, topic, None, None, not_uplink, payload)]
+        try:
+            batch = decode_batch(payload, limits=self._wire_limits, now=received_at)
+        except WireFormatError as exc:
+            return [], [DeadLetter(received_at, topic, edge, None, exc.reason, payload)]
+        if batch.edge != edge:
+            self._counters["refused_batches"] += 1
+            other = f"edge: the payload names edge {batch.edge!r} but came on the uplink topic of edge {edge!r}"
+            return [], [DeadLetter(received_at, topic, edge, batch.seq, other, payload)]
+        if not self._check_sequence(edge, batch.seq, batch.fingerprint):
+            original = self._in_progress.get((edge, batch.seq))
+            delivery.after = original  # acknowledged once the first copy is stored, not before
+            return [], []
+
+        letters = [DeadLetter(received_at, topic, edge, batch.seq, r.reason, r.payload) for r in batch.rejected]
         rejected_at = {r.index for r in batch.rejected}
         total = len(batch.samples) + len(batch.rejected)
         self._counters["samples"] += total
         indices = [i for i in range(total) if i not in rejected_at]
+        points: list[_Pending] = []
         for index, sample in zip(indices, batch.samples, strict=True):
             reason: str | None = None
             if sample.equipment not in self.assets:
@@ -274,44 +460,97 @@ class IngestService:
                     f" (not in the asset model {self.assets.source})"
                 )
             else:
-                try:
-                    point = sample_to_point(sample, self.assets.placement(sample.equipment))
-                except UnmappableSample as exc:
-                    reason = f"samples[{index}].value: {exc}"
+                placement = self.assets.placement(sample.equipment)
+                if placement.gateway is not None and placement.gateway != edge:
+                    reason = (
+                        f"samples[{index}].equipment: {sample.equipment!r} is reported by gateway"
+                        f" {placement.gateway!r} in the asset model, not by edge {edge!r}"
+                    )
                 else:
-                    self._pending.append(_Pending(point, sample, topic, batch.edge, batch.seq))
+                    try:
+                        point = sample_to_point(sample, placement)
+                    except UnmappableSample as exc:
+                        reason = f"samples[{index}].value: {exc}"
+                    else:
+                        points.append(_Pending(point, sample, topic, edge, batch.seq, delivery))
             if reason is not None:
                 payload_json = json.dumps(sample_to_json(sample)).encode()
-                letters.append(DeadLetter(received_at, topic, batch.edge, batch.seq, reason, payload_json))
-        if letters:
-            log.warning(
-                "edge %s seq %d: dead-lettered %d of %d samples (first: %s)",
-                batch.edge,
-                batch.seq,
-                len(letters),
-                total,
-                letters[0].reason,
-            )
-            await self._dead_letter(letters)
-        self._arrived.set()
-        self._update_room()
+                letters.append(DeadLetter(received_at, topic, edge, batch.seq, reason, payload_json))
+        if points:
+            self._in_progress[(edge, batch.seq)] = delivery
+        return points, letters
 
-    def _check_sequence(self, edge: str, seq: int) -> None:
-        check = self._sequences.observe(edge, seq)
-        if check.verdict is SeqVerdict.GAP:
+    def _edge_of(self, topic: str) -> str | None:
+        prefix = f"{self.settings.uplink.topic_prefix}/"
+        edge = topic[len(prefix) :] if topic.startswith(prefix) else ""
+        return edge if _EDGE_ID.fullmatch(edge) else None
+
+    def _check_sequence(self, edge: str, seq: int, fingerprint: Hashable) -> bool:
+        """Count what the sequence number says; False for a duplicate, which is not written again.
+
+        In a shared group each instance sees only some of an edge's batches, so gaps (and late
+        batches closing them) mean nothing there and are not counted.
+        """
+        check = self._sequences.observe(edge, seq, fingerprint)
+        if check.verdict is SeqVerdict.GAP and self.settings.ingest.shared_group is None:
             self._counters["seq_gaps"] += check.missing
-            log.warning(
-                "edge %s: %d batch(es) missing before seq %d (expected %s)", edge, check.missing, seq, check.expected
+            self._warnings.warn(
+                f"{edge}: sequence gap",
+                "edge %s: %d batch(es) missing before seq %d (expected %s)",
+                edge,
+                check.missing,
+                seq,
+                check.expected,
+            )
+        elif check.verdict is SeqVerdict.DUPLICATE:
+            self._counters["duplicates"] += 1
+            log.debug("edge %s: seq %d received before; a duplicate, not written again", edge, seq)
+            return False
+        elif check.verdict is SeqVerdict.REUSED:
+            self._counters["seq_reused"] += 1
+            self._warnings.warn(
+                f"{edge}: sequence reused",
+                "edge %s: seq %d came before with other samples; the edge's numbering was reset? writing it",
+                edge,
+                seq,
             )
         elif check.verdict is SeqVerdict.REPEAT:
             self._counters["seq_repeats"] += 1
-            log.debug("edge %s: seq %d seen before; writing it again (idempotent)", edge, seq)
-        elif check.verdict is SeqVerdict.LATE:
+            log.debug("edge %s: seq %d seen long ago; writing it again (idempotent)", edge, seq)
+        elif check.verdict is SeqVerdict.LATE and self.settings.ingest.shared_group is None:
             self._counters["seq_late"] += 1
             log.info("edge %s: seq %d arrived late and closes a gap", edge, seq)
+        return True
 
     async def _dead_letter(self, letters: Sequence[DeadLetter]) -> None:
-        await self.dead_letters.add(letters)
+        """Keep the letters, retrying while the dead-letter file is unusable (the reader waits meanwhile)."""
+        for letter in letters:
+            where = letter.edge if letter.edge is not None else letter.topic
+            kind = _reason_kind(letter.reason)
+            known = kind in self._dead_letter_kinds or len(self._dead_letter_kinds) < MAX_REASON_KINDS
+            self._dead_letter_kinds[kind if known else "other"] += 1
+            self._warnings.warn(
+                f"{where}: {kind}",
+                "dead letter from %s (seq %s): %s",
+                where,
+                letter.seq,
+                letter.reason,
+            )
+        delay = BACKOFF_START_S
+        while True:
+            try:
+                await self.dead_letters.add(letters)
+            except StoreError as exc:
+                if not self._dead_letters_lost:
+                    log.error("dead-letter store unusable; holding the stream until it is back: %s", exc)
+                    self._dead_letters_lost = True
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, BACKOFF_MAX_S)
+                continue
+            break
+        if self._dead_letters_lost:
+            log.info("dead-letter store is back")
+            self._dead_letters_lost = False
         self._counters["dead_letters"] += len(letters)
 
     # --- writing -------------------------------------------------------------------------------
@@ -321,13 +560,20 @@ class IngestService:
 
     def _update_room(self) -> None:
         held = self._held()
-        if held >= self.max_pending_points:
+        if held >= self.max_pending_points or self._leaving:
             self._room.clear()
         elif held <= self.max_pending_points // 2:
             self._room.set()
 
+    def _more_can_arrive(self) -> bool:
+        # The broker sends no more until ingest acknowledges some of what it holds unacknowledged.
+        return len(self._unacked) < self.receive_maximum
+
     async def _next_batch(self) -> list[_Pending] | None:
-        """Up to batch_max_points points, waiting at most flush_interval_s for a batch to fill."""
+        """Up to batch_max_points points, waiting at most flush_interval_s for a batch to fill.
+
+        It does not wait when no more can arrive: the broker's in-flight window is full.
+        """
         while not self._pending:
             if self._closing:
                 return None
@@ -335,7 +581,11 @@ class IngestService:
             await self._arrived.wait()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.flush_interval_s
-        while len(self._pending) < self.batch_max_points and not self._closing:
+        while (
+            len(self._pending) < self.batch_max_points
+            and not (self._closing or self._leaving)
+            and self._more_can_arrive()
+        ):
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
@@ -355,6 +605,7 @@ class IngestService:
             await self._deliver(batch)
             self._in_flight = 0
             self._update_room()
+            self._wrote.set()
 
     async def _deliver(self, batch: list[_Pending]) -> None:
         """Write the batch; retry while the store is away, isolate and dead-letter what it rejects."""
@@ -362,6 +613,7 @@ class IngestService:
         delay = BACKOFF_START_S
         while parts:
             part = parts[-1]
+            started = asyncio.get_running_loop().time()
             try:
                 await self.store.write([p.point for p in part])
             except StoreRejected as exc:
@@ -371,6 +623,7 @@ class IngestService:
                     parts.extend((part[middle:], part[:middle]))
                 else:
                     await self._dead_letter_rejected(part[0], exc)
+                    self._kept(part)
                 continue
             except StoreError as exc:
                 # Unavailable, or refusing our credentials: neither is the data's fault, so hold it.
@@ -382,13 +635,22 @@ class IngestService:
                 delay = min(delay * 2, BACKOFF_MAX_S)
                 continue
             parts.pop()
+            self._write_time = _timed(self._write_time, asyncio.get_running_loop().time() - started)
             self._counters["points_written"] += len(part)
+            self._kept(part)
             if self._store_lost:
                 log.info("store %s is back; %d points held", self.store.backend, self._held())
                 self._store_lost = False
 
+    def _kept(self, part: list[_Pending]) -> None:
+        """These points are in the store or the dead letters: their messages may be acknowledged."""
+        for pending in part:
+            pending.delivery.unwritten -= 1
+            if pending.delivery.unwritten == 0:
+                self._in_progress.pop((pending.edge, pending.seq), None)
+        self._acknowledge()
+
     async def _dead_letter_rejected(self, pending: _Pending, exc: StoreRejected) -> None:
-        log.warning("store rejected a point from edge %s seq %d: %s", pending.edge, pending.seq, exc)
         payload = json.dumps(sample_to_json(pending.sample)).encode()
         letter = DeadLetter(
             datetime.now(UTC), pending.topic, pending.edge, pending.seq, f"store rejected: {exc}", payload

@@ -1,14 +1,14 @@
-"""The dead-letter store keeps every letter with its reason; newest first; survives reopening."""
+"""The dead-letter store keeps every letter with its reason, newest first, bounded by age and size."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from core.errors import StoreUnavailable
-from ingest.deadletter import DeadLetter, DeadLetterStore
+from ingest.deadletter import MAX_LETTER_BYTES, PRUNE_INTERVAL, DeadLetter, DeadLetterStore
 
 AT = datetime(2026, 11, 25, 8, 0, 0, 123_456, tzinfo=UTC)
 
@@ -52,3 +52,44 @@ async def test_an_unusable_path_is_reported(tmp_path: Path) -> None:
     with pytest.raises(StoreUnavailable, match="cannot open dead-letter store"):
         async with DeadLetterStore(blocker / "dead.sqlite"):
             pass
+
+
+def letter(at: datetime, size: int = 10, reason: str = "r") -> DeadLetter:
+    return DeadLetter(at, "factory/uplink/gw-1", "gw-1", 1, reason, b"x" * size)
+
+
+async def test_letters_older_than_the_maximum_age_are_deleted(tmp_path: Path) -> None:
+    async with DeadLetterStore(tmp_path / "dead.sqlite", max_age=timedelta(days=7)) as store:
+        await store.add([letter(AT - timedelta(days=8), reason="old"), letter(AT - timedelta(days=6), reason="kept")])
+        assert await store.count() == 2  # the first add prunes by the newest letter's time: nothing is 7 days older
+        assert await store.prune(AT) == 1
+        assert [d.reason for d in await store.list()] == ["kept"]
+
+
+async def test_beyond_the_size_limit_the_oldest_letters_go_first(tmp_path: Path) -> None:
+    async with DeadLetterStore(tmp_path / "dead.sqlite", max_bytes=1000) as store:
+        for n in range(10):
+            await store.add([letter(AT + timedelta(seconds=n), size=300, reason=f"letter {n}")])
+        # Each add of 300 bytes is more than a tenth of the limit, so each add prunes.
+        assert [d.reason for d in await store.list()] == ["letter 9", "letter 8", "letter 7"]
+        assert await store.payload_bytes() == 900
+
+
+async def test_pruning_waits_for_its_interval_unless_the_size_runs_ahead(tmp_path: Path) -> None:
+    async with DeadLetterStore(tmp_path / "dead.sqlite", max_age=timedelta(seconds=10)) as store:
+        await store.add([letter(AT)])
+        await store.add([letter(AT + timedelta(seconds=30))])  # due by age, but pruned a minute at most
+        assert await store.count() == 2
+        await store.add([letter(AT + PRUNE_INTERVAL)])
+        assert await store.count() == 1
+
+
+async def test_a_huge_payload_is_cut_and_the_reason_says_so(tmp_path: Path) -> None:
+    async with DeadLetterStore(tmp_path / "dead.sqlite") as store:
+        await store.add([letter(AT, size=MAX_LETTER_BYTES + 5, reason="payload of … bytes exceeds the limit")])
+        (kept,) = await store.list()
+    assert len(kept.payload) == MAX_LETTER_BYTES
+    assert kept.reason == (
+        f"payload of … bytes exceeds the limit (payload cut to its first {MAX_LETTER_BYTES} of"
+        f" {MAX_LETTER_BYTES + 5} bytes)"
+    )

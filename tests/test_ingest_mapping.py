@@ -60,8 +60,10 @@ def test_raw_is_a_field_only_when_present() -> None:
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
 def test_a_process_value_that_is_not_finite_cannot_be_mapped(value: float) -> None:
+    # The wire format already refuses such values; a sample built without validation still cannot pass.
+    unchecked = Sample.model_construct(equipment="cnc-01", signal="load_pct", ts=TS, value=value)
     with pytest.raises(UnmappableSample, match="not a finite number"):
-        sample_to_point(sample("load_pct", value), PLACEMENT)
+        sample_to_point(unchecked, PLACEMENT)
 
 
 def test_the_equipment_tag_comes_from_the_placement() -> None:

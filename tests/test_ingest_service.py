@@ -68,7 +68,8 @@ def make_settings(
             ingest=IngestSettings(
                 dead_letter_path=tmp_path / "dead-letters.sqlite",
                 client_id=client_id,
-                **{"flush_interval_s": 0.05, **ingest},
+                # T0 is a fixed day; the window around ingest's clock must reach it for years to come.
+                **{"flush_interval_s": 0.05, "max_past_days": 36_500, **ingest},
             ),
         )
 
@@ -177,16 +178,21 @@ async def test_good_samples_reach_influxdb_exactly_and_bad_input_is_dead_lettere
         "samples": 12,
         "points_written": 10,
         "dead_letters": 3,
+        "refused_batches": 0,
+        "duplicates": 0,
         "seq_gaps": 0,
         "seq_repeats": 0,
+        "seq_reused": 0,
         "seq_late": 0,
         "write_retries": 0,
         "pauses": 0,
+        "acks": 4,  # every message, once its points were written or dead-lettered
         "pending_points": 0,
+        "unacked": 0,
     }
     letters.reverse()  # oldest first
     topic = settings.uplink.topic(EDGE)
-    assert [(d.topic, d.edge, d.seq) for d in letters] == [(topic, None, None), (topic, EDGE, 1), (topic, EDGE, 1)]
+    assert [(d.topic, d.edge, d.seq) for d in letters] == [(topic, EDGE, None), (topic, EDGE, 1), (topic, EDGE, 1)]
     assert letters[0].reason.startswith("payload is not JSON")
     assert letters[0].payload == b'{"v": 1, "edge": "gw-machining", "seq": 1, "samples": ['
     # Samples the wire format refuses come first (decode_batch), then the ones the asset model refuses.
@@ -236,7 +242,7 @@ async def sqlite_store(tmp_path: Path) -> AsyncIterator[SqliteStore]:
     await store.close()
 
 
-async def test_sqlite_store_ingest_with_sequence_gaps_and_repeats(
+async def test_sqlite_store_ingest_with_sequence_gaps_and_duplicates(
     make_settings: Callable[..., Settings],
     assets: AssetModel,
     publisher: aiomqtt.Client,
@@ -249,17 +255,18 @@ async def test_sqlite_store_ingest_with_sequence_gaps_and_repeats(
         IngestService(settings, sqlite_store, assets) as service,
     ):
         await started(service)
-        for seq in (0, 1, 3, 4, 4, 2):  # 2 missing, then late; 4 twice
+        for seq in (0, 1, 3, 4, 4, 2):  # 2 missing, then late; 4 twice (resent: sent_at differs)
             await publish(publisher, settings, encode_batch(EDGE, seq, batches[seq]))
-        await wait_until(lambda: service.stats()["points_written"] == 6, "six writes")
+        await wait_until(lambda: service.stats()["acks"] == 6, "six messages acknowledged")
         stats = service.stats()
     frame = await sqlite_store.read("part_counter", *WINDOW, {"equipment": "cnc-03"})
-    assert frame["value"].tolist() == [0, 10, 20, 30, 40]  # the repeat overwrote itself
+    assert frame["value"].tolist() == [0, 10, 20, 30, 40]
     assert [t.value for t in frame["time"]] == [datetime_to_ns(at(seq)) for seq in range(5)]
-    assert (stats["seq_gaps"], stats["seq_late"], stats["seq_repeats"]) == (1, 1, 1)
+    assert stats["points_written"] == 5  # the duplicate changed nothing
+    assert (stats["seq_gaps"], stats["seq_late"], stats["duplicates"], stats["seq_repeats"]) == (1, 1, 1, 0)
 
 
-async def test_store_outage_holds_points_pauses_mqtt_and_loses_nothing(
+async def test_store_outage_holds_points_pauses_reading_and_loses_nothing(
     make_settings: Callable[..., Settings],
     assets: AssetModel,
     publisher: aiomqtt.Client,
@@ -283,30 +290,56 @@ async def test_store_outage_holds_points_pauses_mqtt_and_loses_nothing(
         await wait_until(lambda: service.stats()["pauses"] >= 1 and service.stats()["write_retries"] >= 2, "pause")
         await asyncio.sleep(0.3)
         held = service.stats()
-        assert not service.subscribed.is_set()
-        assert held["messages"] == 2  # stopped reading at the limit; the broker keeps the rest
-        assert (held["points_written"], held["pending_points"]) == (0, 4)
+        assert held["messages"] == 2  # stopped taking messages at the limit; the broker keeps the rest
+        assert (held["points_written"], held["pending_points"], held["acks"]) == (0, 4, 0)
+        assert service.subscribed.is_set()  # the connection stays up, so finished messages can be acknowledged
 
         blocker.unlink()
-
-        def unique_batches() -> int:
-            stats = service.stats()
-            return stats["messages"] - stats["seq_repeats"] if stats["pending_points"] == 0 else -1
-
-        # Pausing closes the connection; the broker may resend a batch whose acknowledgement was still
-        # in flight. Such repeats are counted and rewritten (idempotent), never lost.
-        await wait_until(lambda: unique_batches() == 10, "every batch received and written")
+        await wait_until(lambda: service.stats()["acks"] == 10, "every batch written and acknowledged")
         stats = service.stats()
 
     async with bounded(10, "reading back and closing the store"):
         frame = await store.read("part_counter", *WINDOW)
         await store.close()
     assert frame["value"].tolist() == list(range(20))
-    assert stats["points_written"] == 2 * stats["messages"]
+    # Nothing was sent twice: pausing kept the connection, so no acknowledgement was lost with it.
+    assert (stats["messages"], stats["points_written"], stats["seq_repeats"]) == (10, 20, 0)
     assert (stats["dead_letters"], stats["seq_gaps"]) == (0, 0)
     messages = [r.getMessage() for r in caplog.records]
     assert sum("unavailable" in m for m in messages) == 1, messages
     assert sum("is back" in m for m in messages) == 1, messages
+
+
+async def test_a_message_is_acknowledged_only_once_its_points_are_written(
+    make_settings: Callable[..., Settings],
+    assets: AssetModel,
+    publisher: aiomqtt.Client,
+    tmp_path: Path,
+) -> None:
+    # With MQTT v5 the broker sends at most receive_maximum unacknowledged messages. Were they
+    # acknowledged on receipt, all ten would arrive while the store is away; after the write, three do.
+    blocker = tmp_path / "store-dir"
+    blocker.write_text("the store cannot open")
+    store = SqliteStore(blocker / "store.sqlite")
+    settings = make_settings(mqtt_protocol="5", receive_maximum=3, batch_max_points=1000)
+    async with (
+        bounded(SCENARIO_WITHIN_S, "ingest against a store that is away, then back"),
+        IngestService(settings, store, assets) as service,
+    ):
+        await started(service)
+        for seq in range(10):
+            await publish(publisher, settings, encode_batch(EDGE, seq, [sample("cnc-05", "parts_total", seq, seq)]))
+        await wait_until(lambda: service.stats()["write_retries"] >= 3, "the writer retrying")
+        await asyncio.sleep(0.5)
+        assert (service.stats()["messages"], service.stats()["unacked"], service.stats()["acks"]) == (3, 3, 0)
+        blocker.unlink()
+        await wait_until(lambda: service.stats()["acks"] == 10, "all ten written and acknowledged")
+        stats = service.stats()
+    async with bounded(10, "reading back and closing the store"):
+        frame = await store.read("part_counter", *WINDOW)
+        await store.close()
+    assert frame["value"].tolist() == list(range(10))
+    assert (stats["messages"], stats["seq_repeats"]) == (10, 0)
 
 
 async def test_the_broker_queues_batches_while_ingest_is_down(
@@ -356,3 +389,59 @@ async def test_leaving_flushes_points_still_waiting_for_a_full_batch(
     assert loop.time() - leaving < 5
     assert service.stats()["points_written"] == 3
     assert (await sqlite_store.read("part_counter", *WINDOW))["value"].tolist() == [0, 1, 2]
+
+
+async def test_on_the_demos_embedded_broker_mqtt_3_1_1_acknowledges_after_write_too(
+    make_settings: Callable[..., Settings], assets: AssetModel, sqlite_store: SqliteStore
+) -> None:
+    from factory.broker import EmbeddedBroker
+    from tests.servers import free_port
+
+    port = free_port()
+    settings = make_settings().model_copy(update={"broker": BrokerSettings(host="127.0.0.1", port=port)})
+    assert settings.ingest.mqtt_protocol == "3.1.1"  # the default: amqtt speaks nothing else
+    async with (
+        bounded(SCENARIO_WITHIN_S, "ingest on amqtt"),
+        EmbeddedBroker("127.0.0.1", port),
+        aiomqtt.Client("127.0.0.1", port, identifier=f"pub-{uuid.uuid4().hex[:6]}") as amqtt_publisher,
+        IngestService(settings, sqlite_store, assets) as service,
+    ):
+        await started(service)
+        for seq in range(3):
+            batch = encode_batch(EDGE, seq, [sample("cnc-06", "parts_total", seq, seq)])
+            await publish(amqtt_publisher, settings, batch)
+        await wait_until(lambda: service.stats()["acks"] == 3, "three batches written and acknowledged")
+    assert (await sqlite_store.read("part_counter", *WINDOW))["value"].tolist() == [0, 1, 2]
+
+
+async def test_a_clean_restart_is_not_sent_again_what_the_last_run_wrote(
+    make_settings: Callable[..., Settings],
+    assets: AssetModel,
+    publisher: aiomqtt.Client,
+    sqlite_store: SqliteStore,
+) -> None:
+    # Points wait for a full batch (60 s), unacknowledged; leaving writes them and acknowledges
+    # them before disconnecting, so the next run with the same session receives nothing again.
+    settings = make_settings(flush_interval_s=60, batch_max_points=1000)
+    async with (
+        bounded(SCENARIO_WITHIN_S, "the first run leaving"),
+        IngestService(settings, sqlite_store, assets) as first,
+    ):
+        await started(first)
+        for seq in range(5):
+            await publish(publisher, settings, encode_batch(EDGE, seq, [sample("cnc-02", "parts_total", seq, seq)]))
+        await wait_until(lambda: first.stats()["messages"] == 5, "received")
+        assert (first.stats()["acks"], first.stats()["points_written"]) == (0, 0)
+    assert first.stats()["acks"] == 5
+    async with (
+        bounded(SCENARIO_WITHIN_S, "the second run"),
+        IngestService(settings, sqlite_store, assets) as second,
+    ):
+        await started(second)
+        await publish(publisher, settings, encode_batch(EDGE, 5, [sample("cnc-02", "parts_total", 5, 5)]))
+        await wait_until(lambda: second.stats()["messages"] >= 1, "the new batch")
+        await asyncio.sleep(0.5)
+        assert second.stats()["messages"] == 1  # only the new one: nothing of the first run came again
+    assert (await sqlite_store.read("part_counter", *WINDOW, {"equipment": "cnc-02"}))["value"].tolist() == list(
+        range(6)
+    )

@@ -59,6 +59,9 @@ async def test_read_points_come_sorted_with_their_tags_and_fields(store: Store) 
 
 async def test_points_are_counted_per_equipment_and_hour_whatever_their_quality(store: Store) -> None:
     energy = Point("energy", {"equipment": "m-1", "signal": "energy_kwh"}, {"value": 1.5, "quality": "good"}, NS0)
+    state = Point(
+        "machine_state", {"equipment": "cnc-01", "signal": "state"}, {"value": "IDLE", "quality": "good"}, NS0
+    )
     await store.write(
         [
             reading("cnc-01", 0, 1),
@@ -67,9 +70,11 @@ async def test_points_are_counted_per_equipment_and_hour_whatever_their_quality(
             reading("cnc-01", 60, 3, signal="parts_good"),
             reading("cnc-02", 130, 4),  # outside the window
             energy,
+            state,  # a string value: counted as well (InfluxDB 1.6 drops it from a multi-measurement count)
         ]
     )
-    counts = await store.count_by_hour(["part_counter", "energy"], T0, T0 + timedelta(hours=2), "equipment")
+    measurements = ["part_counter", "energy", "machine_state"]
+    counts = await store.count_by_hour(measurements, T0, T0 + timedelta(hours=2), "equipment")
     hour = 3_600 * 1_000_000_000
-    assert counts == {("cnc-01", NS0): 2, ("cnc-01", NS0 + hour): 2, ("m-1", NS0): 1}
+    assert counts == {("cnc-01", NS0): 3, ("cnc-01", NS0 + hour): 2, ("m-1", NS0): 1}
     assert await store.count_by_hour([], T0, T0 + timedelta(hours=2), "equipment") == {}

@@ -310,23 +310,23 @@ class InfluxStore(FrameReads):
     async def count_by_hour(
         self, measurements: Sequence[str], start: datetime, end: datetime, tag_key: str
     ) -> dict[tuple[str, int], int]:
-        if not measurements:
-            return {}
         await self._ensure_database()
-        tables = ",".join(quote_identifier(m) for m in measurements)
         where = f"time >= {datetime_to_ns(start)} AND time < {datetime_to_ns(end)}"
-        statement = (
-            f'SELECT count("value") FROM {tables} WHERE {where}'
-            f" GROUP BY time(1h), {quote_identifier(tag_key)} fill(none)"
-        )
         counts: dict[tuple[str, int], int] = {}
-        for s in self._series(await self._query(statement)):
-            tag = s.tags.get(tag_key, "")
-            if not tag:
-                continue
-            for time_ns, count in s.values:
-                key = (tag, int(time_ns))
-                counts[key] = counts.get(key, 0) + int(count)
+        # One query per measurement: InfluxDB 1.6 leaves string-valued measurements (machine_state)
+        # out of a count over several measurements at once.
+        for measurement in measurements:
+            statement = (
+                f'SELECT count("value") FROM {quote_identifier(measurement)} WHERE {where}'
+                f" GROUP BY time(1h), {quote_identifier(tag_key)} fill(none)"
+            )
+            for s in self._series(await self._query(statement)):
+                tag = s.tags.get(tag_key, "")
+                if not tag:
+                    continue
+                for time_ns, count in s.values:
+                    key = (tag, int(time_ns))
+                    counts[key] = counts.get(key, 0) + int(count)
         return counts
 
     async def health(self) -> StoreHealth:

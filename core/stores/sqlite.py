@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from core.errors import StoreError
-from core.store import BAD_QUALITY, Point, StoreHealth, TagFilter
+from core.errors import StoreError, StoreRejected
+from core.store import BAD_QUALITY, FieldValue, Point, StoreHealth, TagFilter
 from core.stores.frames import FrameReads
 from core.stores.sqlitefile import SqliteFile
-from core.wire import datetime_to_ns
+from core.wire import INT64_MAX, INT64_MIN, datetime_to_ns
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS points (
@@ -56,6 +57,27 @@ def _tag_clause(tags: TagFilter | None) -> tuple[str, list[Any]]:
     return "".join(f" AND {c}" for c in clauses), params
 
 
+def _fits(value: FieldValue | int) -> bool:
+    """What SQLite can bind and JSON can carry, the same bounds InfluxDB enforces: int64, finite floats."""
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, int):
+        return INT64_MIN <= value <= INT64_MAX
+    return True
+
+
+def _row(point: Point) -> tuple[str, str, int, str]:
+    # Refused here, as StoreRejected naming the point, rather than as an OverflowError from parameter
+    # binding (or malformed JSON from json.dumps(inf)) that no caller expects.
+    if isinstance(point.time_ns, bool) or not isinstance(point.time_ns, int) or not _fits(point.time_ns):
+        raise StoreRejected(f"{point.measurement}: time_ns {point.time_ns!r} is not an int64 number of nanoseconds")
+    for key, value in point.fields.items():
+        if not _fits(value):
+            raise StoreRejected(f"{point.measurement}: field {key!r} = {value!r} is not a finite number within int64")
+    fields = json.dumps(dict(point.fields), separators=(",", ":"))
+    return point.measurement, _series_key(point.tags), point.time_ns, fields
+
+
 class SqliteStore(FrameReads):
     """The Store interface on one SQLite file (WAL mode; safe for one writer and many readers)."""
 
@@ -66,10 +88,7 @@ class SqliteStore(FrameReads):
         self._file = SqliteFile(self.path, _SCHEMA, "SQLite store")
 
     def _write_sync(self, points: Sequence[Point]) -> None:
-        rows = [
-            (p.measurement, _series_key(p.tags), p.time_ns, json.dumps(dict(p.fields), separators=(",", ":")))
-            for p in points
-        ]
+        rows = [_row(p) for p in points]
         self._file.transaction(lambda conn: conn.executemany(_UPSERT, rows))
 
     async def write(self, points: Sequence[Point]) -> None:

@@ -1,0 +1,216 @@
+"""kill -9 of a running ingest loses nothing: a message is acknowledged only once its points are stored.
+
+Ingest runs as a real subprocess (``python -m factory.cli ingest``) on a real Mosquitto and a real
+store. A publisher streams batches; ingest is killed with SIGKILL mid-stream, while it holds points
+it has not written yet, then started again with the same client id. The broker delivers again what
+the dead process never acknowledged, and the store ends with exactly the points published.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import IO
+
+import pytest
+
+from core.store import Store
+from core.stores.influx import InfluxStore
+from core.stores.sqlite import SqliteStore
+from core.wire import Sample, encode_batch
+from tests.ingest_support import EXAMPLE_ASSETS, bounded, mqtt_publisher, publish_to
+from tests.servers import InfluxServer, MosquittoServer, influxdb
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.integration
+
+EDGE = "gw-crash"
+BATCHES = 400
+SAMPLES_PER_BATCH = 25
+EQUIPMENT = ("cnc-01", "cnc-02", "cnc-03", "cnc-04", "cnc-05")
+NOW = datetime.now(UTC).replace(microsecond=0)
+WINDOW = (NOW - timedelta(days=1), NOW + timedelta(days=1))
+
+
+def batch(seq: int) -> bytes:
+    samples = [
+        Sample(
+            equipment=EQUIPMENT[k % len(EQUIPMENT)],
+            signal="parts_total",
+            ts=NOW - timedelta(milliseconds=seq * SAMPLES_PER_BATCH + k),
+            value=seq * SAMPLES_PER_BATCH + k,
+        )
+        for k in range(SAMPLES_PER_BATCH)
+    ]
+    return encode_batch(EDGE, seq, samples)
+
+
+def write_config(
+    tmp_path: Path, mosquitto: MosquittoServer, store: str, protocol: str, influx_url: str, database: str
+) -> Path:
+    config = tmp_path / "ingest.yaml"
+    config.write_text(
+        f"""assets: {EXAMPLE_ASSETS}
+log_level: INFO
+broker: {{host: {mosquitto.host}, port: {mosquitto.port}}}
+store:
+  kind: {store}
+  sqlite_path: {tmp_path / "store.sqlite"}
+  influx_url: {influx_url}
+  influx_database: {database}
+  timeout_s: 1.0
+uplink: {{topic_prefix: test/{uuid.uuid4().hex[:8]}/uplink}}
+ingest:
+  client_id: ingest-{uuid.uuid4().hex[:8]}
+  dead_letter_path: {tmp_path / "dead-letters.sqlite"}
+  batch_max_points: 2000
+  flush_interval_s: 0.5
+  mqtt_protocol: "{protocol}"
+"""
+    )
+    return config
+
+
+def start_ingest(config: Path, log: IO[str]) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FACTORY")}
+    command = [sys.executable, "-m", "factory.cli", "ingest", "--config", str(config)]
+    return subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+
+@pytest.fixture
+def processes() -> Iterator[list[subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+async def stored_points(store: Store) -> int:
+    return len(await store.read("part_counter", *WINDOW))
+
+
+@pytest.mark.parametrize(("backend", "protocol"), [("sqlite", "5"), ("influxdb", "3.1.1")])
+async def test_kill_9_mid_stream_then_restart_stores_exactly_what_was_published(
+    backend: str,
+    protocol: str,
+    tmp_path: Path,
+    mosquitto_server: MosquittoServer,
+    influx_server: InfluxServer,
+    influx_database: str,
+    processes: list[subprocess.Popen[bytes]],
+) -> None:
+    config = write_config(tmp_path, mosquitto_server, backend, protocol, influx_server.url, influx_database)
+    topic = f"{config.read_text().split('topic_prefix: ')[1].split('}')[0]}/{EDGE}"
+    expected = BATCHES * SAMPLES_PER_BATCH
+    store: Store = (
+        SqliteStore(tmp_path / "store.sqlite")
+        if backend == "sqlite"
+        else InfluxStore(influx_server.url, influx_database)
+    )
+    log_path = tmp_path / "ingest.log"
+    with log_path.open("w") as log:
+        try:
+            async with bounded(120, "publish, kill -9, restart and catch up"), mqtt_publisher(mosquitto_server) as pub:
+                first = start_ingest(config, log)
+                processes.append(first)
+                await wait_until(lambda: "subscribed" in log_path.read_text() or first.poll() is not None, "start")
+                await asyncio.sleep(0.5)
+                assert first.poll() is None, log_path.read_text()
+
+                async def stream() -> None:
+                    for seq in range(BATCHES):
+                        await publish_to(pub, topic, batch(seq))
+                        await asyncio.sleep(0.005)
+
+                publishing = asyncio.create_task(stream())
+                # Killed once a fifth is stored, or when the stream ends if ingest lags (a busy machine).
+                while not publishing.done():
+                    if await stored_points(store) >= expected // 5:
+                        break
+                    await asyncio.sleep(0.05)
+                first.send_signal(signal.SIGKILL)
+                first.wait()
+                killed_at = await stored_points(store)
+                await publishing
+                assert killed_at < expected, "killed too late to prove anything"
+
+                second = start_ingest(config, log)
+                processes.append(second)
+                deadline = asyncio.get_running_loop().time() + 60
+                while (count := await stored_points(store)) < expected:
+                    assert second.poll() is None, log_path.read_text()[-3000:]
+                    assert asyncio.get_running_loop().time() < deadline, f"{count} of {expected} points stored"
+                    await asyncio.sleep(0.1)
+                await asyncio.sleep(1.0)  # nothing more arrives: no point twice, none made up
+                final = await stored_points(store)
+                second.send_signal(signal.SIGTERM)
+                second.wait(timeout=20)
+        finally:
+            await store.close()
+    assert final == expected, log_path.read_text()[-3000:]
+    assert second.returncode == 0, log_path.read_text()[-3000:]
+    assert "Traceback" not in log_path.read_text()
+
+
+async def test_influxdb_away_and_ingest_killed_mid_stream_then_exactly_what_was_published_is_stored(
+    tmp_path: Path, mosquitto_server: MosquittoServer, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    # InfluxDB stops answering (SIGSTOP) mid-stream; while ingest holds points and retries, it is
+    # killed with SIGKILL; the stream goes on into the broker; InfluxDB comes back, ingest starts again.
+    expected = BATCHES * SAMPLES_PER_BATCH
+    with influxdb(tmp_path / "influxdb") as influx:
+        config = write_config(tmp_path, mosquitto_server, "influxdb", "5", influx.url, "outage")
+        topic = f"{config.read_text().split('topic_prefix: ')[1].split('}')[0]}/{EDGE}"
+        store = InfluxStore(influx.url, "outage", timeout_s=5)
+        log_path = tmp_path / "ingest.log"
+        with log_path.open("w") as log:
+            try:
+                async with bounded(150, "outage, kill -9, recovery"), mqtt_publisher(mosquitto_server) as pub:
+                    first = start_ingest(config, log)
+                    processes.append(first)
+                    await wait_until(lambda: "subscribed" in log_path.read_text() or first.poll() is not None, "start")
+                    assert first.poll() is None, log_path.read_text()
+
+                    async def stream() -> None:
+                        for seq in range(BATCHES):
+                            await publish_to(pub, topic, batch(seq))
+                            await asyncio.sleep(0.01)
+
+                    publishing = asyncio.create_task(stream())
+                    while not publishing.done():
+                        if await stored_points(store) >= expected // 5:
+                            break
+                        await asyncio.sleep(0.05)
+                    influx.proc.send_signal(signal.SIGSTOP)
+                    try:
+                        await wait_until(lambda: "unavailable" in log_path.read_text(), "ingest noticing", 20)
+                        await asyncio.sleep(1.0)
+                        first.send_signal(signal.SIGKILL)
+                        first.wait()
+                        await publishing
+                    finally:
+                        influx.proc.send_signal(signal.SIGCONT)
+                    second = start_ingest(config, log)
+                    processes.append(second)
+                    deadline = asyncio.get_running_loop().time() + 90
+                    while (count := await stored_points(store)) < expected:
+                        assert second.poll() is None, log_path.read_text()[-3000:]
+                        assert asyncio.get_running_loop().time() < deadline, f"{count} of {expected} points stored"
+                        await asyncio.sleep(0.2)
+                    await asyncio.sleep(1.0)
+                    final = await stored_points(store)
+                    second.send_signal(signal.SIGTERM)
+                    second.wait(timeout=20)
+            finally:
+                await store.close()
+    assert final == expected, log_path.read_text()[-3000:]
+    assert "unavailable" in log_path.read_text()

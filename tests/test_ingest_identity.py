@@ -1,0 +1,215 @@
+"""Edge identity: the broker lets an edge publish only on its own topic, ingest trusts only the topic.
+
+A real Mosquitto runs on the shipped files (deploy/mosquitto/mosquitto-edge-identity.conf and acl,
+with its listener and paths replaced) and a password file made with mosquitto_passwd: one user per
+edge and one for ingest. A real IngestService reads with its own credential into SQLite.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import json
+import shutil
+import subprocess
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+import pytest
+from pydantic import SecretStr
+
+from core.assets import AssetModel, load_asset_model
+from core.settings import BrokerSettings, IngestSettings, Settings, UplinkSettings
+from core.stores.sqlite import SqliteStore
+from core.wire import format_ts
+from ingest import IngestService
+from tests.ingest_support import REPO, bounded, started
+from tests.servers import _stop, _wait_for_port, free_port
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.integration
+
+PASSWORDS = {"ingest": uuid.uuid4().hex, "gw-a": uuid.uuid4().hex, "gw-b": uuid.uuid4().hex}
+NOW = datetime.now(UTC).replace(microsecond=0)
+WINDOW = (NOW - timedelta(days=1), NOW + timedelta(days=1))
+ASSETS = """\
+version: 1
+site:
+  id: s
+  workshops:
+    - id: w
+      lines:
+        - id: line-a
+          gateway: gw-a
+          equipment:
+            - {id: cnc-a1, type: cnc, ideal_cycle_time_s: 5}
+            - {id: cnc-b-on-a, type: cnc, ideal_cycle_time_s: 5, gateway: gw-b}
+        - id: line-open
+          equipment:
+            - {id: cnc-open, type: cnc, ideal_cycle_time_s: 5}
+"""
+
+
+@pytest.fixture(scope="module")
+def acl_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """Mosquitto on the shipped edge-identity config; yields its port."""
+    workdir = tmp_path_factory.mktemp("mosquitto-acl")
+    passwd = workdir / "passwd"
+    binary = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+    for n, (user, password) in enumerate(PASSWORDS.items()):
+        subprocess.run([binary, "-b", *(["-c"] if n == 0 else []), str(passwd), user, password], check=True)
+    shutil.copy(REPO / "deploy" / "mosquitto" / "acl", workdir / "acl")
+    port = free_port()
+    shipped = (REPO / "deploy" / "mosquitto" / "mosquitto-edge-identity.conf").read_text()
+    conf = (
+        shipped.replace("listener 1883", f"listener {port} 127.0.0.1")
+        .replace("/mosquitto/config/passwd", str(passwd))
+        .replace("/mosquitto/config/acl", str(workdir / "acl"))
+        .replace("persistence true", "persistence false")
+        .replace("log_dest stdout", "log_dest stderr")
+    )
+    assert f"listener {port} 127.0.0.1" in conf and str(passwd) in conf and "acl_file" in conf
+    # Started as root, Mosquitto would switch to the user "mosquitto", who cannot read the temp dir.
+    conf += f"user {getpass.getuser()}\n"
+    (workdir / "mosquitto.conf").write_text(conf)
+    log = workdir / "mosquitto.log"
+    mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [mosquitto, "-c", str(workdir / "mosquitto.conf")], stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        _wait_for_port(port, proc, "mosquitto", log)
+        yield port
+    finally:
+        _stop(proc)
+
+
+@contextlib.asynccontextmanager
+async def edge_client(port: int, user: str, password: str | None = None) -> AsyncIterator[aiomqtt.Client]:
+    identifier = f"{user}-{uuid.uuid4().hex[:6]}"
+    async with aiomqtt.Client(
+        "127.0.0.1", port, username=user, password=password or PASSWORDS[user], identifier=identifier, timeout=5
+    ) as client:
+        yield client
+
+
+def batch(edge: str, seq: int, equipment: str, value: int) -> bytes:
+    sample = {"equipment": equipment, "signal": "parts_total", "ts": format_ts(NOW - timedelta(seconds=value)),
+              "value": value}  # fmt: skip
+    return json.dumps({"v": 1, "edge": edge, "seq": seq, "samples": [sample]}).encode()
+
+
+@pytest.fixture
+def assets(tmp_path: Path) -> AssetModel:
+    path = tmp_path / "assets.yaml"
+    path.write_text(ASSETS)
+    return load_asset_model(path)
+
+
+def settings_for(tmp_path: Path, port: int, assets: AssetModel, **ingest: Any) -> Settings:
+    return Settings(
+        assets=Path(assets.source),
+        broker=BrokerSettings(host="127.0.0.1", port=port, username="ingest", password=SecretStr(PASSWORDS["ingest"])),
+        uplink=UplinkSettings(topic_prefix="factory/uplink"),
+        ingest=IngestSettings(
+            dead_letter_path=tmp_path / "dead-letters.sqlite",
+            client_id=f"ingest-{uuid.uuid4().hex[:8]}",
+            flush_interval_s=0.05,
+            **ingest,
+        ),
+    )
+
+
+async def test_the_broker_lets_an_edge_publish_only_on_its_own_topic_and_ingest_trusts_only_the_topic(
+    acl_broker: int, tmp_path: Path, assets: AssetModel
+) -> None:
+    settings = settings_for(tmp_path, acl_broker, assets)
+    store = SqliteStore(tmp_path / "store.sqlite")
+    try:
+        async with (
+            bounded(60, "edges publishing through the ACL"),
+            IngestService(settings, store, assets) as service,
+            edge_client(acl_broker, "gw-a") as gw_a,
+            edge_client(acl_broker, "gw-b") as gw_b,
+        ):
+            await started(service)
+            await gw_a.publish("factory/uplink/gw-a", batch("gw-a", 0, "cnc-a1", 1), qos=1)  # stored
+            await gw_a.publish("factory/uplink/gw-b", batch("gw-b", 0, "cnc-b-on-a", 2), qos=1)  # the ACL drops it
+            await gw_a.publish("factory/uplink/gw-a", batch("gw-b", 1, "cnc-b-on-a", 3), qos=1)  # names gw-b
+            await gw_a.publish("factory/uplink/gw-a", batch("gw-a", 2, "cnc-b-on-a", 4), qos=1)  # gw-b's machine
+            await gw_a.publish("factory/uplink/gw-a", batch("gw-a", 3, "cnc-open", 5), qos=1)  # open to any edge
+            await gw_b.publish("factory/uplink/gw-b", batch("gw-b", 0, "cnc-b-on-a", 6), qos=1)  # stored
+            await gw_b.publish("factory/uplink/gw-b", batch("gw-b", 1, "cnc-a1", 7), qos=1)  # gw-a's line
+            await wait_until(lambda: service.stats()["acks"] == 6, "six messages through the ACL handled")
+            await gw_a.publish("factory/uplink/gw-b", batch("gw-b", 2, "cnc-a1", 8), qos=1)  # dropped again
+            await gw_a.publish("factory/uplink/gw-a", batch("gw-a", 0, "cnc-a1", 1), qos=1)  # resent: duplicate
+            await wait_until(lambda: service.stats()["messages"] == 7, "the resent batch")
+            await wait_until(lambda: service.stats()["acks"] == 7, "the resent batch acknowledged")
+            stats = service.stats()
+            letters = list(reversed(await service.dead_letters.list()))
+        frame = await store.read("part_counter", *WINDOW)
+    finally:
+        await store.close()
+
+    stored = sorted(zip(frame["equipment"], frame["value"], strict=True))
+    assert stored == [("cnc-a1", 1), ("cnc-b-on-a", 6), ("cnc-open", 5)]
+    assert (stats["messages"], stats["refused_batches"], stats["duplicates"], stats["points_written"]) == (7, 1, 1, 3)
+    not_yours = "samples[0].equipment: {!r} is reported by gateway {!r} in the asset model, not by edge {!r}"
+    assert [(d.edge, d.seq, d.reason) for d in letters] == [
+        ("gw-a", 1, "edge: the payload names edge 'gw-b' but came on the uplink topic of edge 'gw-a'"),
+        ("gw-a", 2, not_yours.format("cnc-b-on-a", "gw-b", "gw-a")),
+        ("gw-b", 1, not_yours.format("cnc-a1", "gw-a", "gw-b")),
+    ]
+
+
+async def test_without_the_right_password_nobody_connects_and_ingest_cannot_publish_uplink_data(
+    acl_broker: int, tmp_path: Path, assets: AssetModel
+) -> None:
+    for user, password in (("gw-a", "wrong-password"), ("nobody", "x")):
+        with pytest.raises(aiomqtt.MqttCodeError, match=r"Not authorized|Bad user name or password"):
+            async with edge_client(acl_broker, user, password):
+                pass
+    with pytest.raises(aiomqtt.MqttError):
+        async with aiomqtt.Client("127.0.0.1", acl_broker, identifier="anonymous", timeout=5):
+            pass
+
+    settings = settings_for(tmp_path, acl_broker, assets)
+    store = SqliteStore(tmp_path / "store.sqlite")
+    try:
+        async with (
+            bounded(30, "ingest's own credential publishing"),
+            IngestService(settings, store, assets) as service,
+            edge_client(acl_broker, "ingest") as ingest_credential,
+        ):
+            await started(service)
+            await ingest_credential.publish("factory/uplink/gw-a", batch("gw-a", 0, "cnc-a1", 1), qos=1)
+            async with edge_client(acl_broker, "gw-a") as gw_a:
+                await gw_a.publish("factory/uplink/gw-a", batch("gw-a", 1, "cnc-a1", 2), qos=1)
+            await wait_until(lambda: service.stats()["acks"] >= 1, "gw-a's own batch")
+            await wait_until(lambda: service.stats()["points_written"] == 1, "gw-a's own batch written")
+            assert service.stats()["messages"] == 1  # the batch published with ingest's credential was dropped
+    finally:
+        await store.close()
+
+
+async def test_the_acl_lets_ingest_read_through_a_shared_subscription(
+    acl_broker: int, tmp_path: Path, assets: AssetModel
+) -> None:
+    settings = settings_for(tmp_path, acl_broker, assets, shared_group="ingest", mqtt_protocol="5")
+    store = SqliteStore(tmp_path / "store.sqlite")
+    try:
+        async with (
+            bounded(30, "ingest reading $share/ingest/factory/uplink/+ through the ACL"),
+            IngestService(settings, store, assets) as service,
+            edge_client(acl_broker, "gw-a") as gw_a,
+        ):
+            await started(service)
+            await gw_a.publish("factory/uplink/gw-a", batch("gw-a", 0, "cnc-a1", 1), qos=1)
+            await wait_until(lambda: service.stats()["points_written"] == 1, "gw-a's batch through the group")
+    finally:
+        await store.close()

@@ -23,6 +23,7 @@ class Signal(StrEnum):
     PARTS_GOOD = "parts_good"
     PARTS_SCRAP = "parts_scrap"
     PARTS_REWORK = "parts_rework"
+    PARTS_FIRST_PASS = "parts_first_pass"  # good the first time, without rework (an inspection station's count)
     ENERGY_KWH = "energy_kwh"  # electricity register
     GAS_M3 = "gas_m3"
     WATER_M3 = "water_m3"
@@ -34,7 +35,7 @@ class Signal(StrEnum):
 
 
 PART_COUNTERS: frozenset[str] = frozenset(
-    {Signal.PARTS_TOTAL, Signal.PARTS_GOOD, Signal.PARTS_SCRAP, Signal.PARTS_REWORK}
+    {Signal.PARTS_TOTAL, Signal.PARTS_GOOD, Signal.PARTS_SCRAP, Signal.PARTS_REWORK, Signal.PARTS_FIRST_PASS}
 )
 ENERGY_COUNTERS: frozenset[str] = frozenset(
     {

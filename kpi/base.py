@@ -37,6 +37,7 @@ class BaseQuantities:
     parts_good: int = 0  # GQ
     parts_scrap: int = 0  # SQ
     parts_rework: int = 0  # RQ
+    parts_first_pass: int = 0  # parts good the first time (only where a first-pass counter is reported)
     ideal_time_s: float = 0.0  # Σ PRU × PQ
     # Consumption per carrier, named after the meter's register signal (core.assets.REGISTER_SIGNAL).
     energy_kwh: float = 0.0  # electricity
@@ -49,6 +50,7 @@ class BaseQuantities:
     gasoline_kg: float = 0.0
     covered_s: float = 0.0  # seconds with a known state (for meters: with a known register)
     counter_covered_s: float = 0.0  # seconds in which the total and good part counters were both known
+    first_pass_covered_s: float = 0.0  # seconds in which the first-pass counter was known
     expected_s: float = 0.0  # seconds in the window
     samples: int = 0  # usable readings
     received_samples: float = 0.0  # report intervals in which each expected signal reported (upload rate)
@@ -72,6 +74,10 @@ class BaseQuantities:
     def counter_coverage(self) -> float | None:
         """Share of the window in which the part counters were known; None for an empty window."""
         return self.counter_covered_s / self.expected_s if self.expected_s > 0 else None
+
+    @property
+    def first_pass_coverage(self) -> float | None:
+        return self.first_pass_covered_s / self.expected_s if self.expected_s > 0 else None
 
     @property
     def offline_s(self) -> float:

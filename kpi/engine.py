@@ -652,7 +652,11 @@ class KpiEngine:
             }
         else:
             basis = production
-            coverages = {Evidence.STATE: production.coverage, Evidence.COUNTERS: production.counter_coverage}
+            coverages = {
+                Evidence.STATE: production.coverage,
+                Evidence.COUNTERS: production.counter_coverage,
+                Evidence.FIRST_PASS: production.first_pass_coverage,
+            }
         return self._value(kpi, kpi.basis, lambda: kpi.compute(basis), [coverages[e] for e in kpi.evidence])
 
     def _energy_value(self, kpi: EnergyKpiDescription, energy: _EnergyBasis) -> KpiValue:

@@ -47,6 +47,7 @@ COUNTER_FIELD = {
     Signal.PARTS_GOOD.value: "parts_good",
     Signal.PARTS_SCRAP.value: "parts_scrap",
     Signal.PARTS_REWORK.value: "parts_rework",
+    Signal.PARTS_FIRST_PASS.value: "parts_first_pass",
 }
 # Signals every production equipment is expected to report (the upload rate's denominator).
 EXPECTED_PRODUCTION_SIGNALS = (Signal.STATE.value, Signal.PARTS_TOTAL.value, Signal.PARTS_GOOD.value)
@@ -304,6 +305,9 @@ def fold_hour(
             samples += len(series)
         fields["counter_covered_s"] = (
             min(counter_spans[Signal.PARTS_TOTAL.value], counter_spans[Signal.PARTS_GOOD.value]) / NS_PER_S
+        )
+        fields["first_pass_covered_s"] = (
+            min(counter_spans[Signal.PARTS_TOTAL.value], counter_spans[Signal.PARTS_FIRST_PASS.value]) / NS_PER_S
         )
         fields["samples"] = samples
         if profile.ideal_cycle_time_s:

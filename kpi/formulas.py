@@ -92,6 +92,12 @@ def rework_ratio(q: BaseQuantities) -> float | None:
     return _ratio(q.parts_rework, q.parts_produced)
 
 
+def first_pass_yield(q: BaseQuantities) -> float | None:
+    """Parts good the first time / PQ; needs a first-pass counter. Not 1 − defect rate: a reworked
+    part that ends good is in GQ but not in the first pass."""
+    return _ratio(q.parts_first_pass, q.parts_produced)
+
+
 def defect_rate(q: BaseQuantities) -> float | None:
     """(SQ + RQ) / PQ (不良品率). Not 1 − first pass yield."""
     return _ratio(q.parts_scrap + q.parts_rework, q.parts_produced)
@@ -158,6 +164,7 @@ class Evidence(StrEnum):
     STATE = "state"  # the machine state was known (covered_s)
     COUNTERS = "counters"  # the total and good part counters were known (counter_covered_s)
     METERS = "meters"  # the meters' registers were known
+    FIRST_PASS = "first_pass"  # the total and first-pass part counters were known (first_pass_covered_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +212,7 @@ KPIS: tuple[KpiDescription, ...] = (
     _ratio_kpi("scrap_ratio", "Scrap ratio", "报废率", _DOWN, scrap_ratio, _COUNTERS),
     _ratio_kpi("rework_ratio", "Rework ratio", "返工率", _DOWN, rework_ratio, _COUNTERS),
     _ratio_kpi("defect_rate", "Defect rate", "不良品率", _DOWN, defect_rate, _COUNTERS),
+    _ratio_kpi("first_pass_yield", "First pass yield", "一次合格率", _UP, first_pass_yield, (Evidence.FIRST_PASS,)),
     KpiDescription("ppm", "Defects per million", "百万件不良数", "ppm", _DOWN, ppm, evidence=_COUNTERS),
     KpiDescription("throughput_rate", "Throughput rate", "产出率", "parts/h", _UP, throughput_rate, evidence=_BOTH),
     KpiDescription("mtbf", "Mean time between failures", "平均故障间隔时间", "h", _UP, mtbf_h),

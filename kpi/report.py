@@ -38,6 +38,7 @@ class BaseQuantitiesModel(_Frozen):
     parts_good: int
     parts_scrap: int
     parts_rework: int
+    parts_first_pass: int
     ideal_time_s: float
     energy_kwh: float
     gas_m3: float
@@ -49,6 +50,7 @@ class BaseQuantitiesModel(_Frozen):
     gasoline_kg: float
     covered_s: float
     counter_covered_s: float
+    first_pass_covered_s: float
     expected_s: float
     samples: int
     received_samples: float

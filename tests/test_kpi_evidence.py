@@ -149,3 +149,17 @@ async def test_a_ratio_outside_0_and_1_is_flagged_not_ok(store: Store) -> None:
     assert values["quality_ratio"].value == pytest.approx(2.0)
     assert values["quality_ratio"].status == "flagged"
     assert values["oee"].status == "flagged"  # OEE above 1 cannot be final either
+
+
+async def test_first_pass_yield_needs_a_first_pass_counter_and_is_not_the_quality_ratio(store: Store) -> None:
+    # cnc-01 makes 10 parts a minute, all good in the end, 8 of them the first time (2 reworked).
+    # Over 08:00-09:00, 59 steps: PQ = GQ = 590, first pass 472. FPY = 472 / 590 = 0.8; quality 1.0.
+    points = machine("cnc-01", 0, 59)
+    await store.write(points)
+    without = kpis(await report(store, "cnc-01", 0, 60))
+    assert without["first_pass_yield"].status == "insufficient_evidence"  # no first-pass counter: no FPY
+    await store.write([_point("part_counter", "cnc-01", "parts_first_pass", m, 8 * m) for m in range(60)])
+    values = kpis(await report(store, "cnc-01", 0, 60))
+    assert values["first_pass_yield"].value == pytest.approx(472 / 590)
+    assert values["first_pass_yield"].status == "ok" and values["first_pass_yield"].label_zh == "一次合格率"
+    assert values["quality_ratio"].value == 1.0

@@ -81,6 +81,15 @@ class OpcUaSource(_Section):
     state_map: dict[str, MachineState] = Field(
         default_factory=dict, description="raw device state code -> canonical state; empty: values are canonical"
     )
+    refresh_interval_s: float = Field(
+        default=60.0,
+        gt=0,
+        le=86_400,
+        description=(
+            "while connected, re-send the last value of every signal this often (gateway time, flag 'refresh'); "
+            "at most the equipment's report_interval_s in the asset model"
+        ),
+    )
 
 
 class MeterSource(_Section):

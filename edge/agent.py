@@ -4,6 +4,10 @@
 meters (all putting samples into one ``BufferWriter``), the ``SampleBuffer`` file and the
 ``Forwarder``. ``async with EdgeAgent(...) as agent:`` starts everything; ``await agent.run()``
 runs until cancelled, or raises if a component fails for good (e.g. the buffer file is unwritable).
+
+Given the asset model, the agent checks at construction that every OPC UA source refreshes its
+signals at least as often as its equipment's ``report_interval_s`` promises the platform
+(``check_refresh_intervals``).
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ import logging
 from types import TracebackType
 from typing import Self
 
-from core.errors import FactoryError
+from core.assets import AssetModel
+from core.errors import ConfigError, FactoryError
 from core.settings import BrokerSettings, EdgeSettings, UplinkSettings
 from edge.buffer import BufferWriter, SampleBuffer
 from edge.forwarder import Forwarder
@@ -24,10 +29,37 @@ from edge.opcua_source import OpcUaCollector
 logger = logging.getLogger(__name__)
 
 
+def check_refresh_intervals(edge: EdgeSettings, assets: AssetModel) -> None:
+    """ConfigError if a source refreshes less often than its equipment's ``report_interval_s``.
+
+    Equipment the asset model does not know is left to ingest, which dead-letters its samples.
+    """
+    for n, source in enumerate(edge.opcua):
+        if source.equipment not in assets:
+            continue
+        report_interval_s = assets.equipment(source.equipment).report_interval_s
+        if source.refresh_interval_s > report_interval_s:
+            raise ConfigError(
+                "edge settings",
+                f"{source.refresh_interval_s:g} s is longer than the report_interval_s of {source.equipment} "
+                f"({report_interval_s:g} s in {assets.source}); the platform would see gaps between refreshes",
+                field=f"edge.opcua[{n}].refresh_interval_s",
+            )
+
+
 class EdgeAgent:
     """One gateway's agent, configured by ``EdgeSettings``; see the module docstring."""
 
-    def __init__(self, edge: EdgeSettings, uplink_broker: BrokerSettings, uplink: UplinkSettings):
+    def __init__(
+        self,
+        edge: EdgeSettings,
+        uplink_broker: BrokerSettings,
+        uplink: UplinkSettings,
+        *,
+        assets: AssetModel | None = None,
+    ):
+        if assets is not None:
+            check_refresh_intervals(edge, assets)
         self.settings = edge
         self._uplink_broker = uplink_broker
         self._uplink = uplink
@@ -121,6 +153,8 @@ class EdgeAgent:
             "opcua_sources_connected": sum(int(c.link.connected) for c in self.opcua),
             "opcua_notifications": sum(c.counters.notifications for c in self.opcua),
             "opcua_samples": sum(c.counters.samples for c in self.opcua),
+            "opcua_refreshes": sum(c.counters.refreshes for c in self.opcua),
+            "opcua_refresh_corrections": sum(c.counters.refresh_corrections for c in self.opcua),
             "opcua_unmapped_states": sum(c.counters.unmapped_states for c in self.opcua),
             "opcua_rejected": sum(c.counters.rejected for c in self.opcua),
         }

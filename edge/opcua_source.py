@@ -8,6 +8,29 @@ change becomes a ``Sample`` (``datavalue_to_sample``, a pure function) and goes 
 When the server is not up yet or goes away, the collector reconnects with backoff and recreates
 the subscription; the fresh subscription's first notification per node re-sends the current value,
 which ingest stores idempotently (same series, same timestamp).
+
+Refresh: the platform knows a signal only while the edge reports it (a reading is valid for a few
+of the equipment's ``report_interval_s``), and a value that does not change produces no data
+change. So while a session is up, the collector re-sends the last reading of every signal every
+``refresh_interval_s`` (``refresh_samples``): same value, raw code and quality, gateway time,
+ts_source gateway, flag ``refresh``. Only readings of the current session are re-sent: the list is
+emptied when a session ends (the refresh stops with it, so the platform sees the outage as a gap)
+and refills from the new subscription's first notifications. A reading that cannot become a sample
+(no value, unmapped state code) removes its signal from the list: a value that is no longer the
+device's is never re-sent as current.
+
+A refresh must never put a value after the change that replaced it: in the store, a refresh
+stamped after a change but carrying the value before it reads as a state flip, or as a counter
+reset followed by the whole count as production. Two measures keep it so:
+
+* a refresh is stamped ``refresh_lag_s`` before it is sent and re-sends only readings received by
+  then, so a change the server sampled just before the refresh (still on its way: sampling and
+  publishing take up to about two sampling intervals) is not overtaken;
+* a change that arrives later still (a stalled event loop, a device clock behind the gateway's)
+  stamped at or before refreshes already sent for its signal corrects them
+  (``corrected_refreshes``): they are sent again, same timestamp, with the change's value, and the
+  store overwrites the wrong point (same series, same timestamp). Corrections are counted and
+  logged once per signal.
 """
 
 from __future__ import annotations
@@ -15,8 +38,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+from collections import deque
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from asyncua import Client, ua
@@ -26,6 +51,7 @@ from pydantic import ValidationError
 from core.errors import ConfigError
 from core.settings import OpcUaSource
 from core.signals import MachineState, Quality, Signal
+from core.tasks import cancel_and_wait
 from core.wire import Sample, TimestampSource
 from edge.buffer import SampleSink
 from edge.errors import UnmappedState, UnusableReading
@@ -35,6 +61,11 @@ from edge.reconnect import Backoff, LinkState
 logger = logging.getLogger(__name__)
 
 TS_FALLBACK_FLAG = "ts_fallback"
+REFRESH_FLAG = "refresh"
+# A refresh is stamped this long plus three sampling intervals before it is sent (see the docstring).
+REFRESH_LAG_MARGIN_S = 0.5
+# Refreshes remembered per signal, for corrections by changes that arrive late.
+REFRESH_HISTORY = 16
 # A device clock before this is not plausible (a PLC that lost its clock restarts in 2000 or 1601).
 EARLIEST_PLAUSIBLE_TS = datetime(2001, 1, 1, tzinfo=UTC)
 # Server-side queue per monitored item: state changes between two publishes must not overwrite
@@ -132,6 +163,36 @@ def _status_name(status: ua.StatusCode | None) -> str:
     return "Good" if status is None else status.name
 
 
+@dataclass(frozen=True, slots=True)
+class LastReading:
+    """The latest usable reading of one signal in the current session, and when the edge got it."""
+
+    sample: Sample
+    received_at: datetime
+
+
+def refresh_samples(last: Mapping[str, LastReading], as_of: datetime) -> list[Sample]:
+    """Re-send of every signal whose last reading was received by ``as_of``, stamped ``as_of``.
+
+    Value, raw code and quality are the reading's; ts_source is gateway and the only flag is
+    ``refresh``. A signal received after ``as_of`` is left out: it has just been reported, and
+    stamping its new value at ``as_of`` could put the value before the change that brought it.
+    """
+    update = {"ts": as_of, "ts_source": TimestampSource.GATEWAY, "flags": (REFRESH_FLAG,)}
+    return [r.sample.model_copy(update=update) for r in last.values() if r.received_at <= as_of]
+
+
+def corrected_refreshes(sent: Iterable[Sample], change: Sample) -> list[Sample]:
+    """Refreshes already sent that ``change`` proves wrong, with its value, raw code and quality.
+
+    A refresh stamped at or after the change's timestamp claimed the value the signal had then;
+    notifications of one item arrive in order, so that value is the change's.
+    """
+    now = (change.value, change.raw, change.quality)
+    update = {"value": change.value, "raw": change.raw, "quality": change.quality}
+    return [r.model_copy(update=update) for r in sent if r.ts >= change.ts and (r.value, r.raw, r.quality) != now]
+
+
 @dataclass
 class CollectorCounters:
     notifications: int = 0
@@ -139,10 +200,14 @@ class CollectorCounters:
     unmapped_states: int = 0
     rejected: int = 0
     connects: int = 0
+    refreshes: int = 0  # refresh samples (not counted in ``samples``)
+    refresh_corrections: int = 0  # refreshes sent again because a late change proved them wrong
 
 
 class OpcUaCollector(BackgroundComponent):
-    """Subscribes to one OPC UA server and puts a sample for every data change into the sink."""
+    """Subscribes to one OPC UA server, puts a sample for every data change into the sink, and
+    re-sends every signal's last reading every ``refresh_interval_s`` while the session is up.
+    """
 
     def __init__(
         self,
@@ -152,14 +217,24 @@ class OpcUaCollector(BackgroundComponent):
         backoff: Backoff | None = None,
         request_timeout_s: float = 4.0,
         watchdog_interval_s: float = 1.0,
+        refresh_lag_s: float | None = None,
     ):
         self.source = source
         self._sink = sink
         self._backoff = backoff or Backoff(0.5, 10.0)
         self._request_timeout_s = request_timeout_s
         self._watchdog_interval_s = watchdog_interval_s
+        self.refresh_lag_s = (
+            REFRESH_LAG_MARGIN_S + 3 * source.sampling_interval_ms / 1000 if refresh_lag_s is None else refresh_lag_s
+        )
         self._signals_by_node = self._parse_nodes(source)
         self.counters = CollectorCounters()
+        # Last usable reading per signal in the current session; what the refresh re-sends.
+        self._last: dict[str, LastReading] = {}
+        # Per signal, the last refreshes sent (kept across sessions: the first notifications after
+        # a reconnect can prove a refresh from before the outage wrong).
+        self._sent_refreshes: dict[str, deque[Sample]] = {}
+        self._refresh_task: asyncio.Task[None] | None = None
         self.link = LinkState(logger, f"OPC UA server {source.endpoint} ({source.equipment})")
         # Log each problem once per code/signal, then only count it.
         self._reported: set[str] = set()
@@ -223,6 +298,7 @@ class OpcUaCollector(BackgroundComponent):
             self.counters.connects += 1
             self.link.up()
             self._backoff.reset()
+            self._refresh_task = asyncio.create_task(self._refresh(), name=f"opcua-refresh-{self.source.equipment}")
             async for event in subscription:
                 if isinstance(event, DataChangeEvent):
                     self._on_data_change(event)
@@ -230,7 +306,35 @@ class OpcUaCollector(BackgroundComponent):
                     # asyncua reports a lost connection (BadShutdown) or a dead subscription this way.
                     raise ConnectionError(f"subscription status {_status_name(event.notification.Status)}")
         finally:
+            # The refresh stops with the session and forgets its readings: after an outage only
+            # values read from the new session are re-sent.
+            await self._stop_refresh()
+            self._last.clear()
             await self._disconnect(client)
+
+    async def _refresh(self) -> None:
+        """Every ``refresh_interval_s``: the last readings, stamped ``refresh_lag_s`` ago, to the sink."""
+        loop = asyncio.get_running_loop()
+        interval = self.source.refresh_interval_s
+        due = loop.time() + interval
+        while True:
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            as_of = datetime.now(UTC) - timedelta(seconds=self.refresh_lag_s)
+            for sample in refresh_samples(self._last, as_of):
+                self.counters.refreshes += 1
+                self._sent_refreshes.setdefault(sample.signal, deque(maxlen=REFRESH_HISTORY)).append(sample)
+                self._sink.put(sample)
+            due += interval
+            if due <= loop.time():  # the loop was starved for a whole interval: do not catch up in a burst
+                due = loop.time() + interval
+
+    async def _stop_refresh(self) -> None:
+        task, self._refresh_task = self._refresh_task, None
+        if task is None:
+            return
+        await cancel_and_wait(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            logger.error("%s: the refresh failed: %r", self.source.equipment, exc, exc_info=exc)
 
     async def _disconnect(self, client: Client) -> None:
         try:
@@ -253,6 +357,7 @@ class OpcUaCollector(BackgroundComponent):
                     state_map=self.source.state_map,
                 )
             except UnmappedState as exc:
+                self._last.pop(signal, None)
                 self.counters.unmapped_states += 1
                 self._report_once(
                     f"state:{exc.code}",
@@ -262,6 +367,7 @@ class OpcUaCollector(BackgroundComponent):
                 )
                 continue
             except UnusableReading as exc:
+                self._last.pop(signal, None)
                 self.counters.rejected += 1
                 self._report_once(f"signal:{signal}", "%s: unusable reading: %s", self.source.equipment, exc.reason)
                 continue
@@ -274,8 +380,33 @@ class OpcUaCollector(BackgroundComponent):
                     self.source.timestamp_source.value,
                     TS_FALLBACK_FLAG,
                 )
+            self._last[signal] = LastReading(sample, received_at)
             self.counters.samples += 1
             self._sink.put(sample)
+            self._correct_refreshes(sample)
+
+    def _correct_refreshes(self, change: Sample) -> None:
+        sent = self._sent_refreshes.get(change.signal)
+        if not sent or sent[-1].ts < change.ts:
+            return
+        corrections = {r.ts: r for r in corrected_refreshes(sent, change)}
+        if not corrections:
+            return
+        self._sent_refreshes[change.signal] = deque((corrections.get(r.ts, r) for r in sent), maxlen=REFRESH_HISTORY)
+        for correction in corrections.values():
+            self.counters.refresh_corrections += 1
+            self._sink.put(correction)
+        self._report_once(
+            f"late:{change.signal}",
+            "%s.%s: a change stamped %s arrived after a refresh stamped %s; %d refresh(es) sent again with its "
+            "value (a late notification, or a device clock behind the gateway's: then consider "
+            "timestamp_source server or gateway)",
+            self.source.equipment,
+            change.signal,
+            change.ts.isoformat(),
+            sent[-1].ts.isoformat(),
+            len(corrections),
+        )
 
     def _report_once(self, key: str, message: str, *args: object) -> None:
         if key in self._reported:

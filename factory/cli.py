@@ -99,7 +99,7 @@ async def _run_edge(settings: Settings, assets: AssetModel, args: argparse.Names
 
     if settings.edge is None:
         raise ConfigError(str(settings.source), "the edge needs an 'edge:' section", field="edge")
-    await serve_until_stopped(EdgeAgent(settings.edge, settings.broker, settings.uplink))
+    await serve_until_stopped(EdgeAgent(settings.edge, settings.broker, settings.uplink, assets=assets))
 
 
 async def _run_ingest(settings: Settings, assets: AssetModel, args: argparse.Namespace) -> None:

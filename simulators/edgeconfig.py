@@ -57,14 +57,17 @@ def edge_sources(
     meter_topic_prefix: str = "meters",
     scenario: FactoryScenario | None = None,
     sampling_interval_ms: int = 100,
+    refresh_interval_s: float | None = None,
 ) -> tuple[list[OpcUaSource], list[MeterSource]]:
     """OPC UA sources for every simulated machine and meter sources for every simulated meter.
 
     ``sim`` is a running Simulator (its endpoints, topics and scenario are used) or a mapping
     equipment id -> endpoint URL, for example of a simulator in another process; then the meter
     topics and payloads come from ``scenario`` (default: the asset model's defaults) and
-    ``meter_topic_prefix``.
+    ``meter_topic_prefix``. Each machine is refreshed every ``refresh_interval_s`` (default: the
+    edge's 60 s), but never less often than its ``report_interval_s`` in the asset model.
     """
+    default_refresh_s = OpcUaSource.model_fields["refresh_interval_s"].default
     if isinstance(sim, Simulator):
         endpoints = sim.endpoints
         topics = sim.meter_topics
@@ -83,6 +86,7 @@ def edge_sources(
             nodes={signal: node_id(eq_id, variable) for signal, variable in MACHINE_NODES.items()},
             sampling_interval_ms=sampling_interval_ms,
             state_map=state_map(),
+            refresh_interval_s=min(refresh_interval_s or default_refresh_s, assets.equipment(eq_id).report_interval_s),
         )
         for eq_id, url in endpoints.items()
     ]

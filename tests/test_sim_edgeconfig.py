@@ -85,3 +85,19 @@ def test_meters_of_a_scenario_get_its_topics_and_the_paths_of_its_payload_shapes
     assert edge.opcua[0].nodes["parts_rework"] == "ns=2;s=cnc-s1.PartsRework"
     assert edge.opcua[0].state_map["4"] == MachineState.DOWN
     assert {m.topic for m in edge.meters} == {m.topic for m in meters}
+
+
+def test_machines_are_refreshed_at_least_as_often_as_the_asset_model_says_they_report(tmp_path: Path) -> None:
+    path = tmp_path / "assets.yaml"
+    path.write_text(
+        "site:\n  id: s\n  workshops:\n    - id: w\n      lines:\n        - id: l\n          equipment:\n"
+        "            - {id: cnc-a, type: cnc, ideal_cycle_time_s: 30}\n"
+        "            - {id: cnc-b, type: cnc, ideal_cycle_time_s: 30, report_interval_s: 20}\n"
+    )
+    assets = load_asset_model(path)
+    endpoints = {"cnc-a": "opc.tcp://127.0.0.1:4840/", "cnc-b": "opc.tcp://127.0.0.1:4841/"}
+    by_default, _ = edge_sources(assets, endpoints)
+    assert [s.refresh_interval_s for s in by_default] == [60.0, 20.0]
+    faster, _ = edge_sources(assets, endpoints, refresh_interval_s=5)
+    assert [s.refresh_interval_s for s in faster] == [5.0, 5.0]
+    assert "refresh_interval_s: 20.0" in edge_yaml(by_default, [])

@@ -5,7 +5,10 @@ another for every machine and meter of its asset model (``simulators.history_mod
 measurements, tags and fields that ingest writes (``simulators.history_lines``). Days before the
 scenario's assessment period use the baseline behaviour; from the assessment start on every
 machine behaves as ``MachineBehaviourSpec.improved(improvements)``; days between the two periods
-ramp from one to the other.
+ramp from one to the other. As the live edge re-sends unchanged values, every machine's state and
+part counters are also written every ``report_interval_s`` of the equipment (asset model) from
+local midnight, and a meter's register at least that often, so the KPI engine never reads a gap
+where the edge would have been reporting.
 
 ``write_history(generator, store)`` writes the days:
 
@@ -72,7 +75,7 @@ from simulators.scenario import (
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = 1  # bump when the same inputs would give different points
+GENERATOR_VERSION = 2  # bump when the same inputs would give different points (2: refresh readings)
 PROGRESS_MEASUREMENT = "history_progress"
 DEFAULT_BATCH_POINTS = 5000
 DEFAULT_CONCURRENCY = 2
@@ -143,6 +146,7 @@ class _Machine:
     cycle_time: Series | None
     spindle: Series | None
     nominal_rpm: float
+    report_interval_ns: int  # state and counters are re-sent at least this often, as the edge would
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +158,7 @@ class _Meter:
     machines: tuple[str, ...]
     flows: Mapping[str, float]
     base_load: float
+    interval_ns: int  # the meter interval, or the meter's report interval if that is shorter
 
 
 class HistoryGenerator:
@@ -212,6 +217,7 @@ class HistoryGenerator:
                     nominal_rpm=round(
                         np.random.default_rng(_seed_of(self.seed, machine_id, "spindle")).uniform(low, high), -1
                     ),
+                    report_interval_ns=round(eq.report_interval_s * NS_PER_S),
                 )
             )
         self._meters: list[_Meter] = []
@@ -229,6 +235,9 @@ class HistoryGenerator:
                     machines=resolved.machines,
                     flows=resolved.machine_flow_m3_h,
                     base_load=resolved.base_load,
+                    interval_ns=min(
+                        self.meter_interval_ns, round(assets.equipment(meter_id).report_interval_s * NS_PER_S)
+                    ),
                 )
             )
         self._initial_registers = {m.id: self._initial_register(m.id) for m in self._meters}
@@ -337,7 +346,7 @@ class HistoryGenerator:
             meter_params = self.meter_params(share)
             for meter in self._meters:
                 meter_days[meter.id] = simulate_meter_day(
-                    meter_params[meter.id], start_ns, end_ns, machine_days, registers[meter.id], self.meter_interval_ns
+                    meter_params[meter.id], start_ns, end_ns, machine_days, registers[meter.id], meter.interval_ns
                 )
                 registers[meter.id] = meter_days[meter.id].carry_out
             yield day, share, machine_days, meter_days
@@ -355,9 +364,9 @@ class HistoryGenerator:
         chunks: list[Chunk] = []
         for m in self._machines:
             md = machine_days[m.id]
-            chunks.append(Chunk(m.state, md.state_times, md.state_codes))
+            chunks.append(Chunk(m.state, *md.state_samples(m.report_interval_ns)))
             for index, series in enumerate(m.counters):
-                times, values = md.counter_samples(index, self.counter_interval_ns)
+                times, values = md.counter_samples(index, self.counter_interval_ns, m.report_interval_ns)
                 chunks.append(Chunk(series, times, values))
             if m.cycle_time is not None:
                 chunks.append(Chunk(m.cycle_time, md.part_times, np.round(md.cycle_ns / NS_PER_S, 3)))

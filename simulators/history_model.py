@@ -208,16 +208,32 @@ class MachineDay:
         since_reset = made - made_at_reset[np.maximum(last_reset, 0)]
         return np.where(last_reset >= 0, since_reset, made + self.carry_in.counters[index])
 
-    def counter_samples(self, index: int, interval_ns: int | None) -> tuple[I64, I64]:
+    def refresh_grid(self, refresh_ns: int) -> I64:
+        """Every ``refresh_ns`` from the day start: when the edge re-sends a value that did not change."""
+        return np.arange(self.day_start, self.day_end, refresh_ns, dtype=np.int64)
+
+    def state_samples(self, refresh_ns: int | None = None) -> tuple[I64, I8]:
+        """(times, state codes) of the state: at every change and, with ``refresh_ns``, on the
+        refresh grid, so that no two readings are further apart than ``refresh_ns``.
+        """
+        if refresh_ns is None:
+            return self.state_times, self.state_codes
+        times = np.union1d(self.state_times, self.refresh_grid(refresh_ns))
+        # state_times[0] is the day start, so every time has a state change at or before it.
+        return times, self.state_codes[np.searchsorted(self.state_times, times, side="right") - 1]
+
+    def counter_samples(self, index: int, interval_ns: int | None, refresh_ns: int | None = None) -> tuple[I64, I64]:
         """(times, values) of a counter: at the day start, at every change of it (or every
-        ``interval_ns`` from the day start) and at every reset, so a reset never reads as growth.
+        ``interval_ns`` from the day start), at every reset, so a reset never reads as growth, and,
+        with ``refresh_ns``, on the refresh grid.
         """
         if interval_ns is None:
             candidates = [np.array([self.day_start], dtype=np.int64), self._counted(index), self.reset_times]
         else:
-            grid = np.arange(self.day_start, self.day_end, interval_ns, dtype=np.int64)
             # The reading just before a reset keeps the parts made since the last grid point.
-            candidates = [grid, self.reset_times - 1, self.reset_times]
+            candidates = [self.refresh_grid(interval_ns), self.reset_times - 1, self.reset_times]
+        if refresh_ns is not None and (interval_ns is None or refresh_ns < interval_ns):
+            candidates.append(self.refresh_grid(refresh_ns))
         times = np.unique(np.concatenate(candidates))
         return times, self.counter_at(index, times)
 

@@ -10,13 +10,19 @@ import numpy as np
 import pytest
 
 from core.stores.lineprotocol import encode_points
+from core.wire import Sample, ns_to_datetime
+from edge.opcua_source import LastReading, refresh_samples
+from ingest.mapping import sample_to_point
 from kpi.base import counter_increments
 from simulators.history import HistoryGenerator, HistoryOptions, line_protocol
-from simulators.history_lines import chunks_to_lines, chunks_to_points
+from simulators.history_lines import Chunk, Series, chunks_to_lines, chunks_to_points
 from simulators.history_model import (
     DOWN,
+    IDLE,
+    NS_PER_S,
     PLANNED_STOP,
     PRODUCING,
+    RAW_STATE_CODE,
     STATES,
     MeterParams,
     day_bounds,
@@ -36,13 +42,13 @@ site:
         - id: hist-line
           equipment:
             - {id: cnc-h1, type: cnc, numerically_controlled: true, process_step: milling, key_process: true,
-               ideal_cycle_time_s: 20, meter: meter-h1}
+               ideal_cycle_time_s: 20, meter: meter-h1, report_interval_s: 300}
             - {id: cnc-h2, type: cnc, numerically_controlled: true, process_step: turning, key_process: true,
                ideal_cycle_time_s: 30, meter: meter-h1}
             - {id: robot-h1, type: robot, numerically_controlled: true, process_step: welding,
                ideal_cycle_time_s: 40, meter: meter-h1}
             - {id: meter-h1, type: meter, carrier: electricity}
-            - {id: gas-h1, type: meter, carrier: natural_gas}
+            - {id: gas-h1, type: meter, carrier: natural_gas, report_interval_s: 45}
 """
 
 # Two shifts with breaks every day; losses frequent and short so that three days already show the
@@ -124,12 +130,13 @@ def test_parts_are_finished_while_producing_and_split_into_good_scrap_and_rework
             assert md.parts_by_quality().sum() == len(md.part_times) > 500
 
 
-@pytest.mark.parametrize("interval_s", [None, 60.0])
+@pytest.mark.parametrize(("interval_s", "refresh_s"), [(None, None), (60.0, None), (None, 300.0), (600.0, 300.0)])
 def test_counters_only_fall_at_recorded_resets_and_their_increments_count_every_part(
-    scenario: FactoryScenario, interval_s: float | None
+    scenario: FactoryScenario, interval_s: float | None, refresh_s: float | None
 ) -> None:
     generator = HistoryGenerator(scenario, options=HistoryOptions(counter_interval_s=interval_s))
     interval_ns = None if interval_s is None else int(interval_s * 10**9)
+    refresh_ns = None if refresh_s is None else int(refresh_s * 10**9)
     resets = 0
     previous: dict[tuple[str, int], int] = {}
     for _, _, machine_days, _ in generator.simulate():
@@ -137,8 +144,10 @@ def test_counters_only_fall_at_recorded_resets_and_their_increments_count_every_
             resets += len(md.reset_times)
             made = [len(md.part_times), *md.parts_by_quality().tolist()]
             for index in range(4):
-                times, values = md.counter_samples(index, interval_ns)
+                times, values = md.counter_samples(index, interval_ns, refresh_ns)
                 assert np.all(np.diff(times) > 0)
+                if refresh_ns is not None:
+                    assert times[0] == md.day_start and np.all(np.diff(np.append(times, md.day_end)) <= refresh_ns)
                 falls = times[1:][np.diff(values) < 0]
                 assert set(falls.tolist()) <= set(md.reset_times.tolist())
                 assert np.all(md.counter_at(index, md.reset_times) == 0)
@@ -166,6 +175,59 @@ def test_meter_register_is_the_exact_integral_of_the_power_of_the_states(generat
     # Gas flows only while the supplied machine produces.
     gas = generator.meter_params(0.0)["gas-h1"]
     assert gas.machine_rates["cnc-h1"][PRODUCING] == 1.2 and gas.machine_rates["cnc-h1"][DOWN] == 0.0
+
+
+def test_every_state_counter_and_meter_register_is_written_at_least_every_report_interval_even_across_midnight(
+    generator: HistoryGenerator,
+) -> None:
+    days = list(generator.generate())
+    series: dict[tuple[str, str], list[Chunk]] = {}
+    for day in days:
+        for chunk in day.chunks:
+            series.setdefault((chunk.series.tags["equipment"], chunk.series.tags["signal"]), []).append(chunk)
+    report_s = {eq.id: eq.report_interval_s for eq in generator.scenario.assets}
+    assert report_s["cnc-h1"] == 300 and report_s["cnc-h2"] == 60 and report_s["gas-h1"] == 45
+    checked = set()
+    for (equipment, signal), chunks in series.items():
+        if signal in ("cycle_time_s", "spindle_speed_rpm", "power_kw", "gas_flow_m3_h"):
+            continue  # process values follow their events; the KPIs need states, counters and registers
+        times = np.concatenate([c.times for c in chunks])
+        gaps = np.diff(np.concatenate([times, [days[-1].end_ns]]))
+        assert times[0] == days[0].start_ns and gaps.max() <= report_s[equipment] * NS_PER_S, (equipment, signal)
+        checked.add((equipment, signal))
+    assert len(checked) == 3 * 5 + 2  # state and four counters per machine, a register per meter
+    # The meter interval (1 min) stays where the meter's report interval is longer, and follows it
+    # where it is shorter.
+    first = days[0].chunks
+    registers = {c.series.tags["equipment"]: c for c in first if c.series.measurement == "energy"}
+    assert len(registers["meter-h1"]) == 24 * 60 and len(registers["gas-h1"]) == 24 * 3600 // 45
+
+
+def test_a_refresh_reading_is_the_state_or_count_at_its_time_and_the_point_ingest_writes_for_the_edges_refresh(
+    generator: HistoryGenerator,
+) -> None:
+    _, _, machine_days, _ = next(generator.simulate())
+    md = machine_days["cnc-h1"]
+    refresh_ns = 300 * NS_PER_S
+    times, codes = md.state_samples(refresh_ns)
+    assert set(md.state_times.tolist()) <= set(times.tolist())
+    assert set(md.refresh_grid(refresh_ns).tolist()) <= set(times.tolist())
+    for t, code in zip(times.tolist(), codes.tolist(), strict=True):
+        assert code == md.state_codes[np.searchsorted(md.state_times, t, side="right") - 1]
+
+    # A live refresh of the same reading, through ingest's mapping, is the very point the generator writes.
+    placement = generator.scenario.assets.placement("cnc-h1")
+    at = int(md.refresh_grid(refresh_ns)[100])
+    state = STATES[IDLE]
+    read = Sample(equipment="cnc-h1", signal="state", ts=ns_to_datetime(at - 7), value=state.value, raw="2")
+    (live,) = refresh_samples({"state": LastReading(read, ns_to_datetime(at - 5))}, ns_to_datetime(at))
+    assert live.flags == ("refresh",) and RAW_STATE_CODE[state] == 2
+    generated = Series.of(placement, "state").points(np.array([at]), np.array([IDLE], dtype=np.int8))
+    assert [sample_to_point(live, placement)] == generated
+    count = Sample(equipment="cnc-h1", signal="parts_good", ts=ns_to_datetime(at - 7), value=1234)
+    (live,) = refresh_samples({"parts_good": LastReading(count, ns_to_datetime(at - 5))}, ns_to_datetime(at))
+    generated = Series.of(placement, "parts_good").points(np.array([at]), np.array([1234]))
+    assert [sample_to_point(live, placement)] == generated
 
 
 def test_a_meter_without_machines_draws_its_base_load_only() -> None:

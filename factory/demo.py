@@ -119,7 +119,7 @@ def demo_api_keys() -> tuple[dict[str, str], str | None]:
     return {key: "admin"}, key
 
 
-async def _print_status(engine: KpiEngine, assets: AssetModel, since: datetime) -> None:
+async def _print_status(engine: KpiEngine, assets: AssetModel, since: datetime, edge: EdgeAgent) -> None:
     lines = [line.id for workshop in assets.site.workshops for line in workshop.lines]
     while True:
         await asyncio.sleep(STATUS_INTERVAL_S)
@@ -130,6 +130,10 @@ async def _print_status(engine: KpiEngine, assets: AssetModel, since: datetime) 
             value = next((k.value for k in report.kpis if k.key == "oee"), None)
             shown = f"{value:.2f}" if value is not None else "n/a"
             parts.append(f"{line} OEE {shown} ({report.base.parts_good} good parts)")
+        stats = edge.stats()
+        # Refreshes re-send unchanged values every refresh_interval_s, so the platform knows the
+        # machines are still there (first ones after a minute with the default interval).
+        parts.append(f"edge {stats['opcua_samples']:,} changes + {stats['opcua_refreshes']:,} refreshes")
         elapsed = int((now - since).total_seconds())
         print(f"[demo {elapsed // 60:02d}:{elapsed % 60:02d}] " + " | ".join(parts), flush=True)
 
@@ -178,7 +182,9 @@ async def run_demo(settings: Settings, assets: AssetModel, args: argparse.Namesp
         opcua, meters = edge_sources(assets, simulator, scenario=scenario)
         assert settings.edge is not None, "config/demo.yaml has an edge section"
         edge_settings = settings.edge.model_copy(update={"opcua": opcua, "meters": meters})
-        await stack.enter_async_context(EdgeAgent(edge_settings, settings.broker, settings.uplink))
+        edge = await stack.enter_async_context(
+            EdgeAgent(edge_settings, settings.broker, settings.uplink, assets=assets)
+        )
         await stack.enter_async_context(IngestService(settings, store, assets))
         await stack.enter_async_context(KpiWorker(settings, store, assets))
         api = ApiServer(create_app(settings, store, assets, keys), settings.api.host, api_port)
@@ -202,7 +208,7 @@ async def run_demo(settings: Settings, assets: AssetModel, args: argparse.Namesp
             flush=True,
         )
         engine = KpiEngine(store, assets, timedelta(hours=settings.kpi.lookback_h), settings.kpi.min_coverage)
-        status = asyncio.create_task(_print_status(engine, assets, started), name="demo-status")
+        status = asyncio.create_task(_print_status(engine, assets, started, edge), name="demo-status")
         try:
             if args.duration:
                 with contextlib.suppress(TimeoutError):

@@ -121,7 +121,12 @@ class _MachineNodes:
 
 
 class MachineServer:
-    """``async with MachineServer(name, machines) as server:`` serves the machines until the block ends."""
+    """``async with MachineServer(name, machines) as server:`` serves the machines until the block ends.
+
+    With ``listen=False`` the address space is built but nobody can connect until ``listen()``:
+    show the machines' first values before that, or a client would read the placeholders (counters
+    at 0) as the machine's and see a reset when the real values appear.
+    """
 
     def __init__(
         self,
@@ -131,6 +136,7 @@ class MachineServer:
         host: str = "127.0.0.1",
         port: int = 0,
         initial_timestamp: datetime | None = None,
+        listen: bool = True,
     ):
         if not machines:
             raise ValueError(f"server {name}: no machines to serve")
@@ -144,6 +150,8 @@ class MachineServer:
         self._nodes: dict[str, _MachineNodes] = {}
         self._ns: dict[str, int] = {}
         self._listening = False
+        self._listen_on_enter = listen
+        self._started = False
         self.writes = 0
         self.restarts = 0
 
@@ -182,18 +190,28 @@ class MachineServer:
         self._ns[UA] = 0
         self._server = server
         await self._build(server)
+        if self._listen_on_enter:
+            await self.listen()
+        return self
+
+    async def listen(self) -> None:
+        """Start accepting clients (``__aenter__`` does this unless ``listen=False``)."""
+        if self._server is None:
+            raise RuntimeError(f"{self.name}: OPC UA server is not built")
+        if self._started:
+            return
         try:
-            await server.start()
+            await self._server.start()
         except OSError as exc:
             raise OSError(
                 exc.errno, f"{self.name}: cannot listen on {self.host}:{self._requested_port}: {exc.strerror}"
             ) from exc
-        assert server.bserver is not None
-        self._port = int(server.bserver.port)
+        self._started = True
+        assert self._server.bserver is not None
+        self._port = int(self._server.bserver.port)
         self._listening = True
         served = ", ".join(m.equipment_id for m in self.machines)
         log.info("OPC UA server %s on %s (%s)", self.name, self.endpoint, served)
-        return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -201,7 +219,9 @@ class MachineServer:
         if self._server is not None:
             server, self._server = self._server, None
             self._listening = False
-            await server.stop()
+            if self._started:
+                self._started = False
+                await server.stop()
 
     # -- building ------------------------------------------------------------------------------
 

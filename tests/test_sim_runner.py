@@ -16,10 +16,14 @@ from asyncua import Client, Node
 
 from core.assets import AssetModel, load_asset_model
 from core.settings import BrokerSettings, Settings, SimulatorSettings
-from core.wire import format_ts
+from core.wire import Sample, format_ts
+from edge.opcua_source import OpcUaCollector
+from edge.reconnect import Backoff
+from simulators.edgeconfig import edge_sources
 from simulators.opcua_machine import STATE_CODES, node_id
 from simulators.runner import Simulator
-from tests.servers import MosquittoServer
+from tests.servers import MosquittoServer, free_port
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -253,3 +257,36 @@ async def test_an_accelerated_run_compresses_time_but_never_stamps_the_future(
     assert dumped["totals"]["parts"]["total"] == sum(
         sim.ground_truth(eq).parts(sim.started_at, frozen)["total"] for eq in ("cnc-t1", "robot-t1")
     )
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.samples: list[Sample] = []
+
+    def put(self, sample: Sample) -> None:
+        self.samples.append(sample)
+
+
+async def test_a_client_waiting_for_the_simulator_first_reads_the_machines_counters_never_placeholder_zeros(
+    factory: tuple[Settings, AssetModel],
+) -> None:
+    """Edge collectors retry every 20 ms while the simulator builds its servers (about a second
+    each): a server that listened before its machine showed its first values would give them 0.
+    """
+    settings, assets = factory
+    ports = {"cnc-t1": free_port(), "robot-t1": free_port()}
+    opcua, _ = edge_sources(assets, {eq: f"opc.tcp://127.0.0.1:{port}/factory/" for eq, port in ports.items()})
+    sinks = {source.equipment: ListSink() for source in opcua}
+    collectors = [OpcUaCollector(s, sinks[s.equipment], backoff=Backoff(0.02, 0.02)) for s in opcua]
+    async with collectors[0], collectors[1]:
+        await asyncio.sleep(0.3)  # both are retrying by now
+        async with Simulator(settings, assets, ports=ports) as sim:
+            await wait_until(lambda: all(c.counters.samples >= 7 for c in collectors), "the first values")
+            for eq, sink in sinks.items():
+                truth = sim.ground_truth(eq)
+                first = {}
+                for sample in sink.samples:
+                    first.setdefault(sample.signal, sample)
+                assert first["parts_total"].value == truth.counters(first["parts_total"].ts)["total"] >= 1000, eq
+                for kind in ("good", "scrap", "rework"):
+                    assert first[f"parts_{kind}"].value == truth.counters(first[f"parts_{kind}"].ts)[kind], eq

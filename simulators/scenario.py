@@ -71,7 +71,7 @@ Full example (all sections; every section and field except ``assets`` is optiona
     meters:                            # every meter of the asset model publishes; these tune them
       meter-a:
         topic: plant/energy/meter-a    # default: <settings.simulator.meter_topic_prefix>/<id>
-        interval: 5s                   # wall clock; default: settings.simulator.meter_interval_s
+        interval: 5s                   # wall clock, <= report_interval_s; default: simulator.meter_interval_s
         base_load: 2.5                 # kW (electricity) or m³/h (gas, water) the line draws anyway
         nominal_voltage_v: 400
         payload:                       # JSON shape; string leaves "{placeholder}" are substituted
@@ -848,6 +848,12 @@ def resolve_scenario(
         if meter.carrier is not None and meter.carrier != eq.carrier:
             raise fail(
                 (*loc, "carrier"), f"the asset model says {eq.carrier.value}, the scenario {meter.carrier.value}"
+            )
+        if meter.interval is not None and meter.interval > eq.report_interval_s:
+            raise fail(
+                (*loc, "interval"),
+                f"{meter.interval:g} s is longer than the meter's report_interval_s ({eq.report_interval_s:g} s in "
+                f"{assets.source}): the platform would see gaps between its readings",
             )
         if eq.carrier == EnergyCarrier.ELECTRICITY:
             for name in ("supplies", "flow_m3_h", "machine_flow_m3_h"):

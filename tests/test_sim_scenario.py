@@ -137,6 +137,7 @@ def test_durations_take_units() -> None:
         ("meters:\n  water-1:\n    payload: {ts: '{ts}'}\n", 4, "meters.water-1.payload", '"{volume_m3}"'),
         ("meters:\n  gas-1:\n    carrier: water\n", 4, "meters.gas-1.carrier", "asset model says natural_gas"),
         ("meters:\n  meter-a:\n    flow_m3_h: 2\n", 4, "meters.meter-a.flow_m3_h", "gas and water meters only"),
+        ("meters:\n  meter-a:\n    interval: 2min\n", 4, "meters.meter-a.interval", "longer than the meter's report"),
         ("meters:\n  gas-1:\n    supplies: [meter-a]\n", 4, "meters.gas-1.supplies[0]", "not a simulated machine"),
         (
             "calendar:\n  shifts:\n    - {name: a, start: '06:00', end: '14:00',\n"

@@ -24,6 +24,7 @@ from core.signals import Quality
 from core.wire import Sample, TimestampSource
 from edge.agent import EdgeAgent, check_refresh_intervals
 from edge.opcua_source import REFRESH_FLAG, LastReading, OpcUaCollector, corrected_refreshes, refresh_samples
+from factory.cli import main
 from tests.servers import MosquittoServer, free_port
 from tests.test_edge_agent import (
     EQUIPMENT,
@@ -295,3 +296,17 @@ def test_an_edge_that_refreshes_less_often_than_the_equipment_reports_is_refused
     check_refresh_intervals(edge.model_copy(update={"opcua": [source(4840, refresh_interval_s=20)]}), assets)
     unknown = source(4840, refresh_interval_s=60).model_copy(update={"equipment": "not-in-the-model"})
     check_refresh_intervals(edge.model_copy(update={"opcua": [unknown]}), assets)  # ingest's business
+
+
+def test_check_config_refuses_a_refresh_slower_than_the_equipments_report_interval(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "assets.yaml").write_text(ASSETS)
+    settings = tmp_path / "settings.yaml"
+    nodes = f"{{state: 'ns=2;s={EQUIPMENT}.StateCode'}}"
+    edge = f"{{endpoint: 'opc.tcp://127.0.0.1:4840/', equipment: {EQUIPMENT}, nodes: {nodes}, refresh_interval_s: %s}}"
+    settings.write_text(f"assets: assets.yaml\nedge: {{id: gw, opcua: [{edge % 30}]}}\n")
+    assert main(["check-config", "--config", str(settings)]) == 2
+    assert "edge.opcua[0].refresh_interval_s: 30 s is longer than" in capsys.readouterr().err
+    settings.write_text(f"assets: assets.yaml\nedge: {{id: gw, opcua: [{edge % 20}]}}\n")
+    assert main(["check-config", "--config", str(settings)]) == 0

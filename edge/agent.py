@@ -154,6 +154,7 @@ class EdgeAgent:
             "opcua_notifications": sum(c.counters.notifications for c in self.opcua),
             "opcua_samples": sum(c.counters.samples for c in self.opcua),
             "opcua_refreshes": sum(c.counters.refreshes for c in self.opcua),
+            "opcua_refresh_corrections": sum(c.counters.refresh_corrections for c in self.opcua),
             "opcua_unmapped_states": sum(c.counters.unmapped_states for c in self.opcua),
             "opcua_rejected": sum(c.counters.rejected for c in self.opcua),
         }

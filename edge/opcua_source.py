@@ -19,13 +19,18 @@ and refills from the new subscription's first notifications. A reading that cann
 (no value, unmapped state code) removes its signal from the list: a value that is no longer the
 device's is never re-sent as current.
 
-A refresh is stamped ``refresh_lag_s`` before it is sent, and re-sends only readings received by
-then: a change the server sampled just before the refresh may still be on its way (sampling and
-publishing take up to about two sampling intervals), and a refresh stamped after that change but
-carrying the value before it would read as a state flip, or as a counter reset, in the store. This
-assumes device clocks agree with the gateway's to well within the lag (NTP); where they do not, use
-``timestamp_source: server`` or ``gateway``. A data change stamped before a refresh already sent
-for its signal is logged once, as a sign of such clock skew.
+A refresh must never put a value after the change that replaced it: in the store, a refresh
+stamped after a change but carrying the value before it reads as a state flip, or as a counter
+reset followed by the whole count as production. Two measures keep it so:
+
+* a refresh is stamped ``refresh_lag_s`` before it is sent and re-sends only readings received by
+  then, so a change the server sampled just before the refresh (still on its way: sampling and
+  publishing take up to about two sampling intervals) is not overtaken;
+* a change that arrives later still (a stalled event loop, a device clock behind the gateway's)
+  stamped at or before refreshes already sent for its signal corrects them
+  (``corrected_refreshes``): they are sent again, same timestamp, with the change's value, and the
+  store overwrites the wrong point (same series, same timestamp). Corrections are counted and
+  logged once per signal.
 """
 
 from __future__ import annotations
@@ -33,7 +38,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Mapping
+from collections import deque
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -58,6 +64,8 @@ TS_FALLBACK_FLAG = "ts_fallback"
 REFRESH_FLAG = "refresh"
 # A refresh is stamped this long plus three sampling intervals before it is sent (see the docstring).
 REFRESH_LAG_MARGIN_S = 0.5
+# Refreshes remembered per signal, for corrections by changes that arrive late.
+REFRESH_HISTORY = 16
 # A device clock before this is not plausible (a PLC that lost its clock restarts in 2000 or 1601).
 EARLIEST_PLAUSIBLE_TS = datetime(2001, 1, 1, tzinfo=UTC)
 # Server-side queue per monitored item: state changes between two publishes must not overwrite
@@ -174,6 +182,17 @@ def refresh_samples(last: Mapping[str, LastReading], as_of: datetime) -> list[Sa
     return [r.sample.model_copy(update=update) for r in last.values() if r.received_at <= as_of]
 
 
+def corrected_refreshes(sent: Iterable[Sample], change: Sample) -> list[Sample]:
+    """Refreshes already sent that ``change`` proves wrong, with its value, raw code and quality.
+
+    A refresh stamped at or after the change's timestamp claimed the value the signal had then;
+    notifications of one item arrive in order, so that value is the change's.
+    """
+    now = (change.value, change.raw, change.quality)
+    update = {"value": change.value, "raw": change.raw, "quality": change.quality}
+    return [r.model_copy(update=update) for r in sent if r.ts >= change.ts and (r.value, r.raw, r.quality) != now]
+
+
 @dataclass
 class CollectorCounters:
     notifications: int = 0
@@ -182,6 +201,7 @@ class CollectorCounters:
     rejected: int = 0
     connects: int = 0
     refreshes: int = 0  # refresh samples (not counted in ``samples``)
+    refresh_corrections: int = 0  # refreshes sent again because a late change proved them wrong
 
 
 class OpcUaCollector(BackgroundComponent):
@@ -211,7 +231,9 @@ class OpcUaCollector(BackgroundComponent):
         self.counters = CollectorCounters()
         # Last usable reading per signal in the current session; what the refresh re-sends.
         self._last: dict[str, LastReading] = {}
-        self._refreshed_at: dict[str, datetime] = {}  # per signal, the stamp of its last refresh
+        # Per signal, the last refreshes sent (kept across sessions: the first notifications after
+        # a reconnect can prove a refresh from before the outage wrong).
+        self._sent_refreshes: dict[str, deque[Sample]] = {}
         self._refresh_task: asyncio.Task[None] | None = None
         self.link = LinkState(logger, f"OPC UA server {source.endpoint} ({source.equipment})")
         # Log each problem once per code/signal, then only count it.
@@ -288,7 +310,6 @@ class OpcUaCollector(BackgroundComponent):
             # values read from the new session are re-sent.
             await self._stop_refresh()
             self._last.clear()
-            self._refreshed_at.clear()
             await self._disconnect(client)
 
     async def _refresh(self) -> None:
@@ -301,7 +322,7 @@ class OpcUaCollector(BackgroundComponent):
             as_of = datetime.now(UTC) - timedelta(seconds=self.refresh_lag_s)
             for sample in refresh_samples(self._last, as_of):
                 self.counters.refreshes += 1
-                self._refreshed_at[sample.signal] = as_of
+                self._sent_refreshes.setdefault(sample.signal, deque(maxlen=REFRESH_HISTORY)).append(sample)
                 self._sink.put(sample)
             due += interval
             if due <= loop.time():  # the loop was starved for a whole interval: do not catch up in a burst
@@ -359,20 +380,33 @@ class OpcUaCollector(BackgroundComponent):
                     self.source.timestamp_source.value,
                     TS_FALLBACK_FLAG,
                 )
-            refreshed_at = self._refreshed_at.get(signal)
-            if refreshed_at is not None and sample.ts < refreshed_at:
-                self._report_once(
-                    f"skew:{signal}",
-                    "%s.%s: a change stamped %s arrived after a refresh stamped %s; is the device clock behind "
-                    "the gateway's? (consider timestamp_source server or gateway)",
-                    self.source.equipment,
-                    signal,
-                    sample.ts.isoformat(),
-                    refreshed_at.isoformat(),
-                )
             self._last[signal] = LastReading(sample, received_at)
             self.counters.samples += 1
             self._sink.put(sample)
+            self._correct_refreshes(sample)
+
+    def _correct_refreshes(self, change: Sample) -> None:
+        sent = self._sent_refreshes.get(change.signal)
+        if not sent or sent[-1].ts < change.ts:
+            return
+        corrections = {r.ts: r for r in corrected_refreshes(sent, change)}
+        if not corrections:
+            return
+        self._sent_refreshes[change.signal] = deque((corrections.get(r.ts, r) for r in sent), maxlen=REFRESH_HISTORY)
+        for correction in corrections.values():
+            self.counters.refresh_corrections += 1
+            self._sink.put(correction)
+        self._report_once(
+            f"late:{change.signal}",
+            "%s.%s: a change stamped %s arrived after a refresh stamped %s; %d refresh(es) sent again with its "
+            "value (a late notification, or a device clock behind the gateway's: then consider "
+            "timestamp_source server or gateway)",
+            self.source.equipment,
+            change.signal,
+            change.ts.isoformat(),
+            sent[-1].ts.isoformat(),
+            len(corrections),
+        )
 
     def _report_once(self, key: str, message: str, *args: object) -> None:
         if key in self._reported:

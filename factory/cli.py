@@ -195,6 +195,9 @@ def _check_config(settings: Settings, assets: AssetModel) -> None:
     print(f"settings {settings.source}: ok (store: {settings.store.kind})")
     print(f"assets {settings.assets}: ok ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))})")
     if settings.edge is not None:
+        from edge.agent import check_refresh_intervals
+
+        check_refresh_intervals(settings.edge, assets)
         print(f"edge {settings.edge.id}: {len(settings.edge.opcua)} OPC UA sources, {len(settings.edge.meters)} meters")
     if settings.kpi.energy_factors is not None:
         from kpi.energy import load_energy_factors

@@ -216,12 +216,6 @@ class Simulator:
                 clock.start, status.parts_total, status.parts_good, status.parts_scrap, status.parts_rework
             )
             self._record_status(machine, clock.start, status)
-        # Only now may clients connect: a server listening before its machines showed their first
-        # values would show counters at 0, which a client takes for a reset (and the jump to the
-        # real count after it for production).
-        for server in self._servers:
-            await server.listen()
-
         for eq in self._meter_equipment:
             assert eq.carrier is not None
             resolved = self.scenario.meter(eq.id)
@@ -249,6 +243,12 @@ class Simulator:
         ]
         if self._telemetry_interval > 0 and self._machines:
             self._tasks.append(asyncio.create_task(self._telemetry(clock), name="telemetry"))
+        # Only now may clients connect: a server listening before its machines showed their first
+        # values would show counters at 0, which a client takes for a reset (and the jump to the
+        # real count after it for production). The machines run meanwhile: were they to wait for
+        # the servers, their first events would be written late with past timestamps.
+        for server in self._servers:
+            await server.listen()
         log.info(
             "simulating %d machines on %d OPC UA servers and %d meters from %s at %gx (%s)",
             len(self._machines),

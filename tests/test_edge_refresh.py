@@ -23,7 +23,8 @@ from core.settings import BrokerSettings, EdgeSettings, OpcUaSource
 from core.signals import Quality
 from core.wire import Sample, TimestampSource
 from edge.agent import EdgeAgent, check_refresh_intervals
-from edge.opcua_source import REFRESH_FLAG, LastReading, OpcUaCollector, refresh_samples
+from edge.opcua_source import REFRESH_FLAG, LastReading, OpcUaCollector, corrected_refreshes, refresh_samples
+from factory.cli import main
 from tests.servers import MosquittoServer, free_port
 from tests.test_edge_agent import (
     EQUIPMENT,
@@ -139,18 +140,22 @@ async def test_unchanging_signals_arrive_every_refresh_interval_stop_with_the_se
         refreshes_when_lost = agent.stats()["opcua_refreshes"]
         await asyncio.sleep(6 * REFRESH_S)  # six intervals without a server
         assert agent.stats()["opcua_refreshes"] == refreshes_when_lost
-        before_outage = len(uplinked())
 
         # The machine comes back DOWN, and without its PartsTotal variable: the count from before the
         # outage is the last one known, but it is not the device's any more, so it is not re-sent.
         back_at = datetime.now(UTC)
         async with machine_server(port, state=4, parts=None, ts=back_at):
-            await wait_until(lambda: len(refreshes(uplinked()[before_outage:], "state")) >= 4, "4 refreshes after")
+            await wait_until(
+                lambda: len([s for s in refreshes(uplinked(), "state") if s.ts > back_at]) >= 4, "4 refreshes after"
+            )
         await wait_until(lambda: agent.stats()["buffered"] == 0, "the buffer to drain")
         await asyncio.sleep(0.3)
 
     received = samples_of(batches)
-    before, after = received[:before_outage], received[before_outage:]
+    # The state the restarted server shows is stamped back_at; everything of the first session, a
+    # refresh sent while the server was going away included, is stamped before stopped_at.
+    before = [s for s in received if s.ts < stopped_at]
+    after = [s for s in received if s.ts >= stopped_at]
     state_refreshes = refreshes(before, "state")
     parts_refreshes = refreshes(before, "parts_total")
     for refresh in state_refreshes + parts_refreshes:
@@ -182,17 +187,19 @@ async def test_unchanging_signals_arrive_every_refresh_interval_stop_with_the_se
 # --- refresh against changes -------------------------------------------------------------------
 
 
-async def test_a_refresh_never_contradicts_a_change_that_was_on_its_way(tmp_path: Path) -> None:
+@pytest.mark.parametrize("lag_s", [None, 0.0])
+async def test_what_the_store_keeps_of_refreshes_never_contradicts_a_change(lag_s: float | None) -> None:
     """Counters and states change every 50 ms, stamped by the (shared) clock, while refreshes run.
 
     A refresh stamped after a change but carrying the value before it would read as a counter reset
-    in the store. Each refresh must carry the value of the latest change stamped before it.
+    in the store. The store keeps the last point written per series and timestamp; there, every
+    refresh must carry the value of the latest change stamped at or before it. With the default lag
+    a change is rarely overtaken; with none, most refreshes race a change and late changes must
+    correct them.
     """
     port = free_port()
     sink = ListSink()
-    # A lag well beyond any notification delay of a loaded machine; the production default is
-    # derived from the sampling interval.
-    collector = OpcUaCollector(source(port), sink, refresh_lag_s=1.5)
+    collector = OpcUaCollector(source(port), sink, refresh_lag_s=lag_s)
     async with machine_server(port, state=1, parts=0, ts=datetime.now(UTC)) as nodes, collector:
         await wait_until(lambda: collector.link.connected, "the collector to connect")
         for n in range(1, 81):
@@ -202,15 +209,18 @@ async def test_a_refresh_never_contradicts_a_change_that_was_on_its_way(tmp_path
             await asyncio.sleep(0.05)
         await wait_until(lambda: collector.counters.refreshes >= 10, "10 refreshes")
 
+    stored = {(s.signal, s.ts): s for s in sink.samples}  # a later write of a point overwrites it
     for signal in ("state", "parts_total"):
         changes = sorted((s for s in sink.samples if s.signal == signal and not s.flags), key=lambda s: s.ts)
-        refreshed = refreshes(sink.samples, signal)
+        refreshed = [s for (sig, _), s in sorted(stored.items()) if sig == signal and REFRESH_FLAG in s.flags]
         assert len(refreshed) >= 5, signal
         for refresh in refreshed:
             latest = [c for c in changes if c.ts <= refresh.ts][-1]
             assert refresh.value == latest.value, (signal, refresh.ts, latest.ts)
-    counts = [s.value for s in sorted((s for s in sink.samples if s.signal == "parts_total"), key=lambda s: s.ts)]
+    counts = [s.value for (signal, _), s in sorted(stored.items()) if signal == "parts_total"]
     assert counts == sorted(counts), "a counter read back in time order never falls"
+    if lag_s == 0.0:
+        assert collector.counters.refresh_corrections > 0, "the race this test is about did not happen"
 
 
 # --- pure parts ----------------------------------------------------------------------------------
@@ -246,6 +256,18 @@ def test_refresh_samples_keep_value_raw_and_quality_and_leave_out_readings_recei
     ]
 
 
+def test_a_change_stamped_before_refreshes_already_sent_corrects_those_that_carried_another_value() -> None:
+    refreshed = [
+        Sample(equipment=EQUIPMENT, signal="parts_total", ts=T0 + timedelta(seconds=n), value=v, flags=("refresh",))
+        for n, v in ((0, 5), (1, 5), (2, 6))
+    ]
+    late = Sample(equipment=EQUIPMENT, signal="parts_total", ts=T0 + timedelta(seconds=0.5), value=6)
+    assert corrected_refreshes(refreshed, late) == [refreshed[1].model_copy(update={"value": 6})]
+    bad = late.model_copy(update={"quality": Quality.BAD, "value": 6})
+    assert [r.quality for r in corrected_refreshes(refreshed, bad)] == [Quality.BAD, Quality.BAD]
+    assert corrected_refreshes(refreshed, late.model_copy(update={"ts": T0 + timedelta(seconds=3)})) == []
+
+
 ASSETS = """\
 site:
   id: s
@@ -274,3 +296,17 @@ def test_an_edge_that_refreshes_less_often_than_the_equipment_reports_is_refused
     check_refresh_intervals(edge.model_copy(update={"opcua": [source(4840, refresh_interval_s=20)]}), assets)
     unknown = source(4840, refresh_interval_s=60).model_copy(update={"equipment": "not-in-the-model"})
     check_refresh_intervals(edge.model_copy(update={"opcua": [unknown]}), assets)  # ingest's business
+
+
+def test_check_config_refuses_a_refresh_slower_than_the_equipments_report_interval(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "assets.yaml").write_text(ASSETS)
+    settings = tmp_path / "settings.yaml"
+    nodes = f"{{state: 'ns=2;s={EQUIPMENT}.StateCode'}}"
+    edge = f"{{endpoint: 'opc.tcp://127.0.0.1:4840/', equipment: {EQUIPMENT}, nodes: {nodes}, refresh_interval_s: %s}}"
+    settings.write_text(f"assets: assets.yaml\nedge: {{id: gw, opcua: [{edge % 30}]}}\n")
+    assert main(["check-config", "--config", str(settings)]) == 2
+    assert "edge.opcua[0].refresh_interval_s: 30 s is longer than" in capsys.readouterr().err
+    settings.write_text(f"assets: assets.yaml\nedge: {{id: gw, opcua: [{edge % 20}]}}\n")
+    assert main(["check-config", "--config", str(settings)]) == 0

@@ -15,6 +15,12 @@ class MachineState(StrEnum):
     PLANNED_STOP = "PLANNED_STOP"
 
 
+# The state an edge reports when it stops listening to a machine (its session ended, or the edge
+# stopped): from then on the machine's state is unknown. Not a canonical state and not a time
+# element: the KPI engine counts the time after it as offline (no data) until the next reading.
+OFFLINE = "OFFLINE"
+
+
 class Signal(StrEnum):
     """Signals with a fixed meaning. Free process values (spindle speed, load, …) use any other name."""
 

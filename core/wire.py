@@ -31,7 +31,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from core.errors import WireFormatError
-from core.signals import ENERGY_COUNTERS, PART_COUNTERS, MachineState, Quality, Signal
+from core.signals import ENERGY_COUNTERS, OFFLINE, PART_COUNTERS, MachineState, Quality, Signal
 from core.yamlconfig import format_loc
 
 WIRE_VERSION = 1
@@ -100,9 +100,9 @@ class Sample(BaseModel):
     def _value_fits_signal(cls, value: SampleValue, info: Any) -> SampleValue:
         signal = info.data.get("signal")
         if signal == Signal.STATE:
-            if value not in MachineState.__members__:
+            if value not in MachineState.__members__ and value != OFFLINE:
                 shown = value if not isinstance(value, str) or len(value) <= 64 else f"{value[:64]}…"
-                raise ValueError(f"state must be one of {', '.join(MachineState)}, got {shown!r}")
+                raise ValueError(f"state must be one of {', '.join(MachineState)} or {OFFLINE}, got {shown!r}")
         elif signal in PART_COUNTERS:
             if isinstance(value, bool) or not isinstance(value, int | float) or value != int(value) or value < 0:
                 raise ValueError(f"part counter must be a non-negative integer, got {value!r}")

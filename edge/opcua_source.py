@@ -50,7 +50,7 @@ from pydantic import ValidationError
 
 from core.errors import ConfigError
 from core.settings import OpcUaSource
-from core.signals import MachineState, Quality, Signal
+from core.signals import OFFLINE, MachineState, Quality, Signal
 from core.tasks import cancel_and_wait
 from core.wire import Sample, TimestampSource
 from edge.buffer import SampleSink
@@ -62,6 +62,7 @@ logger = logging.getLogger(__name__)
 
 TS_FALLBACK_FLAG = "ts_fallback"
 REFRESH_FLAG = "refresh"
+OFFLINE_FLAG = "offline"
 # A refresh is stamped this long plus three sampling intervals before it is sent (see the docstring).
 REFRESH_LAG_MARGIN_S = 0.5
 # Refreshes remembered per signal, for corrections by changes that arrive late.
@@ -193,6 +194,18 @@ def corrected_refreshes(sent: Iterable[Sample], change: Sample) -> list[Sample]:
     return [r.model_copy(update=update) for r in sent if r.ts >= change.ts and (r.value, r.raw, r.quality) != now]
 
 
+def offline_sample(equipment: str, at: datetime) -> Sample:
+    """The edge's word that it stopped listening to ``equipment`` at ``at`` (core.signals.OFFLINE)."""
+    return Sample(
+        equipment=equipment,
+        signal=Signal.STATE.value,
+        ts=at,
+        value=OFFLINE,
+        ts_source=TimestampSource.GATEWAY,
+        flags=(OFFLINE_FLAG,),
+    )
+
+
 @dataclass
 class CollectorCounters:
     notifications: int = 0
@@ -309,6 +322,10 @@ class OpcUaCollector(BackgroundComponent):
             # The refresh stops with the session and forgets its readings: after an outage only
             # values read from the new session are re-sent.
             await self._stop_refresh()
+            if self._last and Signal.STATE.value in self.source.nodes:
+                # Nobody listens to this machine from now on: say so, so that its last state is not
+                # carried over the time nobody watched (the platform counts that time as offline).
+                self._sink.put(offline_sample(self.source.equipment, datetime.now(UTC)))
             self._last.clear()
             await self._disconnect(client)
 

@@ -63,10 +63,12 @@ def test_bad_samples_are_listed_and_good_ones_kept() -> None:
                 {**GOOD, "signal": "state", "value": "RUNNING"},
                 {**GOOD, "value": -1},
                 {**GOOD, "ts": "2026-11-25T08:00:00"},
+                {**GOOD, "signal": "state", "value": "OFFLINE", "ts_source": "gateway", "flags": ["offline"]},
             ]
         )
     )
-    assert [s.value for s in batch.samples] == [3]
+    # OFFLINE is no canonical state, but the edge's word that it stopped listening: it passes.
+    assert [s.value for s in batch.samples] == [3, "OFFLINE"]
     reasons = [r.reason for r in batch.rejected]
     assert [r.index for r in batch.rejected] == [1, 2, 3]
     assert reasons[0].startswith("samples[1].value:") and "RUNNING" in reasons[0]

@@ -20,7 +20,7 @@ from asyncua import Node, Server, ua
 from core.assets import AssetModel, load_asset_model
 from core.errors import ConfigError
 from core.settings import BrokerSettings, EdgeSettings, OpcUaSource
-from core.signals import Quality
+from core.signals import OFFLINE, Quality
 from core.wire import Sample, TimestampSource
 from edge.agent import EdgeAgent, check_refresh_intervals
 from edge.opcua_source import REFRESH_FLAG, LastReading, OpcUaCollector, corrected_refreshes, refresh_samples
@@ -137,6 +137,7 @@ async def test_unchanging_signals_arrive_every_refresh_interval_stop_with_the_se
             await wait_until(lambda: len(refreshes(uplinked(), "state")) >= state_so_far + 4, "4 more state refreshes")
             stopped_at = datetime.now(UTC)
         await wait_until(lambda: agent.stats()["opcua_sources_connected"] == 0, "the collector to notice")
+        noticed_at = datetime.now(UTC)
         refreshes_when_lost = agent.stats()["opcua_refreshes"]
         await asyncio.sleep(6 * REFRESH_S)  # six intervals without a server
         assert agent.stats()["opcua_refreshes"] == refreshes_when_lost
@@ -177,8 +178,17 @@ async def test_unchanging_signals_arrive_every_refresh_interval_stop_with_the_se
         gaps = [(b.ts - a.ts).total_seconds() for a, b in itertools.pairwise(series)]
         assert min(gaps) > 0 and statistics.median(gaps) == pytest.approx(REFRESH_S, abs=0.1)
 
-    # After the outage: refreshes again, only of what the new session read.
-    assert [(s.signal, s.value) for s in after if REFRESH_FLAG not in s.flags] == [("state", "DOWN")]
+    # When a session ends the edge says it stopped listening, once, stamped when it noticed: after
+    # the outage, and again when the second server stops before the agent. In between, refreshes
+    # again, only of what the new session read.
+    assert [(s.signal, s.value) for s in after if REFRESH_FLAG not in s.flags] == [
+        ("state", OFFLINE),
+        ("state", "DOWN"),
+        ("state", OFFLINE),
+    ]
+    offline = [s for s in after if s.value == OFFLINE]
+    assert {(s.flags, s.ts_source) for s in offline} == {(("offline",), TimestampSource.GATEWAY)}
+    assert stopped_at < offline[0].ts <= noticed_at
     assert refreshes(after, "parts_total") == []
     assert {(s.value, s.quality) for s in refreshes(after, "state")} == {("DOWN", Quality.GOOD)}
     assert all(s.ts > back_at for s in refreshes(after, "state"))

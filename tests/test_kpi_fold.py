@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from core.signals import MachineState
+from core.signals import OFFLINE, MachineState
 from core.store import FieldValue
 from core.wire import datetime_to_ns
 from kpi.base import NS_PER_S, BaseQuantities
@@ -147,3 +147,14 @@ def test_the_carry_round_trips_through_json_and_the_rules_refuse_nonsense() -> N
         EvidenceRules(gap_intervals=0)
     with pytest.raises(ValueError, match="max_parts_step"):
         EvidenceRules(max_parts_step=float("inf"))  # type: ignore[arg-type]
+
+
+def test_an_offline_marker_ends_what_was_known_at_once() -> None:
+    # PRODUCING refreshed every minute 08:00-08:10, then the edge says it stopped listening at
+    # 08:10:30 (its session ended). Without the marker the 08:10 reading would hold to 08:13; with
+    # it, PRODUCING ends at 08:10:30 and the rest of the hour is offline. The next DOWN is a new failure.
+    states = [*every_minute(P, 0, 10), (at(10.5), OFFLINE), (at(40), D)]
+    q = fold(MACHINE, {"state": states})
+    assert q.production_time_s == 10.5 * 60
+    assert q.down_time_s == 3 * 60  # DOWN @08:40, valid 3 min
+    assert (q.failures, q.covered_s) == (1, 13.5 * 60)

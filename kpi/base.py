@@ -94,7 +94,7 @@ class BaseQuantities:
         return cls()
 
     def to_fields(self) -> dict[str, float | int]:
-        """One store field per quantity (PBT included for readers of the raw rollup).
+        """One store field per quantity, and the derived PBT and offline time for readers of the raw rollup.
 
         Floats stay floats even when whole, because InfluxDB refuses a field whose type changes.
         """
@@ -103,6 +103,7 @@ class BaseQuantities:
             for name, value in zip(_NAMES, _values(self), strict=True)
         }
         fields["planned_busy_time_s"] = float(self.planned_busy_time_s)
+        fields["offline_s"] = float(self.offline_s)
         return fields
 
     @classmethod

@@ -81,7 +81,7 @@ def test_fields_keep_one_type_per_quantity_and_round_trip() -> None:
     # InfluxDB refuses a field whose type changes, so whole seconds must still be floats.
     assert isinstance(fields["production_time_s"], float) and isinstance(fields["energy_kwh"], float)
     assert isinstance(fields["parts_good"], int) and isinstance(fields["samples"], int)
-    assert fields["planned_busy_time_s"] == 0.0
+    assert fields["planned_busy_time_s"] == 0.0 and fields["offline_s"] == 0.0  # derived, stored for dashboards
     assert BaseQuantities.from_fields(fields) == q
 
 

@@ -25,9 +25,9 @@ from pathlib import Path
 import pytest
 
 from core.settings import BrokerSettings, Settings, SimulatorSettings
-from core.signals import MachineState
+from core.signals import OFFLINE, MachineState
 from core.wire import Sample
-from edge.opcua_source import REFRESH_FLAG, TS_FALLBACK_FLAG, OpcUaCollector
+from edge.opcua_source import OFFLINE_FLAG, REFRESH_FLAG, TS_FALLBACK_FLAG, OpcUaCollector
 from edge.reconnect import Backoff
 from simulators.behaviour import FaultKind
 from simulators.edgeconfig import edge_sources
@@ -58,8 +58,9 @@ class Samples:
         self.samples.append(sample)
 
     def of(self, signal: str) -> list[Sample]:
-        """The readings of a signal as the device's changes brought them, without refreshes."""
-        return [s for s in self.samples if s.signal == signal and REFRESH_FLAG not in s.flags]
+        """The readings of a signal as the device's changes brought them, without refreshes and
+        without the edge's word that it stopped listening."""
+        return [s for s in self.samples if s.signal == signal and not {REFRESH_FLAG, OFFLINE_FLAG} & set(s.flags)]
 
     def refreshes(self, signal: str) -> list[Sample]:
         return [s for s in self.samples if s.signal == signal and REFRESH_FLAG in s.flags]
@@ -150,6 +151,10 @@ def check_states(
     starts = {i.start: i.state.value for i in truth.intervals}
     states = sink.of("state")
     assert states, eq
+    # Each server restart ended a session: the edge said so, at gateway time, while the server was away.
+    offline = [s for s in sink.samples if OFFLINE_FLAG in s.flags]
+    assert len(offline) >= len(truth.faults_of("server_restart")), eq
+    assert all(s.value == OFFLINE and s.ts_source == "gateway" for s in offline), eq
     fallback = [s for s in states if TS_FALLBACK_FLAG in s.flags]
     for sample in states:
         if TS_FALLBACK_FLAG in sample.flags:

@@ -50,6 +50,29 @@ def line_of(index: dict[_Loc, int], loc: Sequence[str | int]) -> int | None:
     return index.get(())
 
 
+def _invalid_timestamp(path: Path, node: yaml.Node | None, exc: ValueError) -> ConfigError:
+    """The unquoted date or time PyYAML could not build (2026-02-30), with its line and field."""
+    constructor = yaml.constructor.SafeConstructor()
+    stack: list[tuple[yaml.Node, _Loc]] = [(node, ())] if node is not None else []
+    while stack:
+        current, loc = stack.pop()
+        if isinstance(current, yaml.MappingNode):
+            stack.extend((value, (*loc, key.value)) for key, value in reversed(current.value))
+        elif isinstance(current, yaml.SequenceNode):
+            stack.extend((item, (*loc, n)) for n, item in reversed(list(enumerate(current.value))))
+        elif isinstance(current, yaml.ScalarNode) and current.tag == "tag:yaml.org,2002:timestamp":
+            try:
+                constructor.construct_yaml_timestamp(current)
+            except ValueError as bad:
+                return ConfigError(
+                    str(path),
+                    f"invalid date or time {current.value!r}: {bad}",
+                    line=current.start_mark.line + 1,
+                    field=format_loc(loc),
+                )
+    return ConfigError(str(path), f"invalid value: {exc}")
+
+
 def read_yaml(path: Path | str) -> tuple[Any, dict[_Loc, int]]:
     """Parse a YAML file, returning the data and an index from field paths to line numbers."""
     path = Path(path)
@@ -59,12 +82,15 @@ def read_yaml(path: Path | str) -> tuple[Any, dict[_Loc, int]]:
         raise ConfigError(str(path), "file not found") from None
     except OSError as exc:
         raise ConfigError(str(path), f"cannot read file: {exc.strerror}") from exc
+    node = None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else None
         raise ConfigError(str(path), f"invalid YAML: {exc.problem}", line=line) from exc
+    except ValueError as exc:  # PyYAML builds an unquoted date such as 2026-02-30 and fails without a position
+        raise _invalid_timestamp(path, node, exc) from exc
     index: dict[_Loc, int] = {}
     if node is not None:
         _line_index(node, (), index)

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
-import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints, ValidationError
 
 from core.assets import CARRIER_UNIT, EnergyCarrier, Identifier
@@ -681,10 +680,7 @@ def _site_factors(
 
 def load_energy_factors(path: Path | str) -> EnergyFactors:
     """Load and check an energy factor file; every problem raises ConfigError naming file, line and field."""
-    try:
-        data, index = read_yaml(path)
-    except ValueError as exc:  # PyYAML builds a date such as 2024-02-30 and fails without a position
-        raise _invalid_date(path, exc) from exc
+    data, index = read_yaml(path)
     if data is None:
         raise ConfigError(str(path), "file is empty")
     try:
@@ -699,27 +695,3 @@ def load_energy_factors(path: Path | str) -> EnergyFactors:
         for site_id, section in parsed.sites.items()
     }
     return EnergyFactors(defaults=defaults, sites=sites, source=str(path))
-
-
-def _invalid_date(path: Path | str, exc: ValueError) -> ConfigError:
-    """Find the date PyYAML could not build, to name its line and field."""
-    node = yaml.compose(Path(path).read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
-    constructor = yaml.constructor.SafeConstructor()
-    stack: list[tuple[yaml.Node, _Loc]] = [(node, ())] if node is not None else []
-    while stack:
-        current, loc = stack.pop()
-        if isinstance(current, yaml.MappingNode):
-            stack.extend((value, (*loc, key.value)) for key, value in current.value)
-        elif isinstance(current, yaml.SequenceNode):
-            stack.extend((item, (*loc, n)) for n, item in enumerate(current.value))
-        elif isinstance(current, yaml.ScalarNode) and current.tag == "tag:yaml.org,2002:timestamp":
-            try:
-                constructor.construct_yaml_timestamp(current)
-            except ValueError as bad:
-                return ConfigError(
-                    str(path),
-                    f"invalid date {current.value!r}: {bad}",
-                    line=current.start_mark.line + 1,
-                    field=format_loc(loc),
-                )
-    return ConfigError(str(path), f"invalid value: {exc}")

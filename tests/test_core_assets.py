@@ -309,12 +309,9 @@ def test_the_site_time_zone_must_be_an_iana_name(tmp_path: Path, zone: str, reas
     assert reason in err.value.reason
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core/yamlconfig.read_yaml lets PyYAML's ValueError for an impossible unquoted date through",
-)
 def test_an_impossible_unquoted_holiday_names_its_line(tmp_path: Path) -> None:
     path = _write(tmp_path, _with_calendar("    holidays: [2026-02-30]\n"))
     with pytest.raises(ConfigError) as err:
         load_asset_model(path)
     assert err.value.line == 5
+    assert "invalid date or time" in err.value.reason

@@ -379,7 +379,7 @@ BROKEN = [
     ),
     pytest.param(
         {"gas": GAS.replace("2000-01-01", "2024-02-30")}, 7, "defaults.kgce.natural_gas[0].valid_from",
-        "invalid date '2024-02-30'", id="impossible-date",
+        "invalid date or time '2024-02-30'", id="impossible-date",
     ),
     pytest.param(
         {"gas": GAS.replace("2000-01-01", "2024-1-5")}, 7, "defaults.kgce.natural_gas[0].valid_from",

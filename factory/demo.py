@@ -185,10 +185,12 @@ async def run_demo(settings: Settings, assets: AssetModel, args: argparse.Namesp
         opcua, meters = edge_sources(assets, simulator, scenario=scenario)
         assert settings.edge is not None, "config/demo.yaml has an edge section"
         edge_settings = settings.edge.model_copy(update={"opcua": opcua, "meters": meters})
+        # Ingest before the edge, so that it stops after it: what the edge sends as it stops (its
+        # OFFLINE word for every machine) is stored, not left with a broker about to go too.
+        await stack.enter_async_context(IngestService(settings, store, assets))
         edge = await stack.enter_async_context(
             EdgeAgent(edge_settings, settings.broker, settings.uplink, assets=assets)
         )
-        await stack.enter_async_context(IngestService(settings, store, assets))
         await stack.enter_async_context(KpiWorker(settings, store, assets))
         api = ApiServer(create_app(settings, store, assets, keys), settings.api.host, api_port)
         await stack.enter_async_context(api)

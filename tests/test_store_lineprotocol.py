@@ -125,3 +125,22 @@ def test_names_line_protocol_cannot_carry_are_refused(measurement: str, tags: di
 def test_a_refusal_in_one_point_refuses_the_whole_body() -> None:
     with pytest.raises(StoreRejected, match="nan"):
         encode_points([Point("m", {}, {"v": 1.0}, 1), Point("m", {}, {"v": math.nan}, 2)])
+
+
+def test_series_keys_are_encoded_once_but_refusals_are_never_cached() -> None:
+    good = Point("part_counter", {"site": "s", "equipment": "cnc 1"}, {"value": 1}, 5)
+    again = Point("part_counter", {"equipment": "cnc 1", "site": "s"}, {"value": 2}, 6)  # same series, other order
+    assert encode_point(good) == "part_counter,equipment=cnc\\ 1,site=s value=1i 5"
+    assert encode_point(again) == "part_counter,equipment=cnc\\ 1,site=s value=2i 6"
+    bad = Point("part_counter", {"equipment": "cnc\n1"}, {"value": 1}, 5)
+    for _ in range(2):
+        with pytest.raises(StoreRejected, match="control character"):
+            encode_point(bad)
+    # A tag or field that is not a string at all is refused with a reason, never a TypeError.
+    for hostile in (
+        Point("m", {"equipment": ["cnc-1"]}, {"value": 1}, 5),  # type: ignore[dict-item]
+        Point("m", {1: "x", "a": "b"}, {"value": 1}, 5),  # type: ignore[dict-item]
+        Point("m", {"a": "b"}, {1: 1, "value": 2}, 5),  # type: ignore[dict-item]
+    ):
+        with pytest.raises(StoreRejected, match="must be a string"):
+            encode_point(hostile)

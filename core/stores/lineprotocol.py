@@ -24,6 +24,7 @@ series.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Iterable
@@ -91,22 +92,48 @@ def format_field_value(key: str, value: FieldValue) -> str:
     raise StoreRejected(f"field {key!r}: unsupported type {type(value).__name__} ({value!r})")
 
 
-def encode_point(point: Point) -> str:
-    """One line (without the trailing newline) or StoreRejected saying what cannot be encoded."""
-    parts = [escape_measurement(point.measurement)]
-    for key in sorted(point.tags):
-        value = point.tags[key]
+def _encode_series(measurement: str, tags: Iterable[tuple[str, str]]) -> str:
+    """``measurement,tag=value,...`` with the tags in the order given; StoreRejected if any is unusable."""
+    parts = [escape_measurement(measurement)]
+    for key, value in tags:
         if value == "":
             continue
         parts.append(f"{escape_key(key, 'tag key')}={escape_key(value, f'tag {key!r} value')}")
+    return ",".join(parts)
+
+
+# A piece of equipment's series never changes, and checking and escaping it was most of the work of
+# encoding a point: each distinct series is encoded once (errors are not cached; they raise again).
+@functools.lru_cache(maxsize=65_536)
+def _series(measurement: str, tags: tuple[tuple[str, str], ...]) -> str:
+    return _encode_series(measurement, tags)  # tags sorted by key
+
+
+@functools.lru_cache(maxsize=4_096)
+def _field_key(key: str) -> str:
+    return escape_key(key, "field key")
+
+
+def encode_point(point: Point) -> str:
+    """One line (without the trailing newline) or StoreRejected saying what cannot be encoded."""
+    try:
+        series = _series(point.measurement, tuple(sorted(point.tags.items())))
+    except TypeError:
+        # A tag key or value that cannot be hashed or sorted (not a string): the uncached path says which.
+        series = _encode_series(point.measurement, point.tags.items())
     if not point.fields:
         raise StoreRejected(f"point in {point.measurement!r} has no fields")
-    fields = ",".join(
-        f"{escape_key(key, 'field key')}={format_field_value(key, point.fields[key])}" for key in sorted(point.fields)
-    )
+    try:
+        fields = ",".join(
+            f"{_field_key(key)}={format_field_value(key, point.fields[key])}" for key in sorted(point.fields)
+        )
+    except TypeError:
+        fields = ",".join(
+            f"{escape_key(key, 'field key')}={format_field_value(key, value)}" for key, value in point.fields.items()
+        )
     if isinstance(point.time_ns, bool) or not isinstance(point.time_ns, int):
         raise StoreRejected(f"time_ns must be an integer number of nanoseconds, got {point.time_ns!r}")
-    return f"{','.join(parts)} {fields} {point.time_ns}"
+    return f"{series} {fields} {point.time_ns}"
 
 
 def encode_points(points: Iterable[Point]) -> bytes:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -106,11 +106,6 @@ def local_spans(tier: Tier, start_ns: int, end_ns: int, tz: ZoneInfo) -> list[tu
             spans.append((begin, finish))
         first = _next(tier, first)
     return spans
-
-
-def local_days(start_ns: int, end_ns: int, tz: ZoneInfo) -> list[tuple[int, int]]:
-    """(day start, day end) in ns of every local day that lies wholly inside [start, end)."""
-    return local_spans(DAY, start_ns, end_ns, tz)
 
 
 def expected_parts(tier: Tier, start_ns: int, end_ns: int, tz: ZoneInfo) -> int:
@@ -227,9 +222,6 @@ class Rollups:
     async def read_days(self, equipment: Sequence[str], start_ns: int, end_ns: int) -> dict[tuple[str, int], SpanRow]:
         return await self.read_spans(DAY, equipment, start_ns, end_ns)
 
-    async def read_months(self, equipment: Sequence[str], start_ns: int, end_ns: int) -> dict[tuple[str, int], SpanRow]:
-        return await self.read_spans(MONTH, equipment, start_ns, end_ns)
-
     async def read_spans(
         self, tier: Tier, equipment: Sequence[str], start_ns: int, end_ns: int
     ) -> dict[tuple[str, int], SpanRow]:
@@ -249,8 +241,3 @@ class Rollups:
                 continue
             rows[(eq, p.time_ns)] = SpanRow(eq, p.time_ns, span[0], BaseQuantities.from_fields(p.fields), span[1])
         return rows
-
-
-def carries(rows: Mapping[tuple[str, int], HourRow], hour_ns: int) -> dict[str, Carry]:
-    """The carry at ``hour_ns`` per equipment: the carry stored with the hour before it."""
-    return {eq: row.carry for (eq, h), row in rows.items() if h + HOUR_NS == hour_ns}

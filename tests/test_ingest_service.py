@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import uuid
@@ -24,6 +23,7 @@ from core.stores.sqlite import SqliteStore
 from core.wire import Sample, datetime_to_ns, encode_batch, sample_to_json
 from ingest import IngestService
 from ingest.mapping import sample_to_point
+from tests.ingest_support import bounded, started
 from tests.servers import InfluxServer, MosquittoServer
 from tests.waiting import wait_until
 
@@ -83,28 +83,10 @@ async def publisher(mosquitto_server: MosquittoServer) -> AsyncIterator[aiomqtt.
         yield client
 
 
-@contextlib.asynccontextmanager
-async def bounded(seconds: float, what: str) -> AsyncIterator[None]:
-    """Fail the test with a message, instead of hanging it, when the block takes longer than it ever should."""
-    try:
-        async with asyncio.timeout(seconds) as deadline:
-            yield
-    except TimeoutError:
-        if not deadline.expired():
-            raise
-        pytest.fail(f"timed out after {seconds} s: {what}")
-
-
 async def publish(client: aiomqtt.Client, settings: Settings, payload: bytes) -> None:
     topic = settings.uplink.topic(EDGE)
     async with bounded(5, f"publishing to {topic} (QoS 1 PUBACK)"):
         await client.publish(topic, payload, qos=1)
-
-
-async def started(service: IngestService) -> IngestService:
-    async with bounded(10, "ingest subscribed to the uplink topics"):
-        await service.subscribed.wait()
-    return service
 
 
 def expected_point(s: Sample, assets: AssetModel) -> dict[str, Any]:

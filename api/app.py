@@ -12,10 +12,12 @@ import logging
 from fastapi import FastAPI, Request, status
 from fastapi.responses import JSONResponse
 
+from api import web
 from api.context import AppContext, Role
 from api.routes import assets as asset_routes
 from api.routes import health as health_routes
 from api.routes import kpi as kpi_routes
+from api.routes import reports as report_routes
 from core.assets import AssetModel
 from core.errors import StoreError, StoreUnavailable
 from core.settings import Settings
@@ -42,8 +44,9 @@ def create_app(settings: Settings, store: Store, assets: AssetModel, api_keys: d
         engine=KpiEngine.from_settings(store, assets, settings.kpi),
         api_keys=roles,
     )
-    for router in (health_routes.router, asset_routes.router, kpi_routes.router):
+    for router in (health_routes.router, asset_routes.router, kpi_routes.router, report_routes.router):
         app.include_router(router)
+    web.install(app, settings)
 
     @app.exception_handler(StoreError)
     async def _store_error(request: Request, exc: StoreError) -> JSONResponse:

@@ -222,6 +222,9 @@ class KpiSettings(_Section):
 class ApiSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    reports_dir: Path = Field(
+        default=Path("var/reports"), description="signed certification reports, one file each, never overwritten"
+    )
 
 
 class SimulatorSettings(_Section):
@@ -293,6 +296,7 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
     fix(data.get("edge"), "buffer_path")
     fix(data.get("ingest"), "dead_letter_path")
     fix(data.get("kpi"), "energy_factors")
+    fix(data.get("api"), "reports_dir")
 
 
 def load_settings(path: Path | str, environ: Mapping[str, str] | None = None) -> Settings:

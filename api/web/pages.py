@@ -1,0 +1,351 @@
+"""The pages people use: sign in, the overview, the report viewer. Server-rendered, in Chinese or English.
+
+Authentication is the ``factory_key`` cookie the sign-in form sets (HttpOnly, SameSite=Strict, so no
+script reads it and no other site's form can send it). Every page answers with a strict
+Content-Security-Policy: scripts, styles and images from this server only, nothing from a CDN.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
+
+from api.context import Role
+from api.deps import Caller, get_context
+from api.report_service import ReportError, ReportQuery, ReportService, StoredReport
+from api.web import format as fmt
+from api.web import pending  # TEMP until the access and park branches land
+from api.web.i18n import LANGS, Lang, pick_language, t
+from api.web.overview import OVERVIEW_KPIS, PERIODS, PeriodError, build_overview, window_of
+from kpi.certification_models import CertificationReport
+
+COOKIE = pending.COOKIE
+HERE = Path(__file__).parent
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "frame-src 'self'; frame-ancestors 'self'; form-action 'self'; base-uri 'none'; object-src 'none'"
+)
+
+router = APIRouter(include_in_schema=False)
+templates = Environment(
+    loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True, default_for_string=True)
+)
+
+
+def _service(request: Request) -> ReportService:
+    service: ReportService = request.app.state.report_service
+    return service
+
+
+def page_caller(request: Request) -> Caller | None:
+    key = request.cookies.get(COOKIE)
+    if not key:
+        return None
+    caller = pending.caller_for_key(get_context(request), key)
+    if caller is None or caller.role.rank < Role.AUDITOR.rank:
+        return None
+    return caller
+
+
+def _lang(request: Request, lang: str | None) -> Lang:
+    return pick_language(lang, request.headers.get("accept-language"))
+
+
+def _switch_url(request: Request, lang: Lang) -> str:
+    query = {k: v for k, v in request.query_params.items() if k != "lang"}
+    query["lang"] = "en" if lang == "zh" else "zh"
+    return f"{request.url.path}?{urlencode(query)}"
+
+
+def render(request: Request, name: str, lang: Lang, status_code: int = 200, **context: Any) -> HTMLResponse:
+    def tr(name: str, /, **values: object) -> str:
+        return t(name, lang, **values)
+
+    context.setdefault("signed_in", True)
+    html = templates.get_template(name).render(
+        t=tr, lang=lang, switch_url=_switch_url(request, lang), path=request.url.path, **context
+    )
+    return HTMLResponse(
+        html,
+        status_code=status_code,
+        headers={
+            "Content-Security-Policy": CSP,
+            "X-Content-Type-Options": "nosniff",
+            "Referrer-Policy": "no-referrer",
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+def _to_signin(lang: Lang) -> RedirectResponse:
+    return RedirectResponse(f"/ui/signin?lang={lang}", status_code=303)
+
+
+@router.get("/")
+async def home(request: Request) -> RedirectResponse:
+    lang = _lang(request, request.query_params.get("lang"))
+    if page_caller(request) is None:
+        return _to_signin(lang)
+    return RedirectResponse(f"/ui/overview?lang={lang}", status_code=303)
+
+
+@router.get("/ui/signin")
+async def signin_form(request: Request, lang: str | None = None) -> HTMLResponse:
+    return render(request, "signin.html", _lang(request, lang), error=None, signed_in=False)
+
+
+@router.post("/ui/signin", response_model=None)
+async def signin(
+    request: Request, key: Annotated[str, Form(max_length=512)] = "", lang: Annotated[str, Form()] = "en"
+) -> Response:
+    language = _lang(request, lang)
+    key = key.strip()
+    if not key:
+        return render(request, "signin.html", language, status_code=400, error=t("no_key", language), signed_in=False)
+    caller = pending.caller_for_key(get_context(request), key)
+    if caller is None:
+        return render(
+            request, "signin.html", language, status_code=401, error=t("wrong_key", language), signed_in=False
+        )
+    if caller.role.rank < Role.AUDITOR.rank:
+        return render(request, "signin.html", language, status_code=403, error=t("role_low", language), signed_in=False)
+    response = RedirectResponse(f"/ui/overview?lang={language}", status_code=303)
+    response.set_cookie(
+        COOKIE,
+        key,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+        path="/",
+    )
+    return response
+
+
+@router.post("/ui/signout")
+async def signout(request: Request, lang: Annotated[str, Form()] = "en") -> RedirectResponse:
+    response = _to_signin(_lang(request, lang))
+    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+    return response
+
+
+@router.get("/ui/overview", response_model=None)
+async def overview(
+    request: Request,
+    lang: str | None = None,
+    period: str = "24h",
+    first: Annotated[date | None, Query(alias="from")] = None,
+    last: Annotated[date | None, Query(alias="to")] = None,
+) -> Response:
+    language = _lang(request, lang)
+    caller = page_caller(request)
+    if caller is None:
+        return _to_signin(language)
+    context = get_context(request)
+    now = datetime.now(UTC)
+    try:
+        window = window_of(period, first, last, now, context.assets.timezone)
+    except PeriodError as exc:
+        return render(
+            request,
+            "overview.html",
+            language,
+            status_code=422,
+            error=str(exc),
+            view=None,
+            periods=PERIODS,
+            period=period,
+            first=first,
+            last=last,
+            kpi_keys=OVERVIEW_KPIS,
+        )
+    view = await build_overview(context.engine, context.assets, caller, window, now)
+    return render(
+        request,
+        "overview.html",
+        language,
+        error=None,
+        view=view,
+        periods=PERIODS,
+        period=window.period,
+        first=first,
+        last=last,
+        kpi_keys=OVERVIEW_KPIS,
+        zone=context.assets.timezone,
+    )
+
+
+def _report_form_defaults() -> dict[str, date]:
+    today = datetime.now(UTC).date()
+    return {
+        "assessment_first": today - timedelta(days=30),
+        "assessment_last": today - timedelta(days=1),
+        "baseline_first": today - timedelta(days=60),
+        "baseline_last": today - timedelta(days=31),
+    }
+
+
+def _scopes(request: Request, caller: Caller, lang: Lang) -> list[tuple[str, str]]:
+    assets = get_context(request).assets
+    scopes: list[tuple[str, str]] = []
+    park_id, park_name = pending.park_of(assets)
+    if pending.may_see(caller, None):
+        scopes.append((park_id, f"{t('k_park', lang)}: {park_name}"))
+    for site in pending.sites_of(assets):
+        if not pending.may_see(caller, site.id):
+            continue
+        scopes.append((site.id, f"{t('k_site', lang)}: {site.name or site.id}"))
+        for workshop in site.workshops:
+            scopes.append((workshop.id, f"— {t('k_workshop', lang)}: {workshop.name or workshop.id}"))
+            for line in workshop.lines:
+                scopes.append((line.id, f"—— {t('k_line', lang)}: {line.name or line.id}"))
+    return scopes
+
+
+async def _reports_page(
+    request: Request,
+    caller: Caller,
+    lang: Lang,
+    *,
+    error: str | None = None,
+    form: dict[str, Any] | None = None,
+    status_code: int = 200,
+) -> HTMLResponse:
+    service = _service(request)
+    stored = await run_in_threadpool(service.all)
+    visible = [s for s in stored if s.scope is not None and pending.may_see(caller, s.site)]
+    return render(
+        request,
+        "reports.html",
+        lang,
+        status_code=status_code,
+        reports=visible,
+        error=error,
+        scopes=_scopes(request, caller, lang),
+        schemes=service.certifier.schemes.all(),
+        form=form or _report_form_defaults(),
+        langs=LANGS,
+    )
+
+
+@router.get("/ui/reports", response_model=None)
+async def reports(request: Request, lang: str | None = None) -> Response:
+    language = _lang(request, lang)
+    caller = page_caller(request)
+    if caller is None:
+        return _to_signin(language)
+    return await _reports_page(request, caller, language)
+
+
+@router.post("/ui/reports", response_model=None)
+async def generate(
+    request: Request,
+    scope: Annotated[str, Form(max_length=64)],
+    scheme: Annotated[str, Form(max_length=64)],
+    assessment_first: Annotated[date, Form()],
+    assessment_last: Annotated[date, Form()],
+    baseline_first: Annotated[date | None, Form()] = None,
+    baseline_last: Annotated[date | None, Form()] = None,
+    report_lang: Annotated[str, Form()] = "en",
+    lang: Annotated[str, Form()] = "en",
+) -> Response:
+    language = _lang(request, lang)
+    caller = page_caller(request)
+    if caller is None:
+        return _to_signin(language)
+    form = {
+        "scope": scope,
+        "scheme": scheme,
+        "assessment_first": assessment_first,
+        "assessment_last": assessment_last,
+        "baseline_first": baseline_first,
+        "baseline_last": baseline_last,
+        "report_lang": report_lang,
+    }
+    assets = get_context(request).assets
+    if not pending.has_scope(assets, scope) or not pending.may_see(caller, pending.site_of(assets, scope)):
+        return await _reports_page(
+            request, caller, language, error=t("forbidden", language), form=form, status_code=403
+        )
+    baseline = None
+    if baseline_first is not None and baseline_last is not None:
+        baseline = (baseline_first, baseline_last + timedelta(days=1))  # the form's last day is inclusive
+    query = ReportQuery(
+        scope=scope,
+        scheme=scheme,
+        assessment=(assessment_first, assessment_last + timedelta(days=1)),
+        baseline=baseline,
+        language="zh" if report_lang == "zh" else "en",
+    )
+    try:
+        archive_id = await _service(request).generate(query)
+    except ReportError as exc:
+        return await _reports_page(request, caller, language, error=exc.detail, form=form, status_code=exc.status)
+    return RedirectResponse(f"/ui/reports/{archive_id}?lang={language}", status_code=303)
+
+
+def _chart_data(report: CertificationReport, lang: Lang) -> list[dict[str, Any]]:
+    """Per rule: baseline vs assessment (bars) and the metric over time (line), for charts.js."""
+    charts = []
+    for rule in report.rules:
+        charts.append(
+            {
+                "rule": rule.id,
+                "unit": rule.unit,
+                "target": rule.target,
+                "bars": [
+                    *([{"label": t("baseline", lang), "value": rule.baseline.value}] if rule.baseline else []),
+                    {"label": t("assessment", lang), "value": rule.assessment.value},
+                ],
+                "series": [{"label": p.key, "value": p.value, "group": p.period} for p in rule.series],
+            }
+        )
+    return charts
+
+
+@router.get("/ui/reports/{archive_id}", response_model=None)
+async def report_page(request: Request, archive_id: str, lang: str | None = None) -> Response:
+    language = _lang(request, lang)
+    caller = page_caller(request)
+    if caller is None:
+        return _to_signin(language)
+    try:
+        stored, _ = await run_in_threadpool(_service(request).read, archive_id)
+    except ReportError as exc:
+        return render(request, "error.html", language, status_code=exc.status, message=exc.detail)
+    if stored.scope is None or not pending.may_see(caller, stored.site):
+        return render(request, "error.html", language, status_code=403, message=t("forbidden", language))
+    charts = _chart_data(stored.report, language) if stored.report is not None else []
+    return render(
+        request,
+        "report.html",
+        language,
+        stored=stored,
+        report=stored.report,
+        charts=[json.dumps(c, ensure_ascii=False) for c in charts],
+    )
+
+
+def verification_text(stored: StoredReport, lang: Lang) -> str:
+    if stored.verified:
+        return f"{t('verified', lang)} ({t('key_fp', lang, key=stored.signer, fp=stored.fingerprint)})"
+    return f"{t('not_verified', lang)}: {stored.reason}"
+
+
+templates.globals.update(
+    verification_text=verification_text,
+    number=fmt.number,
+    percent=fmt.percent,
+    kpi_value=fmt.kpi_value,
+    kpi_label=fmt.kpi_label,
+    age=fmt.age,
+    local_time=fmt.local_time,
+    oee_chart=fmt.oee_chart,
+)

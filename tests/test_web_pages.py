@@ -140,7 +140,8 @@ async def test_report_viewer_generates_opens_and_links_every_format(
     report = await browser.get(location)
     assert report.status_code == 200
     assert re.search(
-        r'id="verification" class="ok"[^>]*>\s*<strong>Verification:</strong> verified \(key hist-site, fingerprint [0-9a-f:]{19}\)',
+        r'id="verification" class="ok"[^>]*>\s*<strong>Verification:</strong> '
+        r"verified \(key hist-site, fingerprint [0-9a-f:]{19}\)",
         report.text,
     )
     assert 'id="overall-verdict"' in report.text and report.text.count('class="chart"') >= 1

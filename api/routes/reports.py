@@ -44,9 +44,7 @@ class ReportRequest(BaseModel):
 
     def query(self) -> ReportQuery:
         if (self.baseline_start is None) != (self.baseline_end is None):
-            raise HTTPException(
-                422, "give both baseline_start and baseline_end, or neither"
-            )
+            raise HTTPException(422, "give both baseline_start and baseline_end, or neither")
         baseline = (self.baseline_start, self.baseline_end) if self.baseline_start and self.baseline_end else None
         return ReportQuery(
             scope=self.scope,

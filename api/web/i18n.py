@@ -59,6 +59,10 @@ _TEXT: dict[str, tuple[str, str]] = {
     "scheme": ("Scheme", "评价方案"),
     "baseline": ("Baseline", "基准期"),
     "assessment": ("Assessment", "评估期"),
+    "baseline_both": (
+        "Give the baseline's first and last day, or neither.",
+        "请同时填写基准期的开始和结束日期，或都不填。",
+    ),
     "language": ("Report language", "报告语言"),
     "create": ("Generate", "生成"),
     "archive": ("Archived reports", "已归档报告"),

@@ -141,8 +141,8 @@ async def overview(
     request: Request,
     lang: str | None = None,
     period: str = "24h",
-    first: Annotated[date | None, Query(alias="from")] = None,
-    last: Annotated[date | None, Query(alias="to")] = None,
+    first_text: Annotated[str | None, Query(alias="from", max_length=10)] = None,
+    last_text: Annotated[str | None, Query(alias="to", max_length=10)] = None,
 ) -> Response:
     language = _lang(request, lang)
     caller = page_caller(request)
@@ -150,7 +150,10 @@ async def overview(
         return _to_signin(language)
     context = get_context(request)
     now = datetime.now(UTC)
+    first = last = None
     try:
+        # A form sends empty date fields as "": no date, not a validation error.
+        first, last = _day(first_text, "from"), _day(last_text, "to")
         window = window_of(period, first, last, now, context.assets.timezone)
     except PeriodError as exc:
         return render(
@@ -180,6 +183,15 @@ async def overview(
         kpi_keys=OVERVIEW_KPIS,
         zone=context.assets.timezone,
     )
+
+
+def _day(text: str | None, field: str) -> date | None:
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise PeriodError(f"{field}: {text!r} is not a date (YYYY-MM-DD)") from None
 
 
 def _report_form_defaults() -> dict[str, date]:
@@ -251,8 +263,8 @@ async def generate(
     scheme: Annotated[str, Form(max_length=64)],
     assessment_first: Annotated[date, Form()],
     assessment_last: Annotated[date, Form()],
-    baseline_first: Annotated[date | None, Form()] = None,
-    baseline_last: Annotated[date | None, Form()] = None,
+    baseline_first_text: Annotated[str, Form(alias="baseline_first", max_length=10)] = "",
+    baseline_last_text: Annotated[str, Form(alias="baseline_last", max_length=10)] = "",
     report_lang: Annotated[str, Form()] = "en",
     lang: Annotated[str, Form()] = "en",
 ) -> Response:
@@ -260,6 +272,10 @@ async def generate(
     caller = page_caller(request)
     if caller is None:
         return _to_signin(language)
+    try:
+        baseline_first, baseline_last = _day(baseline_first_text, "baseline"), _day(baseline_last_text, "baseline")
+    except PeriodError as exc:
+        return await _reports_page(request, caller, language, error=str(exc), status_code=422)
     form = {
         "scope": scope,
         "scheme": scheme,
@@ -275,6 +291,10 @@ async def generate(
             request, caller, language, error=t("forbidden", language), form=form, status_code=403
         )
     baseline = None
+    if (baseline_first is None) != (baseline_last is None):
+        return await _reports_page(
+            request, caller, language, error=t("baseline_both", language), form=form, status_code=422
+        )
     if baseline_first is not None and baseline_last is not None:
         baseline = (baseline_first, baseline_last + timedelta(days=1))  # the form's last day is inclusive
     query = ReportQuery(

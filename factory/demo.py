@@ -139,12 +139,20 @@ async def _print_status(engine: KpiEngine, assets: AssetModel, since: datetime, 
         print(f"[demo {elapsed // 60:02d}:{elapsed % 60:02d}] " + " | ".join(parts), flush=True)
 
 
+def print_web_page(url: str, key: str | None) -> None:
+    """The first thing the demo says: where to look, and the key to sign in with."""
+    sign_in = f"sign in with the key {key}" if key else "sign in with a key from FACTORY_API_KEYS"
+    print(f"Open {url}/ in a browser and {sign_in} (the page is up in a few seconds).", flush=True)
+
+
 async def run_demo(settings: Settings, assets: AssetModel, args: argparse.Namespace) -> None:
+    api_port = settings.api.port if args.api_port is None else args.api_port
+    api_port = _port_or_free(settings.api.host, api_port, "API")
+    keys, generated_key = demo_api_keys()
+    print_web_page(f"http://{settings.api.host}:{api_port}", generated_key)
     host = settings.broker.host
     embedded = settings.demo.embedded_broker
     broker_port = _port_or_free(host, settings.broker.port, "MQTT broker") if embedded else settings.broker.port
-    api_port = settings.api.port if args.api_port is None else args.api_port
-    api_port = _port_or_free(settings.api.host, api_port, "API")
     settings = settings.model_copy(
         update={
             "broker": settings.broker.model_copy(update={"port": broker_port}),
@@ -156,7 +164,6 @@ async def run_demo(settings: Settings, assets: AssetModel, args: argparse.Namesp
         load_energy_factors(settings.kpi.energy_factors)  # likewise a broken factor file
     if args.scenario:
         settings = _separate_data(settings, args.scenario.stem)
-    keys, generated_key = demo_api_keys()
     started = datetime.now(UTC) - timedelta(seconds=1)
 
     stop = asyncio.Event()
@@ -201,6 +208,7 @@ async def run_demo(settings: Settings, assets: AssetModel, args: argparse.Namesp
         where = settings.store.sqlite_path if settings.store.kind == "sqlite" else settings.store.influx_url
         print(
             "\nSmart-factory demo is running (Ctrl-C to stop).\n"
+            f"  web page   {url}/   (overview and certification reports; sign in with the API key)\n"
             f"  API        {url}   (docs: {url}/docs)\n"
             f"  API key    {key_hint}" + ("   (generated for this run, role admin)" if generated_key else "") + "\n"
             f"  MQTT       {host}:{broker_port} " + ("(embedded, loopback only)" if embedded else "(external)") + "\n"

@@ -72,6 +72,14 @@ def test_demo_serves_a_non_trivial_oee_and_stops_cleanly_on_ctrl_c(tmp_path: Pat
         deadline = time.monotonic() + 60
         url, key, since, mqtt = _banner(demo, log)
         assert "embedded" in mqtt
+        # Before anything else: the web page and the key to sign in with; and it works.
+        first = Path(log.name).read_text().splitlines()[0]
+        assert first == f"Open {url}/ in a browser and sign in with the key {key} (the page is up in a few seconds)."
+        with httpx.Client(base_url=url, timeout=10) as browser:
+            assert browser.get("/").headers["location"].startswith("/ui/signin")
+            assert browser.post("/ui/signin", data={"key": key}).status_code == 303
+            overview = browser.get("/ui/overview")
+            assert overview.status_code == 200 and 'data-scope="cq-demo"' in overview.text
 
         oee = None
         with httpx.Client(base_url=url, headers={"X-API-Key": key}, timeout=10) as client:

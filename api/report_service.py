@@ -10,7 +10,6 @@ rendered as if it were a report.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import re
@@ -20,9 +19,6 @@ from datetime import UTC, date, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Literal
-
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from api.web import pending  # TEMP until the certification, reporting and park branches land
 from core.assets import AssetModel
@@ -46,13 +42,6 @@ def software_version() -> str:
         return version("smart-factory-platform")
     except PackageNotFoundError:  # running from a checkout that was never installed
         return "0+unknown"
-
-
-def key_fingerprint(public_key: Ed25519PublicKey) -> str:
-    """SHA-256 of the raw 32-byte public key, first 16 hex digits in groups of four (as a person reads it)."""
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    digest = hashlib.sha256(raw).hexdigest()[:16]
-    return ":".join(digest[i : i + 4] for i in range(0, 16, 4))
 
 
 class ReportError(Exception):
@@ -177,15 +166,14 @@ class ReportService:
         signer = self.signer_of(query.scope)
         try:
             private_key = self.keys.private(signer)
-        except FileNotFoundError:
-            raise ReportError(
-                409,
-                "No signing key",
-                f"site {signer!r} has no signing key yet: run `factory report keygen --site {signer}`",
-            ) from None
-        report = await self.certifier.evaluate(
-            query.scope, query.scheme, query.assessment, query.baseline, query.language, query.as_query()
-        )
+        except pending.ReportKeyError as exc:
+            raise ReportError(409, "No signing key", str(exc)) from None
+        try:
+            report = await self.certifier.evaluate(
+                query.scope, query.scheme, query.assessment, query.baseline, query.language, query.as_query()
+            )
+        except ValueError as exc:  # periods that are not periods (a baseline after the assessment, ...)
+            raise ReportError(422, "Invalid period", str(exc)) from None
         data = pending.signed_report_bytes(report, private_key)
         archive_id = self.archive.save(report.report_id, data, self.clock())
         log.info("report %s archived: %s %s %s", archive_id, query.scope, query.scheme, report.verdict)
@@ -242,9 +230,9 @@ class ReportService:
             return stored(False, f"scope {scope!r} is not in the asset model, so no key to check it with", None, None)
         try:
             public_key = self.keys.public(signer)
-        except FileNotFoundError:
-            return stored(False, f"no public key for {signer!r} to check the signature with", None, None)
-        fingerprint = key_fingerprint(public_key)
+        except pending.ReportKeyError as exc:
+            return stored(False, f"no key of {signer!r} to check the signature with ({exc})", None, None)
+        fingerprint = pending.key_fingerprint(public_key)
         result = pending.verify_report_bytes(data, public_key)
         if not result.ok or result.report is None:
             return stored(False, result.reason or "the signature does not verify", fingerprint, None)

@@ -141,7 +141,7 @@ async def test_report_viewer_generates_opens_and_links_every_format(
     assert report.status_code == 200
     assert re.search(
         r'id="verification" class="ok"[^>]*>\s*<strong>Verification:</strong> '
-        r"verified \(key hist-site, fingerprint [0-9a-f:]{19}\)",
+        r"verified \(key hist-site, fingerprint [0-9a-f]{64}\)",
         report.text,
     )
     assert 'id="overall-verdict"' in report.text and report.text.count('class="chart"') >= 1

@@ -78,7 +78,9 @@ async def write_history_store(directory: Path, days_each: int = WEEK) -> History
 
 def web_settings(data: HistoryData, reports_dir: Path) -> Settings:
     settings = Settings(assets=Path(data.scenario.assets.source), api=ApiSettings(reports_dir=reports_dir))
-    pending.SiteKeys(site_keys_dir(settings)).ensure(data.scenario.assets.site.id)
+    keys = pending.SiteKeys(site_keys_dir(settings))
+    if not keys.public_path(data.scenario.assets.site.id).exists():
+        keys.generate(data.scenario.assets.site.id)
     return settings
 
 

@@ -59,7 +59,7 @@ class VerificationPublic(BaseModel):
     verified: bool
     reason: str | None = Field(description="why it fails verification; null when verified")
     key: str | None = Field(description="whose public key it was checked against (site id, or the park's)")
-    fingerprint: str | None = Field(description="SHA-256 of that public key, first 16 hex digits")
+    fingerprint: str | None = Field(description="SHA-256 (hex) of that public key's DER SubjectPublicKeyInfo")
 
 
 class ReportLinks(BaseModel):

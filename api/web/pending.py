@@ -172,6 +172,16 @@ class Verification:
     report: CertificationReport | None
 
 
+class ReportKeyError(Exception):
+    pass
+
+
+def key_fingerprint(public_key: Ed25519PublicKey) -> str:
+    """SHA-256 (hex) of the key's DER SubjectPublicKeyInfo."""
+    der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(der).hexdigest()
+
+
 def verify_report_bytes(data: bytes, public_key: Ed25519PublicKey) -> Verification:
     try:
         document = json.loads(data)
@@ -194,27 +204,31 @@ class SiteKeys:
         self.keys_dir = keys_dir
 
     def private(self, site: str) -> Ed25519PrivateKey:
-        path = self.keys_dir / f"{site}.key"
+        path = self.keys_dir / f"{site}.pem"
         if not path.exists():
-            raise FileNotFoundError(f"no signing key for site {site!r}: run factory report keygen --site {site}")
+            raise ReportKeyError(
+                f"no signing key for {site!r}: {path} does not exist"
+                f" (create it with: factory report keygen --site {site})"
+            )
         key = serialization.load_pem_private_key(path.read_bytes(), password=None)
         assert isinstance(key, Ed25519PrivateKey)
         return key
 
+    def public_path(self, site: str) -> Path:
+        return self.keys_dir / f"{site}.pub"
+
     def public(self, site: str) -> Ed25519PublicKey:
-        path = self.keys_dir / f"{site}.pub"
+        path = self.public_path(site)
         if not path.exists():
-            raise FileNotFoundError(f"no public key for site {site!r}")
+            raise ReportKeyError(f"no public key: {path} does not exist")
         key = serialization.load_pem_public_key(path.read_bytes())
         assert isinstance(key, Ed25519PublicKey)
         return key
 
-    def ensure(self, site: str) -> None:
-        if (self.keys_dir / f"{site}.key").exists():
-            return
+    def generate(self, site: str) -> Ed25519PublicKey:
         self.keys_dir.mkdir(parents=True, exist_ok=True)
         key = Ed25519PrivateKey.generate()
-        (self.keys_dir / f"{site}.key").write_bytes(
+        (self.keys_dir / f"{site}.pem").write_bytes(
             key.private_bytes(
                 serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
             )
@@ -222,6 +236,7 @@ class SiteKeys:
         (self.keys_dir / f"{site}.pub").write_bytes(
             key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
         )
+        return key.public_key()
 
 
 _LABELS: dict[str, tuple[str, str]] = {

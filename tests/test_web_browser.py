@@ -145,6 +145,9 @@ def drive(driver: WebDriver, base: str, history: HistoryData, downloads: Path) -
         assert oee.endswith("%") and 30 < float(oee.rstrip(" %")) < 95, row.text
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, ".chart svg.bar-chart rect"))
     assert "stale" in rows[-1].text
+    driver.set_window_size(800, 1000)  # a tablet: the wide table scrolls in its frame, the page does not
+    assert driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1")
+    driver.set_window_size(1280, 1000)
     urls += requested_urls(driver)
 
     # Language switch, then the report viewer in Chinese.
@@ -175,6 +178,11 @@ def drive(driver: WebDriver, base: str, history: HistoryData, downloads: Path) -
         assert cells[-1].text.split()[0] in verdicts
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, ".charts svg")) >= len(rule_rows))
     urls += requested_urls(driver)
+
+    # On a tablet the page still fits: wide tables scroll inside their frame, the page does not.
+    driver.set_window_size(800, 1000)
+    assert driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1")
+    driver.set_window_size(1280, 1000)
 
     # The HTML rendering, embedded: its own charts and verdicts.
     driver.switch_to.frame(driver.find_element(By.ID, "rendering"))

@@ -113,8 +113,10 @@ class SqliteStore(FrameReads):
     ) -> list[Point]:
         where, params = _tag_clause(tags)
         # SQLite returns the other columns of the row that holds MAX(time_ns): the last good reading.
+        # INDEXED BY: left alone, the planner walks the primary key for GROUP BY series, i.e. every
+        # row of the measurement, to find the few in a short look-back (0.4 s -> 0.1 ms on 4 M rows).
         sql = (
-            "SELECT MAX(time_ns), series, fields FROM points"
+            "SELECT MAX(time_ns), series, fields FROM points INDEXED BY points_by_time"
             " WHERE measurement = ? AND time_ns >= ? AND time_ns < ?"
             f" AND json_extract(fields, '$.quality') IS NOT ?{where} GROUP BY series ORDER BY 1"
         )

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from core.assets import Site
+from core.assets import Park
 from kpi.report import KpiReport
 
 
@@ -21,11 +21,12 @@ class HealthPublic(BaseModel):
 
 
 class AssetTreePublic(BaseModel):
-    """The factory as an ISA-95 tree: site -> workshops -> lines -> equipment."""
+    """The park as an ISA-95 tree: park -> sites -> workshops -> lines -> equipment."""
 
     model_config = ConfigDict(frozen=True)
 
-    site: Site
+    park: Park
+    digest: str  # SHA-256 of the asset model (core.assets.AssetModel.digest), as reports record it
 
 
 class KpiReportPublic(KpiReport):

@@ -226,6 +226,7 @@ class ApiSettings(_Section):
 
 class SimulatorSettings(_Section):
     host: str = "127.0.0.1"
+    site: str | None = Field(default=None, description="the site of the park simulated; default: its only site")
     base_port: int = Field(default=4840, ge=1, le=65535)
     seed: int = 1
     speed: float = Field(default=1.0, gt=0, description="simulated seconds per wall-clock second")

@@ -54,14 +54,14 @@ async def _run_simulator(settings: Settings, assets: AssetModel, args: argparse.
     from simulators.scenario import load_scenario
 
     scenario = load_scenario(args.scenario) if args.scenario else None
-    if scenario is not None and scenario.assets.site.id != assets.site.id:
+    if scenario is not None and not assets.has_scope(scenario.site.id):
         log.warning(
-            "the scenario's asset model (%s, site %s) is not the settings' (%s, site %s); the platform will not "
+            "the scenario's asset model (%s, site %s) is not the settings' (%s, sites %s); the platform will not "
             "know the simulated equipment",
             scenario.assets.source,
-            scenario.assets.site.id,
+            scenario.site.id,
             settings.assets,
-            assets.site.id,
+            ", ".join(s.id for s in assets.sites),
         )
     simulator = Simulator(settings, assets, scenario=scenario, speed=args.speed)
     dump: asyncio.Task[None] | None = None
@@ -124,14 +124,14 @@ async def _run_kpi(settings: Settings, assets: AssetModel, args: argparse.Namesp
         await serve_until_stopped(KpiWorker(settings, store, assets))
 
 
-def _moment(text: str, assets: AssetModel, name: str) -> datetime:
-    """ISO-8601; a date or a time without a zone is the site's local time."""
+def _moment(text: str, zone: ZoneInfo, name: str) -> datetime:
+    """ISO-8601; a date or a time without a zone is local time of ``zone``."""
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise ConfigError(f"--{name}", f"{text!r} is not an ISO-8601 date or time (e.g. 2026-01-01)") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=ZoneInfo(assets.site.timezone))
+        moment = moment.replace(tzinfo=zone)
     return moment
 
 
@@ -141,17 +141,19 @@ async def _backfill(settings: Settings, assets: AssetModel, args: argparse.Names
 
     if not args.start or not args.end:
         raise ConfigError("factory kpi backfill", "needs --start and --end (ISO-8601; a date is local midnight)")
-    start, end = _moment(args.start, assets, "start"), _moment(args.end, assets, "end")
+    if args.scope and not assets.has_scope(args.scope):
+        raise ConfigError(
+            "--scope", f"unknown scope {args.scope!r}: not the park, a site, workshop, line or equipment id"
+        )
+    # A date is local midnight of the scope's site (of the park's zone for the park: its first site's).
+    zone = assets.timezone_of(args.scope or assets.park.id)
+    start, end = _moment(args.start, zone, "start"), _moment(args.end, zone, "end")
     if end <= start:
         raise ConfigError("--end", f"{end.isoformat()} is not after --start {start.isoformat()}")
     async with closing_store(open_store(settings.store)) as store:
         worker = KpiWorker(settings, store, assets)
         ids = worker.equipment_ids
         if args.scope:
-            if not assets.has_scope(args.scope):
-                raise ConfigError(
-                    "--scope", f"unknown scope {args.scope!r}: not a site, workshop, line or equipment id"
-                )
             wanted = {eq.id for eq in assets.scope(args.scope)}
             wanted |= {m for eq in assets.scope(args.scope) for m in eq.meter_ids}
             ids = [e for e in ids if e in wanted]
@@ -202,8 +204,9 @@ def _check_config(settings: Settings, assets: AssetModel) -> None:
     if settings.kpi.energy_factors is not None:
         from kpi.energy import load_energy_factors
 
-        factors = load_energy_factors(settings.kpi.energy_factors).for_site(assets.site.id)
-        print(f"energy factors {settings.kpi.energy_factors}: ok (electricity basis {factors.electricity_basis})")
+        factors = load_energy_factors(settings.kpi.energy_factors)
+        bases = ", ".join(f"{s.id} {factors.for_site(s.id).electricity_basis}" for s in assets.sites)
+        print(f"energy factors {settings.kpi.energy_factors}: ok (electricity basis: {bases})")
 
 
 def _healthcheck(max_age: float) -> int:
@@ -248,7 +251,9 @@ def build_parser() -> argparse.ArgumentParser:
             )
             p.add_argument("--start", help="backfill: first hour (ISO-8601; a date or naive time is site-local)")
             p.add_argument("--end", help="backfill: end of the range (exclusive)")
-            p.add_argument("--scope", help="backfill: only this site, workshop, line or equipment (and its meters)")
+            p.add_argument(
+                "--scope", help="backfill: only the park, this site, workshop, line or equipment (and its meters)"
+            )
             p.add_argument("--json", action="store_true", help="backfill: print the summary as JSON, no progress bar")
         if name == "simulator":
             p.add_argument("--scenario", type=Path, help="scenario YAML (default: behaviour from the asset model)")

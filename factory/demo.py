@@ -65,10 +65,12 @@ def _port_or_free(host: str, port: int, what: str) -> int:
     return chosen
 
 
-def _simulator_ports(settings: Settings, assets: AssetModel, machines_per_server: int) -> dict[str, int]:
+def _simulator_ports(
+    settings: Settings, assets: AssetModel, site: str | None, machines_per_server: int
+) -> dict[str, int]:
     """A port per OPC UA server, keyed by the first machine it serves; taken ports are replaced."""
     host, base = settings.simulator.host, settings.simulator.base_port
-    machines = [eq.id for eq in simulated_machines(assets)]
+    machines = [eq.id for eq in simulated_machines(assets, site)]
     firsts = machines[::machines_per_server]
     return {eq: _port_or_free(host, base + i, f"OPC UA server for {eq}") for i, eq in enumerate(firsts)}
 
@@ -120,8 +122,8 @@ def demo_api_keys() -> tuple[dict[str, str], str | None]:
     return {key: "admin"}, key
 
 
-async def _print_status(engine: KpiEngine, assets: AssetModel, since: datetime, edge: EdgeAgent) -> None:
-    lines = [line.id for workshop in assets.site.workshops for line in workshop.lines]
+async def _print_status(engine: KpiEngine, assets: AssetModel, site: str, since: datetime, edge: EdgeAgent) -> None:
+    lines = [line.id for workshop in assets.get_site(site).workshops for line in workshop.lines]
     while True:
         await asyncio.sleep(STATUS_INTERVAL_S)
         now = datetime.now(UTC)
@@ -173,13 +175,15 @@ async def run_demo(settings: Settings, assets: AssetModel, args: argparse.Namesp
             # times divided by S, or performance would read S times too high.
             assets = accelerated_assets(scenario.assets, args.speed) if args.speed != 1 else scenario.assets
         per_server = scenario.machines_per_server if scenario is not None else 1
+        # The live demo simulates one site of the park (demo.yaml: simulator.site); the others have no live data.
+        site = scenario.site.id if scenario is not None else assets.one_site(settings.simulator.site).id
         simulator = await stack.enter_async_context(
             Simulator(
                 settings,
                 scenario.assets if scenario is not None else assets,
                 scenario=scenario,
                 speed=args.speed,
-                ports=_simulator_ports(settings, assets, per_server),
+                ports=_simulator_ports(settings, assets, site, per_server),
             )
         )
         opcua, meters = edge_sources(assets, simulator, scenario=scenario)
@@ -207,13 +211,15 @@ async def run_demo(settings: Settings, assets: AssetModel, args: argparse.Namesp
             f"  store      {settings.store.kind} {where}\n"
             f"  machines   {len(opcua)} on {len(set(simulator.endpoints.values()))} OPC UA servers,"
             f" {len(meters)} MQTT meters" + (f", {args.speed:g}x accelerated" if args.speed != 1 else "") + "\n"
-            f"  try        curl -H 'X-API-Key: {key_hint}' '{url}/v1/kpi?scope={assets.site.id}&start={since}'\n"
+            f"  park       {assets.park.id}: sites {', '.join(s.id for s in assets.sites)}; simulating {site}\n"
+            f"  try        curl -H 'X-API-Key: {key_hint}' '{url}/v1/kpi?scope={site}&start={since}'\n"
+            f"             (scope={assets.park.id} for the whole park)\n"
             "             (without start= the window is the last hour, which a new demo has not filled yet:\n"
             "              its KPIs say insufficient_evidence until half the window has data)\n",
             flush=True,
         )
         engine = KpiEngine.from_settings(store, assets, settings.kpi)
-        status = asyncio.create_task(_print_status(engine, assets, started, edge), name="demo-status")
+        status = asyncio.create_task(_print_status(engine, assets, site, started, edge), name="demo-status")
         try:
             if args.duration:
                 with contextlib.suppress(TimeoutError):

@@ -95,9 +95,14 @@ def test_unknown_role_in_api_keys_is_refused(store: Store, example_assets_path: 
         create_app(Settings(assets=example_assets_path), store, ASSETS, {"k" * 20: "superuser"})
 
 
-async def test_asset_tree_lists_site_workshops_lines_equipment(client: httpx.AsyncClient) -> None:
+async def test_asset_tree_lists_park_sites_workshops_lines_equipment(client: httpx.AsyncClient) -> None:
     response = await client.get("/v1/assets", headers={"X-API-Key": VIEWER_KEY})
-    site = response.json()["site"]
+    body = response.json()
+    park = body["park"]
+    assert park["id"] == "cq-park" and "Chongqing" in park["name"] and "重庆" in park["name"]
+    assert [s["id"] for s in park["sites"]] == ["cq-demo", "cq-east"]
+    assert body["digest"] == ASSETS.digest() and len(body["digest"]) == 64
+    site = park["sites"][0]
     assert site["id"] == "cq-demo"
     assert [w["id"] for w in site["workshops"]] == ["machining", "assembly"]
     line_a = site["workshops"][0]["lines"][0]

@@ -1,4 +1,4 @@
-"""``GET /v1/assets``: the asset tree (site -> workshops -> lines -> equipment)."""
+"""``GET /v1/assets``: the asset tree (park -> sites -> workshops -> lines -> equipment)."""
 
 from __future__ import annotations
 
@@ -12,4 +12,4 @@ router = APIRouter(prefix="/v1", tags=["assets"])
 
 @router.get("/assets", response_model=AssetTreePublic)
 async def asset_tree(assets: AssetsDep, _: Viewer) -> AssetTreePublic:
-    return AssetTreePublic(site=assets.site)
+    return AssetTreePublic(park=assets.park, digest=assets.digest())

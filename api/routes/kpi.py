@@ -31,7 +31,7 @@ async def kpi_report(
     engine: EngineDep,
     assets: AssetsDep,
     _: Viewer,
-    scope: Annotated[str, Query(description="site, workshop, line or equipment id")],
+    scope: Annotated[str, Query(description="the park, a site, workshop, line or equipment id")],
     start: Annotated[AwareDatetime | None, Query(description="ISO-8601 with timezone; default end - 1 h")] = None,
     end: Annotated[AwareDatetime | None, Query(description="ISO-8601 with timezone; default now")] = None,
     kpis: Annotated[
@@ -39,7 +39,7 @@ async def kpi_report(
     ] = None,
     group_by: Annotated[
         Literal["hour", "shift", "day", "week", "month"] | None,
-        Query(description="also report each hour, shift, day, week or month of the window (the site's local time)"),
+        Query(description="also report each hour, shift, day, week or month of the window (each site's local time)"),
     ] = None,
     source: Annotated[
         Literal["auto", "raw"],
@@ -54,7 +54,7 @@ async def kpi_report(
         raise _invalid("start", f"the window may span at most {MAX_WINDOW.days} days", start.isoformat())
     if not assets.has_scope(scope):
         raise HTTPException(
-            status.HTTP_404_NOT_FOUND, f"unknown scope {scope!r}: not a site, workshop, line or equipment id"
+            status.HTTP_404_NOT_FOUND, f"unknown scope {scope!r}: not the park, a site, workshop, line or equipment id"
         )
     chosen = [k.strip() for k in kpis.split(",") if k.strip()] if kpis is not None else None
     if chosen is not None:

@@ -110,6 +110,22 @@ async def test_asset_tree_lists_park_sites_workshops_lines_equipment(client: htt
     assert line_a["equipment"][0]["meter"] == "meter-a"
 
 
+async def test_kpi_of_the_park_sums_its_sites(client: httpx.AsyncClient) -> None:
+    params = {"start": START.isoformat(), "end": END.isoformat(), "kpis": "availability,oee"}
+    headers = {"X-API-Key": VIEWER_KEY}
+    park, demo, east = [
+        (await client.get("/v1/kpi", params={**params, "scope": scope}, headers=headers)).json()
+        for scope in ("cq-park", "cq-demo", "cq-east")
+    ]
+    assert park["scope"] == "cq-park"
+    assert park["equipment"] == demo["equipment"] + east["equipment"]
+    assert "east-cnc-01" in park["equipment"]
+    # The dataset has data of cq-demo only: the park's parts and times are cq-demo's, over more equipment.
+    for name in ("parts_produced", "production_time_s", "covered_s", "expected_s"):
+        assert park["base"][name] == demo["base"][name] + east["base"][name], name
+    assert east["base"]["parts_produced"] == 0
+
+
 async def test_kpi_report_numbers_equal_hand_computed_values(client: httpx.AsyncClient) -> None:
     response = await client.get("/v1/kpi", params=LINE_A, headers={"X-API-Key": VIEWER_KEY})
     assert response.status_code == 200

@@ -195,7 +195,8 @@ def _check_config(settings: Settings, assets: AssetModel) -> None:
     for eq in assets:
         kinds[eq.type.value] = kinds.get(eq.type.value, 0) + 1
     print(f"settings {settings.source}: ok (store: {settings.store.kind})")
-    print(f"assets {settings.assets}: ok ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))})")
+    park = f"park {assets.park.id}, sites {', '.join(s.id for s in assets.sites)}"
+    print(f"assets {settings.assets}: ok ({park}; {', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))})")
     if settings.edge is not None:
         from edge.agent import check_refresh_intervals
 

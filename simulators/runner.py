@@ -33,6 +33,7 @@ from typing import Any, Self
 import yaml
 
 from core.assets import DEFAULT_PARK_ID, AssetModel, Equipment, EquipmentType
+from core.errors import ConfigError
 from core.settings import Settings
 from core.wire import format_ts
 from simulators.behaviour import FaultKind, MachineBehaviour, MachineEvent, MachineStatus
@@ -110,7 +111,12 @@ class Simulator:
     ):
         self.settings = settings
         if scenario is None:
-            scenario = default_scenario(assets, settings.simulator.seed, site=settings.simulator.site)
+            try:
+                scenario = default_scenario(assets, settings.simulator.seed, site=settings.simulator.site)
+            except (KeyError, ValueError) as exc:  # no such site, or a park of several and none named
+                raise ConfigError(
+                    str(settings.source or "settings"), str(exc.args[0]), field="simulator.site"
+                ) from None
         self.scenario = scenario
         self.assets = self.scenario.assets
         self._sim = settings.simulator

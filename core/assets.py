@@ -238,33 +238,32 @@ class AssetModel:
         self._placement: dict[str, Placement] = {}
         self._sites: dict[str, Site] = {site.id: site for site in park.sites}
         self._zones: dict[str, ZoneInfo] = {site.id: ZoneInfo(site.timezone) for site in park.sites}
-        self._scopes: dict[str, _ScopeInfo] = {park.id: _ScopeInfo("park", park.name, None, [])}
-        self._calendars: dict[str, ShiftCalendar] = {park.id: ShiftCalendar()}
+        self._scopes: dict[str, _ScopeInfo] = {}
+        self._calendars: dict[str, ShiftCalendar] = {}
+        self._add(park.id, _ScopeInfo("park", park.name, None, []), ShiftCalendar())
         for site in park.sites:
-            self._scopes[site.id] = _ScopeInfo("site", site.name, site.id, [])
             site_calendar = site.calendar if site.calendar is not None else ShiftCalendar()
-            self._calendars[site.id] = site_calendar
+            self._add(site.id, _ScopeInfo("site", site.name, site.id, []), site_calendar)
             for workshop in site.workshops:
-                self._scopes[workshop.id] = _ScopeInfo("workshop", workshop.name, site.id, [])
                 calendar = workshop.calendar if workshop.calendar is not None else site_calendar
-                self._calendars[workshop.id] = calendar
+                self._add(workshop.id, _ScopeInfo("workshop", workshop.name, site.id, []), calendar)
                 for line in workshop.lines:
-                    self._scopes[line.id] = _ScopeInfo("line", line.name, site.id, [])
-                    self._calendars[line.id] = calendar
+                    self._add(line.id, _ScopeInfo("line", line.name, site.id, []), calendar)
                     for eq in line.equipment:
+                        self._add(eq.id, _ScopeInfo("equipment", eq.name, site.id, [eq.id]), calendar)
                         self._equipment[eq.id] = eq
                         self._placement[eq.id] = Placement(
                             site.id, workshop.id, line.id, eq.id, eq.gateway or line.gateway
                         )
                         for scope in (park.id, site.id, workshop.id, line.id):
                             self._scopes[scope].equipment.append(eq.id)
-                        self._scopes[eq.id] = _ScopeInfo("equipment", eq.name, site.id, [eq.id])
-                        self._calendars[eq.id] = calendar
 
-    @classmethod
-    def of_site(cls, site: Site, source: str = "<memory>", *, park_id: str = DEFAULT_PARK_ID) -> AssetModel:
-        """A park of one site (what a single-site asset file gives)."""
-        return cls(Park(id=park_id, sites=[site]), source)
+    def _add(self, scope_id: str, info: _ScopeInfo, calendar: ShiftCalendar) -> None:
+        # load_asset_model reports a duplicate with its file and line; this guards models built in code.
+        if scope_id in self._scopes:
+            raise ValueError(f"duplicate id {scope_id!r} in {self.source}: ids are unique across the park")
+        self._scopes[scope_id] = info
+        self._calendars[scope_id] = calendar
 
     def __contains__(self, equipment_id: object) -> bool:
         return equipment_id in self._equipment

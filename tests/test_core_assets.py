@@ -519,3 +519,16 @@ def test_a_broken_site_file_is_named_itself(tmp_path: Path) -> None:
     park.write_text("park:\n  id: p1\n  site_files: [nested.yaml]\n")
     with pytest.raises(ConfigError, match=r"nested\.yaml:1: park: a site file holds one site"):
         load_asset_model(park)
+
+
+def test_a_model_built_in_code_refuses_a_duplicate_id_too() -> None:
+    from core.assets import AssetModel, Park, Site
+
+    site = Site.model_validate(
+        {
+            "id": "park",
+            "workshops": [{"id": "w1", "lines": [{"id": "l1", "equipment": [{"id": "m", "type": "meter"}]}]}],
+        }
+    )
+    with pytest.raises(ValueError, match="duplicate id 'park'"):
+        AssetModel(Park(sites=[site]))

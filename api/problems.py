@@ -21,7 +21,6 @@ from typing import Any
 from fastapi import FastAPI, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -219,12 +218,8 @@ PROBLEM_STATUSES = {
 
 
 def _openapi_with_problems(app: FastAPI) -> dict[str, Any]:
-    """The generated schema with every error response documented as problem+json."""
-    if app.openapi_schema:
-        return app.openapi_schema
-    schema = get_openapi(
-        title=app.title, version=app.version, description=app.description, routes=app.routes, tags=app.openapi_tags
-    )
+    """FastAPI's schema (cached by FastAPI) with every error response documented as problem+json (idempotent)."""
+    schema = FastAPI.openapi(app)
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     for model in (ProblemPublic, ValidationProblemPublic):
         model_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
@@ -247,5 +242,4 @@ def _openapi_with_problems(app: FastAPI) -> dict[str, Any]:
                 if code == "503" and "application/json" in entry.get("content", {}):
                     continue  # a route's own 503 body (the health report)
                 entry["content"] = {PROBLEM_JSON: {"schema": validation_ref if code == "422" else problem_ref}}
-    app.openapi_schema = schema
     return schema

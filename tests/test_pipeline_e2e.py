@@ -148,7 +148,7 @@ async def test_api_reports_the_simulators_ground_truth(
                 async with httpx.AsyncClient(
                     base_url=f"http://127.0.0.1:{api.port}", headers={"X-API-Key": api_key}, timeout=30
                 ) as client:
-                    unauthorised = await client.get("/v1/kpi", params={"scope": "line-1"})
+                    unauthorised = await client.get("/v1/kpi", params={"scope": "line-1"}, headers={"X-API-Key": ""})
                     assert unauthorised.status_code == 401
                     for name, (start, end) in windows.items():
                         for eq in machines:

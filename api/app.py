@@ -9,8 +9,9 @@ response. ``/docs`` is served from the local Swagger UI package, so it works wit
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
-import swagger_ui_bundle
+import swagger_ui
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
@@ -32,6 +33,8 @@ from kpi.engine import KpiEngine
 log = logging.getLogger(__name__)
 
 DOCS_ASSETS = "/docs-assets"
+# Swagger UI 5 (renders OpenAPI 3.1), as the swagger-ui-py package ships it; only its static files are used.
+SWAGGER_UI_FILES = Path(swagger_ui.__file__).parent / "static"
 
 
 def create_app(settings: Settings, store: Store, assets: AssetModel, keys: KeyStore | None = None) -> FastAPI:
@@ -63,7 +66,7 @@ def create_app(settings: Settings, store: Store, assets: AssetModel, keys: KeySt
 
 def _serve_docs_locally(app: FastAPI) -> None:
     """Swagger UI from the installed package's files: a factory network often has no route to a CDN."""
-    app.mount(DOCS_ASSETS, StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-assets")
+    app.mount(DOCS_ASSETS, StaticFiles(directory=SWAGGER_UI_FILES), name="docs-assets")
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:

@@ -96,10 +96,6 @@ class Caller:
         """May this caller see ``site_id`` (None: the park as a whole)?"""
         return self.site is None or self.site == site_id
 
-    @property
-    def scope(self) -> str:
-        return self.site if self.site is not None else "the whole park"
-
 
 def _unauthorized(title: str, detail: str, slug: str) -> ApiProblem:
     return ApiProblem(status.HTTP_401_UNAUTHORIZED, title, detail, slug=slug, headers=_CHALLENGE)

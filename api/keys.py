@@ -9,7 +9,7 @@ choose passwords from a small space that an attacker can enumerate offline; ever
 per guess multiplies the cost of walking that space. A 256-bit random secret has no such space: even
 at 10^12 SHA-256 evaluations per second, finding one secret takes ~10^57 years, so slowing the hash
 down buys nothing, while it would cost every API request that much CPU and turn unauthenticated
-requests into a cheap way to exhaust the server. SHA-256 is also what GitHub-style token schemes use.
+requests into a cheap way to exhaust the server.
 The presented key's digest is compared with ``hmac.compare_digest``; an unknown id is compared
 against a dummy digest, so the time taken does not say whether an id exists.
 
@@ -220,7 +220,7 @@ class KeyStore:
             )
         return NewKey(key, secret)
 
-    def list(self) -> list[ApiKey]:
+    def list_keys(self) -> list[ApiKey]:
         """Every key, revoked ones too, oldest first."""
         with self._connect() as conn:
             rows = conn.execute(f"SELECT {_COLUMNS} FROM api_keys ORDER BY created, id").fetchall()

@@ -191,7 +191,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # Starlette logs the traceback after this answer; the caller gets no internals.
+        # Starlette re-raises after this answer, so the server logs the traceback; the caller gets no internals.
         return problem(
             status.HTTP_500_INTERNAL_SERVER_ERROR,
             "Internal error",

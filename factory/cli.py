@@ -175,7 +175,7 @@ async def _run_api(settings: Settings, assets: AssetModel, args: argparse.Namesp
     from api.keys import KeyStore
 
     keys = KeyStore(settings.api.keys_path)
-    if not any(key.active for key in keys.list()):
+    if not any(key.active for key in keys.list_keys()):
         log.warning(
             "no API key in %s yet: every request but /healthz will be refused; create one with "
             "`factory keys create --name NAME --role admin --scope park`",
@@ -227,7 +227,7 @@ def _keys(settings: Settings, assets: AssetModel, args: argparse.Namespace) -> i
         assert key.revoked_at is not None
         print(f"revoked API key {key.id} ({key.name}) at {key.revoked_at.isoformat()}; refused from the next request")
         return 0
-    found = keys.list()
+    found = keys.list_keys()
     if args.json:
         rows = [{**dataclasses.asdict(key), "role": str(key.role), "scope": key.scope} for key in found]
         print(json.dumps([{k: v for k, v in row.items() if k != "site"} for row in rows], default=str, indent=2))

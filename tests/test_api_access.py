@@ -317,7 +317,7 @@ def test_the_throttle_forgets_old_failures_and_the_least_recent_clients() -> Non
 def test_keys_are_stored_only_as_hashes_in_a_private_file(tmp_path: Path) -> None:
     store = KeyStore(tmp_path / "keys.sqlite")
     secrets = [store.create(f"key {n}", Role.ADMIN, None, "test").secret for n in range(3)]
-    store.revoke(store.list()[0].id)
+    store.revoke(store.list_keys()[0].id)
     files = [p for p in tmp_path.iterdir() if p.name.startswith("keys.sqlite")]
     raw = b"".join(p.read_bytes() for p in files)  # the database, its WAL and shared memory
     for secret in secrets:

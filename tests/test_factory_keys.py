@@ -125,7 +125,7 @@ def test_demo_key_is_created_once_kept_private_and_reused(tmp_path: Path) -> Non
     found = store.verify(first)
     assert found is not None and (found.role, found.site) == (Role.ADMIN, None)
     assert demo_admin_key(store, key_file) == (first, False)
-    assert len(store.list()) == 1
+    assert len(store.list_keys()) == 1
     # Revoked (or the key store deleted): a new key replaces it.
     store.revoke(found.id)
     second, new = demo_admin_key(store, key_file)

@@ -30,7 +30,7 @@ def _outside(caller: Caller, what: str) -> ApiProblem:
 
 @router.get("/keys", response_model=list[ApiKeyPublic])
 async def list_keys(keys: KeysDep, caller: Admin) -> list[ApiKeyPublic]:
-    found = await asyncio.to_thread(keys.list)
+    found = await asyncio.to_thread(keys.list_keys)
     return [ApiKeyPublic.of(key) for key in found if caller.may_see(key.site)]
 
 

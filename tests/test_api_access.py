@@ -33,8 +33,8 @@ from core.stores.sqlite import SqliteStore
 from tests.conftest import REPO
 from tests.test_kpi_engine import ASSETS
 
-SITE = "cq-demo"  # the only site of config/factory.yaml
-OTHER_SITE = "sz-plant"  # a site of the park this asset model does not hold: nothing of cq-demo is its
+SITE = "cq-demo"  # the first site of config/factory.yaml (the park cq-park)
+OTHER_SITE = "cq-east"  # the park's other site: nothing of cq-demo is its
 PUBLIC = {
     "/healthz": "load balancers poll it; it shows no data",
     "/docs": "Swagger UI's page; it shows no data",
@@ -231,13 +231,18 @@ async def test_an_out_of_scope_key_is_refused(client: httpx.AsyncClient, keys: K
         listed = await _call(client, method, path, keys, keys.secret["other site admin"], example)
         assert [k["name"] for k in listed.json()] == ["other site admin"]
         return
+    if (method, path) == ("GET", "/v1/assets"):
+        # The tree filters too: another site's key sees the park with its own site only.
+        tree = await _call(client, method, path, keys, keys.secret["other site admin"], example)
+        assert [s["id"] for s in tree.json()["park"]["sites"]] == [OTHER_SITE]
+        return
     refused = await _call(client, method, path, keys, keys.secret["other site admin"], example)
     _assert_problem(refused, 403, "out-of-scope")
 
 
 async def test_a_site_key_reads_its_own_site(client: httpx.AsyncClient, keys: Keys) -> None:
     key = {"X-API-Key": keys.secret["site auditor"]}
-    assert (await client.get("/v1/assets", headers=key)).json()["site"]["id"] == SITE
+    assert [s["id"] for s in (await client.get("/v1/assets", headers=key)).json()["park"]["sites"]] == [SITE]
     assert (await client.get("/v1/kpi", params={"scope": "cnc-01"}, headers=key)).status_code == 200
 
 

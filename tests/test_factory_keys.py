@@ -47,7 +47,7 @@ async def test_create_prints_the_key_once_and_it_opens_the_api(
     app = create_app(load_settings(config, environ={}), SqliteStore(tmp_path / "store.sqlite"), ASSETS, store)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
         assets = await client.get("/v1/assets", headers={"X-API-Key": key})
-        assert assets.status_code == 200 and assets.json()["site"]["id"] == "cq-demo"
+        assert assets.status_code == 200 and [s["id"] for s in assets.json()["park"]["sites"]] == ["cq-demo"]
         listed = await client.get("/v1/keys", headers={"X-API-Key": key})
         assert listed.status_code == 403  # an auditor manages no keys
 

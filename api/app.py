@@ -15,18 +15,30 @@ from fastapi.responses import JSONResponse
 from api.context import AppContext, Role
 from api.routes import assets as asset_routes
 from api.routes import health as health_routes
+from api.routes import inputs as input_routes
 from api.routes import kpi as kpi_routes
 from core.assets import AssetModel
 from core.errors import StoreError, StoreUnavailable
 from core.settings import Settings
 from core.store import Store
+from core.stores.inputs import InputStore
 from kpi.engine import KpiEngine
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, store: Store, assets: AssetModel, api_keys: dict[str, str]) -> FastAPI:
-    """``api_keys`` maps each key to its role (viewer, auditor, admin); see core.settings.parse_api_keys."""
+def create_app(
+    settings: Settings,
+    store: Store,
+    assets: AssetModel,
+    api_keys: dict[str, str],
+    *,
+    inputs: InputStore | None = None,
+) -> FastAPI:
+    """``api_keys`` maps each key to its role (viewer, auditor, admin); see core.settings.parse_api_keys.
+
+    ``inputs``: the business-input store (default: the one at settings ``inputs.path``, opened on first use).
+    """
     try:
         roles = {key: Role(role) for key, role in api_keys.items()}
     except ValueError as exc:
@@ -41,9 +53,12 @@ def create_app(settings: Settings, store: Store, assets: AssetModel, api_keys: d
         assets=assets,
         engine=KpiEngine.from_settings(store, assets, settings.kpi),
         api_keys=roles,
+        inputs=inputs if inputs is not None else InputStore.for_assets(settings.inputs.path, assets),
+        input_limits=settings.inputs,
     )
     for router in (health_routes.router, asset_routes.router, kpi_routes.router):
         app.include_router(router)
+    input_routes.register(app)
 
     @app.exception_handler(StoreError)
     async def _store_error(request: Request, exc: StoreError) -> JSONResponse:

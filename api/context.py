@@ -1,4 +1,4 @@
-"""What the routes share: the store, the asset model, the KPI engine and the API keys."""
+"""What the routes share: the store, the asset model, the KPI engine, the API keys and the business inputs."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from core.assets import AssetModel
+from core.settings import InputsSettings
 from core.store import Store
+from core.stores.inputs import InputStore
 from kpi.engine import KpiEngine
 
 
@@ -29,4 +31,6 @@ class AppContext:
     assets: AssetModel
     engine: KpiEngine
     api_keys: dict[str, Role]
+    inputs: InputStore
     store_ok: bool | None = field(default=None)  # last health seen, so a change is logged once
+    input_limits: InputsSettings = field(default_factory=InputsSettings)  # CSV import limits

@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.business import InputEntry, InputKind
 from core.inputs import (
@@ -38,6 +38,9 @@ from core.inputs import (
     shown,
 )
 from core.stores.sqlitefile import SqliteFile
+
+if TYPE_CHECKING:
+    from core.assets import AssetModel
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS input_versions (
@@ -148,6 +151,11 @@ class InputStore:
         self.sites = frozenset(sites)
         self._clock = clock
         self._file = SqliteFile(self.path, _SCHEMA, "business-input store")
+
+    @classmethod
+    def for_assets(cls, path: Path | str, assets: AssetModel) -> InputStore:
+        """The store at ``path`` for the sites of this asset model."""
+        return cls(path, sites=asset_site_ids(assets))
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -407,3 +415,8 @@ def _same_slot(a: InputDraft, b: InputDraft) -> bool:
     if a.kind is InputKind.DEV_PROJECT:
         return (a.period_start, a.period_end, a.note) == (b.period_start, b.period_end, b.note)
     return a.period_start < b.period_end and b.period_start < a.period_end
+
+
+def asset_site_ids(assets: AssetModel) -> frozenset[str]:
+    """The site ids an entry may name: the asset model's sites (today one; a park's every site)."""
+    return frozenset({assets.site.id})

@@ -66,6 +66,16 @@ def parse_inputs_csv(
     ``sites``: the asset model's site ids. ``site_scope``: every row must be for this site (a site's
     key or ``--site``). Line numbers count physical lines from 1 (the header), as an editor shows them.
     """
+    drafts, problems = _parse(data, sites, site_scope, max_bytes, max_rows)
+    if problems:
+        raise _refused(problems)
+    return drafts
+
+
+def _parse(
+    data: bytes, sites: Collection[str], site_scope: str | None, max_bytes: int, max_rows: int
+) -> tuple[list[InputDraft], list[FieldProblem]]:
+    """The drafts of the good rows and the problems of the bad ones; a file that is not a table at all raises."""
     if len(data) > max_bytes:
         raise InputFileTooLarge(
             [FieldProblem("file", f"{len(data):,} bytes; at most {max_bytes:,} (split the file)")], what="CSV file"
@@ -105,11 +115,9 @@ def parse_inputs_csv(
         problems.append(FieldProblem("file", f"not readable as CSV: {exc}", line))
     if columns is None:
         raise _refused([FieldProblem("file", f"empty: the first line must be the header {CSV_HEADER}", 1)])
-    if problems:
-        raise _refused(problems)
-    if not drafts:
+    if not drafts and not problems:
         raise _refused([FieldProblem("file", "no rows below the header", 2)])
-    return drafts
+    return drafts, problems
 
 
 def _header_problems(columns: list[str], line: int) -> list[FieldProblem]:
@@ -174,7 +182,11 @@ def import_inputs_csv(
     max_rows: int = DEFAULT_MAX_ROWS,
 ) -> list[InputEntry]:
     """Check every row of a CSV file, then store them all in one transaction (or nothing, and say why)."""
-    drafts = parse_inputs_csv(data, store.sites, site_scope=site_scope, max_bytes=max_bytes, max_rows=max_rows)
+    drafts, problems = _parse(data, store.sites, site_scope, max_bytes, max_rows)
+    if problems:
+        # The good rows are still checked against the store and each other, so the refusal lists every bad row.
+        problems += store.clashes(drafts)
+        raise _refused(sorted(problems, key=lambda p: p.line or 0))
     try:
         return store.add_many(drafts, entered_by)
     except InputRejected as exc:

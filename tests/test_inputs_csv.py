@@ -200,3 +200,17 @@ def test_a_site_scoped_import_refuses_rows_of_other_sites() -> None:
         (3, "site", "'cq-two': this import may enter inputs for site cq-demo only")
     ]
     assert len(parse_inputs_csv(data, SITES, site_scope=None)) == 2
+
+
+def test_bad_values_and_overlaps_are_listed_together(store: InputStore) -> None:
+    store.add("cq-demo", "operating_cost", date(2026, 3, 1), date(2026, 4, 1), 405.5, entered_by="k")
+    data = _csv(
+        GOOD,
+        "cq-demo,headcount,2026-02-01,2026-03-01,inf,",
+        "cq-demo,operating_cost,2026-03-15,2026-04-01,1,",  # overlaps the stored March
+        "cq-demo,operating_cost,2026-01-15,2026-02-15,3,",  # overlaps line 2
+    )
+    with pytest.raises(InputRejected) as refused:
+        import_inputs_csv(store, data, entered_by="k")
+    assert [(p.line, p.field) for p in refused.value.problems] == [(3, "value"), (4, "period"), (5, "period")]
+    assert len(store.list()) == 1

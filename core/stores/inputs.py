@@ -324,6 +324,10 @@ class InputStore:
             params.append(limit)
         return [_entry(row) for row in self._file.query(sql, params)]
 
+    def clashes(self, drafts: Sequence[InputDraft]) -> Problems:
+        """What ``add_many`` would refuse these drafts for (overlaps, duplicate projects), without writing."""
+        return self._file.locked(lambda conn: self._clashes(conn, drafts))
+
     def history(self, entry_id: str) -> Entries:
         """Every version of ``entry_id``, oldest first; ``InputNotFound`` if there is no such entry."""
         rows = self._file.query(
@@ -388,10 +392,8 @@ class InputStore:
                 continue
             earlier = next((a for a in accepted if _same_slot(a, d)), None)
             if earlier is not None:
-                where = f"line {earlier.line}" if earlier.line is not None else "another entry"
-                problems.append(
-                    FieldProblem("period", f"{_span(d)} overlaps {where} ({_span(earlier)}) of this batch", d.line)
-                )
+                where = "another entry of this batch" if earlier.line is None else f"line {earlier.line} of this file"
+                problems.append(FieldProblem("period", f"{_span(d)} overlaps {where} ({_span(earlier)})", d.line))
                 continue
             accepted.append(d)
         return problems

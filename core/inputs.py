@@ -27,9 +27,10 @@ MAX_PROBLEMS = 100  # a refusal lists at most this many problems (and counts the
 
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
-# C0 controls except tab, LF and CR; DEL; C1 controls.
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-_ANY_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# C0 controls except tab, LF and CR; DEL; C1 controls; lone surrogates (JSON "\ud800" decodes to one,
+# and no UTF-8 text, SQLite's included, can hold it).
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+_ANY_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,8 +169,13 @@ def check_note(note: object, field: str = "note") -> str | None:
     if len(note) > NOTE_MAX_CHARS:
         return f"{len(note)} characters; at most {NOTE_MAX_CHARS}"
     if _CONTROL.search(note):
-        return "contains control characters (only tab and line breaks are allowed)"
+        return "contains control characters or unpaired surrogates (only tab and line breaks are allowed)"
     return None
+
+
+def is_clean_text(text: str) -> bool:
+    """No control characters and no unpaired surrogates: safe to store, log and show."""
+    return _ANY_CONTROL.search(text) is None
 
 
 def check_entered_by(entered_by: object) -> str | None:
@@ -178,7 +184,7 @@ def check_entered_by(entered_by: object) -> str | None:
     if len(entered_by) > ENTERED_BY_MAX_CHARS:
         return f"{len(entered_by)} characters; at most {ENTERED_BY_MAX_CHARS}"
     if _ANY_CONTROL.search(entered_by):
-        return "contains control characters"
+        return "contains control characters or unpaired surrogates"
     return None
 
 

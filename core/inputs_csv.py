@@ -114,7 +114,7 @@ def _parse(
     except csv.Error as exc:
         problems.append(FieldProblem("file", f"not readable as CSV: {exc}", line))
     if columns is None:
-        raise _refused([FieldProblem("file", f"empty: the first line must be the header {CSV_HEADER}", 1)])
+        raise _refused(problems or [FieldProblem("file", f"empty: the first line must be the header {CSV_HEADER}", 1)])
     if not drafts and not problems:
         raise _refused([FieldProblem("file", "no rows below the header", 2)])
     return drafts, problems

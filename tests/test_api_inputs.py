@@ -250,6 +250,17 @@ async def test_non_finite_and_huge_json_numbers_are_refused(client: httpx.AsyncC
     assert response.json()["errors"][0]["field"] == "value"
 
 
+async def test_an_unpaired_surrogate_in_json_is_refused_not_a_server_error(client: httpx.AsyncClient) -> None:
+    # JSON may escape half a surrogate pair; Python decodes it to a string no UTF-8 store can hold.
+    body = b'{"site": "cq-demo", "kind": "headcount", "period_start": "2026-01-01", "period_end": "2026-02-01",'
+    body += b' "value": 48, "note": "\\ud800"}'
+    response = await client.post(
+        "/v1/inputs", content=body, headers={"Content-Type": "application/json", **_as("manager-park")}
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == "note" and "surrogate" in response.json()["errors"][0]["reason"]
+
+
 @pytest.mark.parametrize(
     "fields", [{"value": True}, {"value": "392.5"}, {"kind": "happiness"}, {"surprise": 1}, {"period_start": 20260101}]
 )

@@ -177,6 +177,7 @@ def test_rows_overlapping_each_other_or_stored_entries_are_refused_with_their_li
         (b"site,kind,kind,period_start,period_end,value\n", 1, "'kind' appears more than once"),
         (CSV_HEADER.encode() + b"\n" + GOOD.encode() + b"\ncq-demo,h\xe9adcount\n", 3, "not UTF-8"),
         (b"\xff\xfes\x00i\x00t\x00e\x00", 1, "not UTF-8"),  # UTF-16 saved by mistake
+        (b'"site,kind\n', 1, "not readable as CSV: unexpected end of data"),  # a quote never closed
     ],
 )
 def test_a_broken_file_is_refused_with_where_and_why(data: bytes, line: int, reason: str) -> None:

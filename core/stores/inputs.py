@@ -35,6 +35,7 @@ from core.inputs import (
     check_entered_by,
     check_note,
     draft,
+    is_clean_text,
     shown,
 )
 from core.stores.sqlitefile import SqliteFile
@@ -305,6 +306,8 @@ class InputStore:
         sql = _LATEST
         params: list[Any] = [_us(as_of) if as_of is not None else self._clock_us()]
         if site is not None:
+            if not is_clean_text(site):
+                return []  # no site has such an id (and SQLite could not bind it)
             sql += " AND v.site = ?"
             params.append(site)
         if kind is not None:
@@ -330,8 +333,10 @@ class InputStore:
 
     def history(self, entry_id: str) -> Entries:
         """Every version of ``entry_id``, oldest first; ``InputNotFound`` if there is no such entry."""
-        rows = self._file.query(
-            f"SELECT {_COLUMNS} FROM input_versions WHERE entry_id = ? ORDER BY version", [entry_id]
+        rows = (
+            self._file.query(f"SELECT {_COLUMNS} FROM input_versions WHERE entry_id = ? ORDER BY version", [entry_id])
+            if is_clean_text(entry_id)
+            else []
         )
         if not rows:
             raise InputNotFound(f"no business input has the id {shown(entry_id)}")
@@ -357,9 +362,8 @@ class InputStore:
         return d.site, d.kind.value, d.period_start.isoformat(), d.period_end.isoformat(), d.value, d.note
 
     def _latest(self, conn: sqlite3.Connection, entry_id: str) -> InputEntry:
-        row = conn.execute(
-            f"SELECT {_COLUMNS} FROM input_versions WHERE entry_id = ? ORDER BY version DESC LIMIT 1", [entry_id]
-        ).fetchone()
+        sql = f"SELECT {_COLUMNS} FROM input_versions WHERE entry_id = ? ORDER BY version DESC LIMIT 1"
+        row = conn.execute(sql, [entry_id]).fetchone() if is_clean_text(entry_id) else None
         if row is None:
             raise InputNotFound(f"no business input has the id {shown(entry_id)}")
         return _entry(row)

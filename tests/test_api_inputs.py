@@ -204,9 +204,9 @@ async def test_a_site_key_sees_and_writes_its_own_site_only(client: httpx.AsyncC
         headers={"Content-Type": "text/csv", **_as("manager-two")},
     )
     assert csv_other.status_code == 422
-    assert csv_other.json()["errors"] == [
-        {"line": 2, "field": "site", "reason": "'cq-demo': this import may enter inputs for site cq-two only"}
-    ]
+    [error] = csv_other.json()["errors"]
+    assert (error["line"], error["field"], error["loc"]) == (2, "site", ["file", 2, "site"])
+    assert error["reason"] == "'cq-demo': this import may enter inputs for site cq-two only"
     park = (await client.get("/v1/inputs", headers=_as("auditor-park"))).json()
     assert park["count"] == 2  # the park's key sees both sites, and nothing else was written
 
@@ -233,7 +233,8 @@ async def test_hostile_json_is_refused_with_field_and_reason(
     assert response.status_code == 422, response.text
     assert response.headers["content-type"] == "application/problem+json"
     problem = response.json()
-    assert problem["status"] == 422 and problem["title"] == "input refused"
+    assert problem["status"] == 422 and problem["title"] == "Input refused" and problem["instance"] == "/v1/inputs"
+    assert problem["errors"][0]["loc"] == ["body", field]
     assert [e["field"] for e in problem["errors"]] == [field] and reason in problem["errors"][0]["reason"]
     assert (await client.get("/v1/inputs", headers=_as("auditor-park"))).json()["count"] == 0
 
@@ -338,6 +339,7 @@ async def test_a_bad_csv_stores_nothing_and_lists_every_bad_row(client: httpx.As
     assert response.status_code == 422
     problem = response.json()
     assert problem["title"] == "CSV file refused" and problem["error_count"] == 3
+    assert problem["type"].endswith(":problem:input-refused")
     assert [(e["line"], e["field"]) for e in problem["errors"]] == [(3, "value"), (4, "period_start"), (5, "kind")]
     assert "nothing was stored" in problem["detail"]
     assert (await client.get("/v1/inputs", headers=_as("auditor-park"))).json()["count"] == 0
@@ -358,11 +360,9 @@ async def test_csv_size_and_row_limits_and_content_type(
         assert upload.status_code == 413  # within the form's envelope allowance, but the file itself is too big
         rows = "".join(f"cq-demo,dev_project,2026-01-01,2026-02-01,,p{n}\n" for n in range(3))
         many = await client.post("/v1/inputs/csv", content=HEADER + rows, headers=headers)
-        assert many.status_code == 422 and many.json()["errors"][0] == {
-            "line": 4,
-            "field": "file",
-            "reason": "more than 2 rows (split the file)",
-        }
+        assert many.status_code == 422
+        error = many.json()["errors"][0]
+        assert (error["line"], error["field"], error["reason"]) == (4, "file", "more than 2 rows (split the file)")
         wrong_type = await client.post("/v1/inputs/csv", json={"a": 1}, headers=_as("manager-park"))
         assert wrong_type.status_code == 415
 

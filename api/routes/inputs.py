@@ -57,14 +57,42 @@ _PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _problem(status_code: int, title: str, detail: str, **extra: Any) -> JSONResponse:
-    # Same shape as api.problems.problem of the access branch (RFC 7807).
-    body = {"type": "about:blank", "title": title, "status": status_code, "detail": detail, **extra}
+# The shape of api.problems (the access branch): RFC 9457 with a tag: type, the request path as instance,
+# and for a refusal one entry per problem in ``errors`` ({loc, msg, type} like FastAPI's own, plus the
+# field, the reason and, in a file, the line).
+_PROBLEM_TYPE = "tag:smart-factory-platform,2026:problem:"
+
+
+def _problem(request: Request, status_code: int, slug: str, title: str, detail: str, **extra: Any) -> JSONResponse:
+    body = {
+        "type": _PROBLEM_TYPE + slug,
+        "title": title,
+        "status": status_code,
+        "detail": detail,
+        "instance": request.url.path,
+        **extra,
+    }
     return JSONResponse(body, status_code=status_code, media_type="application/problem+json")
 
 
-def _problem_list(problems: list[FieldProblem]) -> list[dict[str, Any]]:
-    return [{"field": p.field, "reason": p.reason} | ({"line": p.line} if p.line is not None else {}) for p in problems]
+def _where(request: Request) -> str:
+    if request.url.path.endswith("/csv"):
+        return "file"
+    return "query" if request.method in ("GET", "DELETE") else "body"
+
+
+def _problem_list(problems: list[FieldProblem], where: str) -> list[dict[str, Any]]:
+    return [
+        {
+            "loc": [where, p.line, p.field] if p.line is not None else [where, p.field],
+            "msg": str(p),
+            "type": "value_error",
+            "field": p.field,
+            "reason": p.reason,
+        }
+        | ({"line": p.line} if p.line is not None else {})
+        for p in problems
+    ]
 
 
 def register(app: FastAPI) -> None:
@@ -74,7 +102,8 @@ def register(app: FastAPI) -> None:
     @app.exception_handler(InputError)
     async def _input_error(request: Request, exc: Exception) -> JSONResponse:
         if isinstance(exc, InputFileTooLarge):
-            return _problem(413, "file too large", str(exc), errors=_problem_list(exc.problems))
+            errors = _problem_list(exc.problems, "file")
+            return _problem(request, 413, "file-too-large", "File too large", str(exc), errors=errors)
         if isinstance(exc, InputRejected):
             shown = len(exc.problems)
             detail = (
@@ -82,13 +111,14 @@ def register(app: FastAPI) -> None:
                 + (f", the first {shown} listed" if shown < exc.total else "")
                 + f": {exc.problems[0]}"
             )
-            errors = _problem_list(exc.problems)
-            return _problem(422, f"{exc.what} refused", detail, errors=errors, error_count=exc.total)
+            errors = _problem_list(exc.problems, _where(request))
+            title = f"{exc.what[:1].upper()}{exc.what[1:]} refused"
+            return _problem(request, 422, "input-refused", title, detail, errors=errors, error_count=exc.total)
         if isinstance(exc, InputNotFound):
-            return _problem(404, "business input not found", str(exc))
+            return _problem(request, 404, "input-not-found", "Business input not found", str(exc))
         if isinstance(exc, InputConflict):
-            return _problem(409, "conflict", str(exc))
-        return _problem(400, "business input refused", str(exc))
+            return _problem(request, 409, "input-conflict", "Business input changed or withdrawn", str(exc))
+        return _problem(request, 400, "input-refused", "Business input refused", str(exc))
 
 
 def _day(text: str | None, field: str) -> date | None:

@@ -215,3 +215,30 @@ def test_bad_values_and_overlaps_are_listed_together(store: InputStore) -> None:
         import_inputs_csv(store, data, entered_by="k")
     assert [(p.line, p.field) for p in refused.value.problems] == [(3, "value"), (4, "period"), (5, "period")]
     assert len(store.list()) == 1
+
+
+def test_the_demo_history_inputs_match_the_demo_history_weeks(store: InputStore) -> None:
+    """config/scenarios/demo-history-inputs.csv: the figures of the weeks of config/scenarios/demo-history.yaml."""
+    import yaml
+
+    history = yaml.safe_load((REPO / "config" / "scenarios" / "demo-history.yaml").read_text())["history"]
+    baseline = (history["baseline"]["start"], history["baseline"]["end"])
+    assessment = (history["assessment"]["start"], history["assessment"]["end"])
+    data = (REPO / "config" / "scenarios" / "demo-history-inputs.csv").read_bytes()
+    entries = import_inputs_csv(store, data, entered_by="demo")
+    assert len(entries) == 18
+
+    def week(kind: InputKind, period: tuple[date, date]) -> list[float]:
+        return [e.value for e in store.entries("cq-demo", kind, *period) if e.period_start >= period[0]]
+
+    # Operating cost 92 -> 70.5 (10k CNY a week): 70.5 / 92 = 0.766, a fall of 23.4 %, with output up 105 -> 128.
+    assert week(InputKind.OPERATING_COST, baseline) == [92] and week(InputKind.OPERATING_COST, assessment) == [70.5]
+    assert week(InputKind.OUTPUT_VALUE, baseline) == [105] and week(InputKind.OUTPUT_VALUE, assessment) == [128]
+
+    # Projects launched in each week (the launch is period_end): 85, 80, 77 days (mean 80.67) -> 50, 45, 39
+    # (mean 44.67): 44.67 / 80.67 = 0.554, a fall of 44.6 %.
+    def launched(period: tuple[date, date]) -> list[float]:
+        projects = store.entries("cq-demo", InputKind.DEV_PROJECT, *period)
+        return sorted(p.value for p in projects if period[0] <= p.period_end < period[1])
+
+    assert launched(baseline) == [77, 80, 85] and launched(assessment) == [39, 45, 50]

@@ -4,7 +4,7 @@ BOM and CRLF, limits."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -77,6 +77,7 @@ def test_bom_crlf_blank_lines_any_column_order_and_no_note_column(store: InputSt
         [
             "Kind , Site,period_start,period_end,value",
             "",
+            ",,,,",  # a blank row as spreadsheets export it
             "headcount,cq-demo,2026-01-01,2026-02-01,48",
             "dev_project,cq-demo,2026-01-05,2026-03-30,",  # empty: the project's length
             "",
@@ -242,3 +243,50 @@ def test_the_demo_history_inputs_match_the_demo_history_weeks(store: InputStore)
         return sorted(p.value for p in projects if period[0] <= p.period_end < period[1])
 
     assert launched(baseline) == [77, 80, 85] and launched(assessment) == [39, 45, 50]
+
+
+def test_a_header_of_a_million_columns_is_refused_quickly() -> None:
+    import time
+
+    began = time.perf_counter()
+    problems = _refusal(b"x" + b",x" * 1_000_000 + b"\n" + GOOD.encode(), max_bytes=4_000_000)
+    assert time.perf_counter() - began < 5
+    assert problems[0] == (1, "header", "unknown column 'x' (columns: site,kind,period_start,period_end,value,note)")
+    assert len(problems) == 2  # the unknown column once, then the missing ones
+
+
+def test_a_row_of_a_million_fields_is_one_problem() -> None:
+    problems = _refusal(_csv(GOOD, "x" + "," * 1_000_000), max_bytes=4_000_000)
+    assert problems == [(3, "row", "1000001 fields, the header has 6 (site,kind,period_start,period_end,value,note)")]
+
+
+def test_a_repeated_project_in_one_file_is_refused(store: InputStore) -> None:
+    project = "cq-demo,dev_project,2026-01-05,2026-03-30,,P-101"
+    assert len(parse_inputs_csv(_csv(project, project), SITES)) == 2  # each row alone is fine: the repeat is a clash
+    with pytest.raises(InputRejected) as refused:
+        import_inputs_csv(
+            store, _csv(project, "cq-demo,dev_project,2026-01-05,2026-03-30,,P-102", project), entered_by="k"
+        )
+    [problem] = refused.value.problems
+    assert (
+        (problem.line, problem.field) == (4, "period")
+        and "same project" in problem.reason
+        and "line 2" in problem.reason
+    )
+
+
+def test_ten_thousand_rows_are_checked_against_ten_thousand_entries_in_seconds(store: InputStore) -> None:
+    # Each row once against the store (one query per site and kind, then a binary search) and once against
+    # the file (sorted sweep): about 0.4 s each way on the development machine; quadratic took 22 s and 58 s.
+    import time
+
+    rows = [
+        f"cq-demo,operating_cost,{date(1950, 1, 1) + timedelta(days=n)},{date(1950, 1, 2) + timedelta(days=n)},1.5,"
+        for n in range(10_000)
+    ]
+    began = time.perf_counter()
+    assert len(import_inputs_csv(store, _csv(*rows), entered_by="k")) == 10_000
+    with pytest.raises(InputRejected) as refused:
+        import_inputs_csv(store, _csv(*rows), entered_by="k")
+    assert refused.value.total == 10_000
+    assert time.perf_counter() - began < 10

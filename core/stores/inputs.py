@@ -18,6 +18,7 @@ duplicate project (same dates and note) is refused.
 
 from __future__ import annotations
 
+import bisect
 import sqlite3
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -377,30 +378,34 @@ class InputStore:
         return max(self._clock_us(), last or 0)
 
     def _clashes(self, conn: sqlite3.Connection, drafts: Sequence[InputDraft], exclude: str | None = None) -> Problems:
-        """Drafts that overlap a live entry (other than ``exclude``) or an earlier draft of the same site and kind."""
+        """Drafts that overlap a live entry (other than ``exclude``) or another draft of the same site and kind.
+
+        One query per site and kind, then a binary search per draft: a file of 10,000 rows is checked
+        in well under a second, against a store of as many.
+        """
         problems: Problems = []
-        accepted: Drafts = []
+        fresh: Drafts = []
+        live = {slot: self._live(conn, *slot, exclude) for slot in {(d.site, d.kind) for d in drafts}}
         for d in drafts:
-            sql = _LATEST + " AND v.site = ? AND v.kind = ? AND v.deleted = 0 AND v.entry_id IS NOT ?"
-            params: list[Any] = [_ALL_TIME, d.site, d.kind.value, exclude]
-            if d.kind is InputKind.DEV_PROJECT:
-                sql += " AND v.period_start = ? AND v.period_end = ? AND v.note = ?"
-                params += [d.period_start.isoformat(), d.period_end.isoformat(), d.note]
+            existing = live[(d.site, d.kind)]
+            clash = (
+                existing.same_project(d.period_start, d.period_end, d.note)
+                if d.kind is InputKind.DEV_PROJECT
+                else existing.overlapping(d.period_start, d.period_end)
+            )
+            if clash is not None:
+                problems.append(FieldProblem("period", self._clash_reason(d, clash), d.line))
             else:
-                sql += " AND v.period_start < ? AND v.period_end > ?"
-                params += [d.period_end.isoformat(), d.period_start.isoformat()]
-            sql += " ORDER BY v.period_start LIMIT 1"
-            row = conn.execute(sql, params).fetchone()
-            if row is not None:
-                problems.append(FieldProblem("period", self._clash_reason(d, _entry(row)), d.line))
-                continue
-            earlier = next((a for a in accepted if _same_slot(a, d)), None)
-            if earlier is not None:
-                where = "another entry of this batch" if earlier.line is None else f"line {earlier.line} of this file"
-                problems.append(FieldProblem("period", f"{_span(d)} overlaps {where} ({_span(earlier)})", d.line))
-                continue
-            accepted.append(d)
-        return problems
+                fresh.append(d)
+        problems += _overlaps_within(fresh)
+        return sorted(problems, key=lambda p: p.line or 0)
+
+    @staticmethod
+    def _live(conn: sqlite3.Connection, site: str, kind: InputKind, exclude: str | None) -> _Timeline:
+        sql = (
+            _LATEST + " AND v.site = ? AND v.kind = ? AND v.deleted = 0 AND v.entry_id IS NOT ? ORDER BY v.period_start"
+        )
+        return _Timeline([_entry(row) for row in conn.execute(sql, [_ALL_TIME, site, kind.value, exclude])])
 
     @staticmethod
     def _clash_reason(d: InputDraft, existing: InputEntry) -> str:
@@ -415,12 +420,56 @@ class InputStore:
         )
 
 
-def _same_slot(a: InputDraft, b: InputDraft) -> bool:
-    if (a.site, a.kind) != (b.site, b.kind):
-        return False
-    if a.kind is InputKind.DEV_PROJECT:
-        return (a.period_start, a.period_end, a.note) == (b.period_start, b.period_end, b.note)
-    return a.period_start < b.period_end and b.period_start < a.period_end
+class _Timeline:
+    """The live entries of one site and kind, sorted by start: which one overlaps a period?"""
+
+    def __init__(self, entries: list[InputEntry]):
+        self.entries = entries
+        self.starts = [e.period_start for e in entries]
+        self.reach: list[int] = []  # reach[i]: the entry with the latest end among entries[: i + 1]
+        for i, e in enumerate(entries):
+            self.reach.append(
+                i if not self.reach or e.period_end > entries[self.reach[-1]].period_end else self.reach[-1]
+            )
+        self.projects = {(e.period_start, e.period_end, e.note): e for e in entries}
+
+    def overlapping(self, start: date, end: date) -> InputEntry | None:
+        before = bisect.bisect_left(self.starts, end)  # entries[:before] start before ``end``
+        if before == 0:
+            return None
+        latest = self.entries[self.reach[before - 1]]
+        return latest if latest.period_end > start else None
+
+    def same_project(self, start: date, end: date, note: str) -> InputEntry | None:
+        return self.projects.get((start, end, note))
+
+
+def _overlaps_within(drafts: Sequence[InputDraft]) -> list[FieldProblem]:
+    """Drafts of one batch that overlap another of the same site and kind (or repeat a project)."""
+
+    def where(d: InputDraft) -> str:
+        return "another entry of this batch" if d.line is None else f"line {d.line} of this file"
+
+    problems: list[FieldProblem] = []
+    projects: dict[tuple[str, date, date, str], InputDraft] = {}
+    periods: dict[tuple[str, InputKind], list[InputDraft]] = {}
+    for d in drafts:
+        if d.kind is InputKind.DEV_PROJECT:
+            first = projects.setdefault((d.site, d.period_start, d.period_end, d.note), d)
+            if first is not d:
+                problems.append(
+                    FieldProblem("period", f"the same project ({_span(d)}, same note) as {where(first)}", d.line)
+                )
+        else:
+            periods.setdefault((d.site, d.kind), []).append(d)
+    for group in periods.values():
+        reach: InputDraft | None = None  # of the drafts so far (by start), the one ending last
+        for d in sorted(group, key=lambda d: (d.period_start, d.line or 0)):
+            if reach is not None and d.period_start < reach.period_end:
+                problems.append(FieldProblem("period", f"{_span(d)} overlaps {where(reach)} ({_span(reach)})", d.line))
+            elif reach is None or d.period_end > reach.period_end:
+                reach = d
+    return problems
 
 
 def asset_site_ids(assets: AssetModel) -> frozenset[str]:

@@ -23,17 +23,20 @@ REPO = Path(__file__).resolve().parent.parent
 DEMO_CSV = REPO / "config" / "demo-inputs.csv"
 HEADER = "site,kind,period_start,period_end,value,note\n"
 
-# Keys of each role and scope. Until the access branch's key store lands, the caller behind a key is
-# supplied by overriding the stand-in's ``identify`` (who the key belongs to); the role and site checks
-# under test are the real ones.
-CALLERS = {
-    "auditor-park": ScopedCaller("key-auditor-park", AccessRole.AUDITOR),
-    "manager-park": ScopedCaller("key-manager-park", AccessRole.MANAGER),
-    "admin-park": ScopedCaller("key-admin-park", AccessRole.ADMIN),
-    "manager-demo": ScopedCaller("key-manager-demo", AccessRole.MANAGER, "cq-demo"),
-    "auditor-two": ScopedCaller("key-auditor-two", AccessRole.AUDITOR, "cq-two"),
-    "manager-two": ScopedCaller("key-manager-two", AccessRole.MANAGER, "cq-two"),
+# Keys of each role and scope, by name. ``_as(name)`` gives the headers that present a key, ``KEY_ID[name]``
+# its id (what ``entered_by`` records); ``_app`` makes them known to the app it builds. Until the access
+# branch's key store lands, the key behind a name is supplied by overriding the stand-in's ``identify``
+# (who the key belongs to); the role and site checks under test are the real ones.
+KEY_SPECS: dict[str, tuple[AccessRole, str | None]] = {
+    "auditor-park": (AccessRole.AUDITOR, None),
+    "manager-park": (AccessRole.MANAGER, None),
+    "admin-park": (AccessRole.ADMIN, None),
+    "manager-demo": (AccessRole.MANAGER, "cq-demo"),
+    "auditor-two": (AccessRole.AUDITOR, "cq-two"),
+    "manager-two": (AccessRole.MANAGER, "cq-two"),
 }
+SECRET: dict[str, str] = {}
+KEY_ID: dict[str, str] = {}
 VIEWER_KEY = "viewer-key-0123456789abcdef"  # today's FACTORY_API_KEYS roles, through the stand-in
 ADMIN_KEY = "admin-key-0123456789abcdef"
 
@@ -48,15 +51,34 @@ ENTRY = {
 
 
 def _as(name: str) -> dict[str, str]:
-    return {"X-API-Key": name}
+    return {"X-API-Key": SECRET.get(name, name)}
 
 
-def _test_identify(
-    api_key: Annotated[str | None, Security(APIKeyHeader(name="X-API-Key", auto_error=False))],
-) -> ScopedCaller:
-    if api_key not in CALLERS:
-        raise HTTPException(401, "unknown API key")
-    return CALLERS[api_key]
+def _bare_app(tmp_path: Path, example_assets_path: Path, inputs: InputStore, **limits: Any) -> FastAPI:
+    settings = Settings(assets=example_assets_path, inputs=InputsSettings(**limits))
+    store = SqliteStore(tmp_path / "store.sqlite")
+    return create_app(settings, store, ASSETS, {VIEWER_KEY: "viewer", ADMIN_KEY: "admin"}, inputs=inputs)
+
+
+def _app(tmp_path: Path, example_assets_path: Path, inputs: InputStore, **limits: Any) -> FastAPI:
+    """The app, with the keys of ``KEY_SPECS``."""
+    app = _bare_app(tmp_path, example_assets_path, inputs, **limits)
+    callers = {name: ScopedCaller(f"key-{name}", role, site) for name, (role, site) in KEY_SPECS.items()}
+    SECRET.clear()
+    SECRET.update({name: f"secret-of-{name}" for name in KEY_SPECS})
+    KEY_ID.clear()
+    KEY_ID.update({name: caller.key_id for name, caller in callers.items()})
+    by_secret = {SECRET[name]: caller for name, caller in callers.items()}
+
+    def identify_test_key(
+        api_key: Annotated[str | None, Security(APIKeyHeader(name="X-API-Key", auto_error=False))],
+    ) -> ScopedCaller:
+        if api_key not in by_secret:
+            raise HTTPException(401, "unknown API key")
+        return by_secret[api_key]
+
+    app.dependency_overrides[identify] = identify_test_key
+    return app
 
 
 @pytest.fixture
@@ -66,16 +88,9 @@ def inputs(tmp_path: Path) -> Iterator[InputStore]:
     store.close()
 
 
-def _app(tmp_path: Path, example_assets_path: Path, inputs: InputStore, **limits: Any) -> FastAPI:
-    settings = Settings(assets=example_assets_path, inputs=InputsSettings(**limits))
-    store = SqliteStore(tmp_path / "store.sqlite")
-    return create_app(settings, store, ASSETS, {VIEWER_KEY: "viewer", ADMIN_KEY: "admin"}, inputs=inputs)
-
-
 @pytest.fixture
 async def client(tmp_path: Path, example_assets_path: Path, inputs: InputStore) -> AsyncIterator[httpx.AsyncClient]:
     app = _app(tmp_path, example_assets_path, inputs)
-    app.dependency_overrides[identify] = _test_identify
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test") as client:
         yield client
 
@@ -88,14 +103,14 @@ async def _add(client: httpx.AsyncClient, key: str = "manager-park", **fields: A
 
 async def test_enter_correct_withdraw_and_read_the_history(client: httpx.AsyncClient) -> None:
     first = await _add(client)
-    assert first["version"] == 1 and first["entered_by"] == "key-manager-park" and first["unit"] == "10k CNY"
+    assert first["version"] == 1 and first["entered_by"] == KEY_ID["manager-park"] and first["unit"] == "10k CNY"
     entry_id = first["entry_id"]
     corrected = await client.post(
         f"/v1/inputs/{entry_id}/versions", json={"value": 395, "based_on_version": 1}, headers=_as("manager-demo")
     )
     assert corrected.status_code == 201, corrected.text
     assert corrected.json()["version"] == 2 and corrected.json()["value"] == 395
-    assert corrected.json()["note"] == "January ledger" and corrected.json()["entered_by"] == "key-manager-demo"
+    assert corrected.json()["note"] == "January ledger" and corrected.json()["entered_by"] == KEY_ID["manager-demo"]
     stale = await client.post(
         f"/v1/inputs/{entry_id}/versions", json={"value": 1, "based_on_version": 1}, headers=_as("manager-park")
     )
@@ -305,7 +320,7 @@ async def test_csv_as_text_body_imports_the_demo_file(client: httpx.AsyncClient)
     )
     assert response.status_code == 201, response.text
     body = response.json()
-    assert body["imported"] == 38 and {e["entered_by"] for e in body["entries"]} == {"key-manager-demo"}
+    assert body["imported"] == 38 and {e["entered_by"] for e in body["entries"]} == {KEY_ID["manager-demo"]}
     listed = await client.get("/v1/inputs", params={"kind": "dev_project"}, headers=_as("auditor-park"))
     assert sorted(e["value"] for e in listed.json()["entries"]) == [46, 49, 50, 71, 74, 84]
 
@@ -349,7 +364,6 @@ async def test_csv_size_and_row_limits_and_content_type(
     tmp_path: Path, example_assets_path: Path, inputs: InputStore
 ) -> None:
     app = _app(tmp_path, example_assets_path, inputs, csv_max_bytes=1024, csv_max_rows=2)
-    app.dependency_overrides[identify] = _test_identify
     headers = {"Content-Type": "text/csv", **_as("manager-park")}
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test") as client:
         big = await client.post("/v1/inputs/csv", content=HEADER + "x" * 2000, headers=headers)
@@ -369,7 +383,7 @@ async def test_csv_size_and_row_limits_and_content_type(
 
 async def test_todays_keys_through_the_stand_in(tmp_path: Path, example_assets_path: Path, inputs: InputStore) -> None:
     """Without the override: a viewer key reads (as an auditor) but cannot write; an admin key writes."""
-    app = _app(tmp_path, example_assets_path, inputs)
+    app = _bare_app(tmp_path, example_assets_path, inputs)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test") as client:
         created = await client.post("/v1/inputs", json=ENTRY, headers={"X-API-Key": ADMIN_KEY})
         assert created.status_code == 201 and created.json()["entered_by"].startswith("key-")

@@ -99,6 +99,10 @@ class InputFileTooLarge(InputRejected):
     """A CSV file above the size limit; refused before it is read."""
 
 
+class InputOutOfScope(InputRejected):
+    """An entry, a row or a request names a site outside the caller's (a site key's, ``--site``); nothing was stored."""
+
+
 class InputNotFound(InputError):
     """No entry has this id."""
 

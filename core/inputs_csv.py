@@ -25,6 +25,7 @@ from core.inputs import (
     FieldProblem,
     InputDraft,
     InputFileTooLarge,
+    InputOutOfScope,
     InputRejected,
     draft,
     input_problems,
@@ -41,7 +42,13 @@ DEFAULT_MAX_BYTES = 2 * 1024 * 1024
 DEFAULT_MAX_ROWS = 10_000
 
 
-def _refused(problems: list[FieldProblem]) -> InputRejected:
+_ONLY = "may enter inputs for site {} only"
+
+
+def _refused(problems: list[FieldProblem], site_scope: str | None = None) -> InputRejected:
+    """The refusal of a file; ``InputOutOfScope`` if a row names a site outside ``site_scope``."""
+    if _outside(site_scope, problems):
+        return InputOutOfScope(problems, what="CSV file")
     return InputRejected(problems, what="CSV file")
 
 
@@ -69,8 +76,14 @@ def parse_inputs_csv(
     """
     drafts, problems = _parse(data, sites, site_scope, max_bytes, max_rows)
     if problems:
-        raise _refused(problems)
+        raise _refused(problems, site_scope)
     return drafts
+
+
+def _outside(site_scope: str | None, problems: list[FieldProblem]) -> bool:
+    return site_scope is not None and any(
+        p.field == "site" and p.reason.endswith(_ONLY.format(site_scope)) for p in problems
+    )
 
 
 def _parse(
@@ -154,7 +167,7 @@ def _row(
     value = parse_number(raw_value, "value", line) if raw_value else None
     found = [p for p in (start, end, value) if isinstance(p, FieldProblem)]
     if site_scope is not None and site != site_scope:
-        reason = f"{shown(site)}: this import may enter inputs for site {site_scope} only"
+        reason = f"{shown(site)}: this import " + _ONLY.format(site_scope)
         found.append(FieldProblem("site", reason, line))
     # The fields that did parse are still checked, so a row's every problem is reported at once.
     found += input_problems(
@@ -188,7 +201,7 @@ def import_inputs_csv(
     if problems:
         # The good rows are still checked against the store and each other, so the refusal lists every bad row.
         problems += store.clashes(drafts)
-        raise _refused(sorted(problems, key=lambda p: p.line or 0))
+        raise _refused(sorted(problems, key=lambda p: p.line or 0), site_scope)
     try:
         return store.add_many(drafts, entered_by)
     except InputRejected as exc:

@@ -197,30 +197,28 @@ async def test_a_site_key_sees_and_writes_its_own_site_only(client: httpx.AsyncC
 
     own = (await client.get("/v1/inputs", headers=_as("auditor-two"))).json()
     assert [e["entry_id"] for e in own["entries"]] == [two["entry_id"]]  # no filter: its own site only
-    other = await client.get("/v1/inputs", params={"site": "cq-demo"}, headers=_as("auditor-two"))
-    assert other.status_code == 403
-    for path in (f"/v1/inputs/{demo['entry_id']}", f"/v1/inputs/{demo['entry_id']}/history"):
-        hidden = await client.get(path, headers=_as("auditor-two"))
-        assert hidden.status_code == 404  # as if it did not exist
-        assert hidden.headers["content-type"] == "application/problem+json"
-
-    elsewhere = await client.post(
-        "/v1/inputs", json={**ENTRY, "kind": "headcount", "value": 1}, headers=_as("manager-two")
-    )
-    assert elsewhere.status_code == 403 and "cq-two only" in elsewhere.json()["detail"]
-    correct = await client.post(
-        f"/v1/inputs/{demo['entry_id']}/versions", json={"value": 1}, headers=_as("manager-two")
-    )
-    withdraw = await client.delete(f"/v1/inputs/{demo['entry_id']}", params={"reason": "r"}, headers=_as("manager-two"))
-    assert correct.status_code == withdraw.status_code == 404
+    refusals = [
+        await client.get("/v1/inputs", params={"site": "cq-demo"}, headers=_as("auditor-two")),
+        await client.get(f"/v1/inputs/{demo['entry_id']}", headers=_as("auditor-two")),
+        await client.get(f"/v1/inputs/{demo['entry_id']}/history", headers=_as("auditor-two")),
+        await client.post("/v1/inputs", json={**ENTRY, "kind": "headcount", "value": 1}, headers=_as("manager-two")),
+        await client.post(f"/v1/inputs/{demo['entry_id']}/versions", json={"value": 1}, headers=_as("manager-two")),
+        await client.delete(f"/v1/inputs/{demo['entry_id']}", params={"reason": "r"}, headers=_as("manager-two")),
+    ]
+    for refused in refusals:
+        assert refused.status_code == 403, (refused.request.method, refused.request.url, refused.text)
+        assert refused.headers["content-type"] == "application/problem+json"
+        problem = refused.json()
+        assert problem["type"].endswith(":out-of-scope") and problem["title"] == "Outside the key's scope"
+        assert "cq-two" in problem["detail"]
     csv_other = await client.post(
         "/v1/inputs/csv",
-        content=HEADER + "cq-demo,headcount,2026-01-01,2026-02-01,48,\n",
+        content=HEADER + "cq-two,headcount,2026-01-01,2026-02-01,12,\ncq-demo,headcount,2026-01-01,2026-02-01,48,\n",
         headers={"Content-Type": "text/csv", **_as("manager-two")},
     )
-    assert csv_other.status_code == 422
+    assert csv_other.status_code == 403 and csv_other.json()["type"].endswith(":out-of-scope")
     [error] = csv_other.json()["errors"]
-    assert (error["line"], error["field"], error["loc"]) == (2, "site", ["file", 2, "site"])
+    assert (error["line"], error["field"], error["loc"]) == (3, "site", ["file", 3, "site"])
     assert error["reason"] == "'cq-demo': this import may enter inputs for site cq-two only"
     park = (await client.get("/v1/inputs", headers=_as("auditor-park"))).json()
     assert park["count"] == 2  # the park's key sees both sites, and nothing else was written

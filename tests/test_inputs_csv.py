@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from core.business import InputKind
-from core.inputs import MAX_PROBLEMS, InputFileTooLarge, InputRejected
+from core.inputs import MAX_PROBLEMS, InputFileTooLarge, InputOutOfScope, InputRejected
 from core.inputs_csv import CSV_HEADER, import_inputs_csv, parse_inputs_csv
 from core.stores.inputs import InputStore
 
@@ -198,7 +198,9 @@ def test_size_and_row_limits(store: InputStore) -> None:
 
 def test_a_site_scoped_import_refuses_rows_of_other_sites() -> None:
     data = _csv(GOOD, "cq-two,headcount,2026-01-01,2026-02-01,12,")
-    assert _refusal(data, site_scope="cq-demo") == [
+    with pytest.raises(InputOutOfScope) as refused:
+        parse_inputs_csv(data, SITES, site_scope="cq-demo")
+    assert [(p.line, p.field, p.reason) for p in refused.value.problems] == [
         (3, "site", "'cq-two': this import may enter inputs for site cq-demo only")
     ]
     assert len(parse_inputs_csv(data, SITES, site_scope=None)) == 2

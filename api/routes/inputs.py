@@ -1,9 +1,10 @@
 """``/v1/inputs``: business inputs (value added, costs, headcount, projects ...), versioned.
 
 Reading needs the auditor role, entering and correcting the manager role; a key scoped to one site
-sees and enters that site's inputs only (another site's entry is "not found", not "forbidden", so
-a key cannot learn which ids exist elsewhere). Nothing is ever overwritten: a correction and a
-withdrawal are new versions, and ``/history`` shows them all with who made them and when.
+sees and enters that site's inputs only: its list holds its own site, and another site's entry, a
+filter or a CSV row naming another site is refused (403, ``out-of-scope``). Nothing is ever
+overwritten: a correction and a withdrawal are new versions, and ``/history`` shows them all with
+who made them and when.
 
 Refusals are RFC 7807 problem documents (``application/problem+json``) listing each problem with
 its field (and line, for a CSV file) and the reason.
@@ -36,6 +37,7 @@ from core.inputs import (
     InputError,
     InputFileTooLarge,
     InputNotFound,
+    InputOutOfScope,
     InputRejected,
     parse_date,
 )
@@ -51,7 +53,8 @@ CSV_TYPES = ("text/csv", "text/plain", "application/csv", "application/vnd.ms-ex
 EntryId = Annotated[str, Path(max_length=64, description="an entry id, e.g. in-3f2a9c1b7d4e5f60")]
 
 _PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    404: {"description": "no such entry (or not visible to this key)"},
+    403: {"description": "another site's entry, for a key of one site"},
+    404: {"description": "no such entry"},
     409: {"description": "the entry was withdrawn, or corrected since the version given"},
     422: {"description": "refused: each problem with its field (and line) and reason"},
 }
@@ -101,6 +104,10 @@ def register(app: FastAPI) -> None:
 
     @app.exception_handler(InputError)
     async def _input_error(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, InputOutOfScope):
+            errors = _problem_list(exc.problems, _where(request))
+            detail = f"{exc}; nothing was stored"
+            return _problem(request, 403, "out-of-scope", "Outside the key's scope", detail, errors=errors)
         if isinstance(exc, InputFileTooLarge):
             errors = _problem_list(exc.problems, "file")
             return _problem(request, 413, "file-too-large", "File too large", str(exc), errors=errors)
@@ -136,17 +143,24 @@ def _required_day(text: str, field: str) -> date:
     return day
 
 
+def _outside(field: str, reason: str) -> InputOutOfScope:
+    return InputOutOfScope([FieldProblem(field, reason)], what="request")
+
+
 def _may_enter(caller: Manager, site: str) -> None:
     if not caller.may_see(site):
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN, f"this key may enter inputs for site {caller.site} only, not {site[:64]!r}"
+        raise _outside(
+            "site", f"API key {caller.key_id} may enter inputs for site {caller.site} only, not {site[:64]!r}"
         )
 
 
 def _visible(store: InputStore, caller: Auditor, entry_id: str) -> InputEntry:
     latest = store.latest(entry_id)
     if not caller.may_see(latest.site):
-        raise InputNotFound(f"no business input has the id {entry_id!r}")
+        reason = (
+            f"entry {entry_id} is of site {latest.site!r}; API key {caller.key_id} may see site {caller.site!r} only"
+        )
+        raise _outside("entry_id", reason)
     return latest
 
 
@@ -167,7 +181,7 @@ def list_inputs(
 ) -> InputListPublic:
     """The latest version of each business input, by period; a site's key sees its own site only."""
     if site is not None and not caller.may_see(site):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"this key sees site {caller.site} only")
+        raise _outside("site", f"API key {caller.key_id} may see site {caller.site!r} only, not {site[:64]!r}")
     entries = context.inputs.list(
         site=site if site is not None else caller.site,
         kind=kind,

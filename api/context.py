@@ -1,10 +1,11 @@
-"""What the routes share: the store, the asset model, the KPI engine, the API keys and the business inputs."""
+"""What the routes share: the store, the asset model, the KPI engine, the keys, the throttle, the business inputs."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 
+from api.keys import KeyStore
+from api.throttle import FailureThrottle
 from core.assets import AssetModel
 from core.settings import InputsSettings
 from core.store import Store
@@ -12,25 +13,13 @@ from core.stores.inputs import InputStore
 from kpi.engine import KpiEngine
 
 
-class Role(StrEnum):
-    VIEWER = "viewer"
-    AUDITOR = "auditor"
-    ADMIN = "admin"
-
-    @property
-    def rank(self) -> int:
-        return _RANK[self]
-
-
-_RANK = {Role.VIEWER: 0, Role.AUDITOR: 1, Role.ADMIN: 2}
-
-
 @dataclass(slots=True)
 class AppContext:
     store: Store
     assets: AssetModel
     engine: KpiEngine
-    api_keys: dict[str, Role]
+    keys: KeyStore
+    throttle: FailureThrottle
     inputs: InputStore
     store_ok: bool | None = field(default=None)  # last health seen, so a change is logged once
     input_limits: InputsSettings = field(default_factory=InputsSettings)  # CSV import limits

@@ -205,6 +205,15 @@ class AssetModel:
     def has_scope(self, scope_id: str) -> bool:
         return scope_id in self._scopes
 
+    # TEMP until the park branch lands (it replaces both): a park of this one site.
+    @property
+    def sites(self) -> list[Site]:
+        return [self.site]
+
+    def site_of(self, scope_id: str) -> str | None:
+        """TEMP: the site id of a scope; None for an unknown scope (the park branch: None for the park)."""
+        return self.site.id if scope_id in self._scopes else None
+
     def scope(self, scope_id: str) -> list[Equipment]:
         """All equipment under a site, workshop, line or equipment id, in file order."""
         try:

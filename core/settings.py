@@ -3,8 +3,8 @@
 * The YAML file holds everything that is not secret. Relative paths in it are relative to the file.
 * ``FACTORY__SECTION__KEY=value`` overrides any key (``FACTORY__STORE__KIND=influxdb``).
 * Secrets come only from the environment and are refused in the file:
-  ``FACTORY_BROKER_PASSWORD``, ``FACTORY_INFLUX_PASSWORD``, ``FACTORY_INFLUX_TOKEN`` and
-  ``FACTORY_API_KEYS`` (``key:role,key:role``; roles: viewer, auditor, admin).
+  ``FACTORY_BROKER_PASSWORD``, ``FACTORY_INFLUX_PASSWORD``, ``FACTORY_INFLUX_TOKEN``.
+  API keys are neither: they live hashed in the key store (``api.keys_path``, ``factory keys``).
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ SECRET_ENV = {
     ("store", "influx_password"): "FACTORY_INFLUX_PASSWORD",
     ("store", "influx_token"): "FACTORY_INFLUX_TOKEN",
 }
-API_KEYS_ENV = "FACTORY_API_KEYS"
 PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "password", "secret", "admin", "token", ""})
 
 
@@ -222,6 +221,16 @@ class KpiSettings(_Section):
 class ApiSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
+    keys_path: Path = Field(
+        default=Path("var/api-keys.sqlite"), description="the API keys, hashed (SQLite; `factory keys`)"
+    )
+    throttle_failures: int = Field(
+        default=10, ge=1, le=10_000, description="wrong keys from one address within throttle_window_s before 429"
+    )
+    throttle_window_s: float = Field(default=60.0, gt=0, le=86_400)
+    throttle_clients: int = Field(
+        default=10_000, ge=1, description="addresses whose failures are remembered (least recent forgotten first)"
+    )
 
 
 class InputsSettings(_Section):
@@ -303,6 +312,7 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
     fix(data.get("ingest"), "dead_letter_path")
     fix(data.get("kpi"), "energy_factors")
     fix(data.get("inputs"), "path")
+    fix(data.get("api"), "keys_path")
 
 
 def load_settings(path: Path | str, environ: Mapping[str, str] | None = None) -> Settings:
@@ -342,18 +352,3 @@ def load_settings(path: Path | str, environ: Mapping[str, str] | None = None) ->
         raise validation_to_config_error(path, exc, index) from exc
     settings.source = path
     return settings
-
-
-def parse_api_keys(raw: str | None) -> dict[str, str]:
-    """``key:role,key:role`` from FACTORY_API_KEYS -> {key: role}. Short or placeholder keys are refused."""
-    keys: dict[str, str] = {}
-    for n, entry in enumerate(filter(None, (raw or "").split(",")), start=1):
-        key, sep, role = entry.strip().rpartition(":")
-        if not sep or not key:
-            raise ConfigError(API_KEYS_ENV, f"entry {n} must look like KEY:ROLE")
-        if role not in ("viewer", "auditor", "admin"):
-            raise ConfigError(API_KEYS_ENV, f"entry {n}: unknown role {role!r} (viewer, auditor, admin)")
-        if len(key) < 16 or key.lower() in PLACEHOLDER_SECRETS:
-            raise ConfigError(API_KEYS_ENV, f"entry {n}: key is too short or a placeholder (need >= 16 chars)")
-        keys[key] = role
-    return keys

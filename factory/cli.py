@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import getpass
 import json
 import logging
 import os
@@ -20,9 +21,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from api.keys import KeyStoreUnavailable
 from core.assets import AssetModel, load_asset_model
 from core.errors import ConfigError, StartupError
-from core.settings import API_KEYS_ENV, Settings, load_settings, parse_api_keys
+from core.settings import Settings, load_settings
 from core.stores import open_store
 from factory.inputs_cli import add_inputs_arguments, run_inputs
 from factory.runtime import (
@@ -169,17 +171,17 @@ async def _backfill(settings: Settings, assets: AssetModel, args: argparse.Names
     )
 
 
-def api_keys_from_environment() -> dict[str, str]:
-    keys = parse_api_keys(os.environ.get(API_KEYS_ENV))
-    if not keys:
-        raise ConfigError(API_KEYS_ENV, "no API keys configured; set KEY:ROLE pairs (roles: viewer, auditor, admin)")
-    return keys
-
-
 async def _run_api(settings: Settings, assets: AssetModel, args: argparse.Namespace) -> None:
     from api.app import create_app
+    from api.keys import KeyStore
 
-    keys = api_keys_from_environment()
+    keys = KeyStore(settings.api.keys_path)
+    if not any(key.active for key in keys.list_keys()):
+        log.warning(
+            "no API key in %s yet: every request but /healthz will be refused; create one with "
+            "`factory keys create --name NAME --role admin --scope park`",
+            settings.api.keys_path,
+        )
     async with closing_store(open_store(settings.store)) as store:
         server = ApiServer(create_app(settings, store, assets, keys), settings.api.host, settings.api.port)
 
@@ -187,6 +189,71 @@ async def _run_api(settings: Settings, assets: AssetModel, args: argparse.Namesp
             log.info("API listening on http://%s:%d", settings.api.host, server.port)
 
         await serve_until_stopped(server, on_started=announce)
+
+
+def _whoami() -> str:
+    try:
+        return f"{getpass.getuser()} (factory keys)"
+    except (KeyError, OSError):  # no passwd entry, e.g. an arbitrary container uid
+        return "factory keys"
+
+
+def _keys(settings: Settings, assets: AssetModel, args: argparse.Namespace) -> int:
+    """``factory keys create|list|revoke``: the API's keys, in the store at settings ``api.keys_path``."""
+    from api.keys import KeyStore, Role, UnknownKey, site_for_scope
+
+    keys = KeyStore(settings.api.keys_path)
+    if args.action == "create":
+        try:
+            site = site_for_scope(assets, args.scope)
+        except ValueError as exc:
+            raise ConfigError("--scope", str(exc)) from None
+        if not args.name.strip():
+            raise ConfigError("--name", "a key needs a name that says who or what uses it")
+        new = keys.create(args.name, Role(args.role), site, _whoami())
+        # The key alone on stdout, so `KEY=$(factory keys create ...)` works; the rest on stderr.
+        print(
+            f"created API key {new.key.id} ({new.key.name}): role {new.key.role}, scope {new.key.scope}. "
+            "This is the only time it is shown; only its hash is stored.",
+            file=sys.stderr,
+        )
+        print(new.secret)
+        return 0
+    if args.action == "revoke":
+        try:
+            key = keys.revoke(args.id)
+        except UnknownKey as exc:
+            print(f"factory: {exc}", file=sys.stderr)
+            return 1
+        assert key.revoked_at is not None
+        print(f"revoked API key {key.id} ({key.name}) at {key.revoked_at.isoformat()}; refused from the next request")
+        return 0
+    found = keys.list_keys()
+    if args.json:
+        rows = [{**dataclasses.asdict(key), "role": str(key.role), "scope": key.scope} for key in found]
+        print(json.dumps([{k: v for k, v in row.items() if k != "site"} for row in rows], default=str, indent=2))
+        return 0
+    if not found:
+        print(f"no API keys in {settings.api.keys_path}; create one with `factory keys create`")
+        return 0
+    header = ("ID", "NAME", "ROLE", "SCOPE", "CREATED", "BY", "LAST USED", "STATUS")
+    table = [header] + [
+        (
+            key.id,
+            key.name,
+            str(key.role),
+            key.scope,
+            key.created.isoformat(),
+            key.created_by,
+            key.last_used.isoformat() if key.last_used else "never",
+            f"revoked {key.revoked_at.isoformat()}" if key.revoked_at else "active",
+        )
+        for key in found
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return 0
 
 
 def _check_config(settings: Settings, assets: AssetModel) -> None:
@@ -226,7 +293,7 @@ SERVICES: dict[str, tuple[Runner, str]] = {
     "edge": (_run_edge, "edge agent: OPC UA + meter topics -> SQLite buffer -> MQTT uplink"),
     "ingest": (_run_ingest, "uplink -> validation -> store, with dead letters"),
     "kpi": (_run_kpi, "KPI worker: hourly base quantities into the store"),
-    "api": (_run_api, "FastAPI service: assets, KPIs, health"),
+    "api": (_run_api, "FastAPI service: assets, KPIs, keys, health"),
 }
 
 
@@ -269,6 +336,20 @@ def build_parser() -> argparse.ArgumentParser:
                 type=Path,
                 help="write the asset model with ideal cycle times divided by the speed here",
             )
+    keys = sub.add_parser("keys", help="API keys: create (printed once), list, revoke").add_subparsers(
+        dest="action", required=True
+    )
+    p = keys.add_parser("create", help="create a key and print it (only its hash is stored)")
+    p.add_argument("--config", type=Path, help="settings YAML (default: $FACTORY_CONFIG)")
+    p.add_argument("--name", required=True, help="who or what uses it, e.g. 'Chongqing auditor'")
+    p.add_argument("--role", required=True, choices=["auditor", "manager", "admin"])
+    p.add_argument("--scope", required=True, help="a site id, or 'park' for every site")
+    p = keys.add_parser("list", help="list the keys (never their secrets)")
+    p.add_argument("--config", type=Path, help="settings YAML (default: $FACTORY_CONFIG)")
+    p.add_argument("--json", action="store_true", help="as JSON")
+    p = keys.add_parser("revoke", help="revoke a key; it is refused from the next request on")
+    p.add_argument("--config", type=Path, help="settings YAML (default: $FACTORY_CONFIG)")
+    p.add_argument("id", help="the key's id (`factory keys list`)")
     p = sub.add_parser("check-config", help="validate a settings file and its asset model, then exit")
     p.add_argument("--config", type=Path)
     p = sub.add_parser("healthcheck", help=f"exit 0 if the service's heartbeat (${HEARTBEAT_ENV}) is fresh")
@@ -305,6 +386,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check-config":
             _check_config(settings, assets)
             return 0
+        if args.command == "keys":
+            return _keys(settings, assets, args)
         if args.command == "history":
             from simulators.history_cli import run_history
 
@@ -318,6 +401,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except StartupError as exc:
         print(f"factory: cannot start: {exc}", file=sys.stderr)
+        return 1
+    except KeyStoreUnavailable as exc:
+        print(f"factory: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

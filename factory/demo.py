@@ -1,7 +1,8 @@
 """``factory demo``: the whole pipeline in one process on embedded defaults.
 
 simulators (OPC UA + MQTT meters) -> edge agent -> embedded MQTT broker -> ingest -> store
--> KPI worker -> API. Prints the API address and a key, then the OEE it reads back every 20 s.
+-> KPI worker -> API. Prints the API address and an admin key for the park (created on the first
+run, kept in a 0600 file beside the key store and reused after), then the OEE it reads back every 20 s.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from pathlib import Path
 import aiomqtt
 
 from api.app import create_app
+from api.keys import KeyStore, Role
 from core.assets import AssetModel
 from core.errors import StartupError
 from core.mqtt import mqtt_client
-from core.settings import API_KEYS_ENV, BrokerSettings, Settings, parse_api_keys
+from core.settings import BrokerSettings, Settings
 from core.store import Store
 from core.stores import open_store
 from edge.agent import EdgeAgent
@@ -39,6 +41,7 @@ from simulators.scenario import load_scenario
 log = logging.getLogger("factory.demo")
 STATUS_INTERVAL_S = 20.0
 PROBE_TIMEOUT_S = 5.0
+DEMO_KEY_FILE = "demo-admin.key"
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -111,13 +114,24 @@ async def _require_store(store: Store) -> None:
         raise StartupError(f"{health.backend} store does not answer: {health.detail}")
 
 
-def demo_api_keys() -> tuple[dict[str, str], str | None]:
-    """The keys from FACTORY_API_KEYS, or one fresh admin key for this run (printed, never stored)."""
-    configured = parse_api_keys(os.environ.get(API_KEYS_ENV))
-    if configured:
-        return configured, None
-    key = secrets.token_urlsafe(24)
-    return {key: "admin"}, key
+def demo_admin_key(keys: KeyStore, path: Path) -> tuple[str, bool]:
+    """(key, new?): the demo's admin key for the whole park.
+
+    The one kept in ``path`` while the store still accepts it (not revoked, still an admin of the
+    park), else a new one, written there with mode 0600 so only this user can read it.
+    """
+    if path.is_file():
+        kept = path.read_text().strip()
+        key = keys.verify(kept)
+        if key is not None and key.active and key.role == Role.ADMIN and key.site is None:
+            return kept, False
+    new = keys.create("demo admin", Role.ADMIN, None, "factory demo")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(new.secret + "\n")
+    path.chmod(0o600)  # a file left from before keeps its old mode through O_CREAT
+    return new.secret, True
 
 
 async def _print_status(engine: KpiEngine, assets: AssetModel, since: datetime, edge: EdgeAgent) -> None:
@@ -156,7 +170,9 @@ async def run_demo(settings: Settings, assets: AssetModel, args: argparse.Namesp
         load_energy_factors(settings.kpi.energy_factors)  # likewise a broken factor file
     if args.scenario:
         settings = _separate_data(settings, args.scenario.stem)
-    keys, generated_key = demo_api_keys()
+    keys = KeyStore(settings.api.keys_path)
+    key_file = settings.api.keys_path.parent / DEMO_KEY_FILE
+    admin_key, new_key = demo_admin_key(keys, key_file)
     started = datetime.now(UTC) - timedelta(seconds=1)
 
     stop = asyncio.Event()
@@ -196,18 +212,17 @@ async def run_demo(settings: Settings, assets: AssetModel, args: argparse.Namesp
         await stack.enter_async_context(api)
 
         url = f"http://{settings.api.host}:{api.port}"
-        key_hint = generated_key or "<a key from FACTORY_API_KEYS>"
         since = started.strftime("%Y-%m-%dT%H:%M:%SZ")
         where = settings.store.sqlite_path if settings.store.kind == "sqlite" else settings.store.influx_url
         print(
             "\nSmart-factory demo is running (Ctrl-C to stop).\n"
             f"  API        {url}   (docs: {url}/docs)\n"
-            f"  API key    {key_hint}" + ("   (generated for this run, role admin)" if generated_key else "") + "\n"
+            f"  API key    {admin_key}   (admin for the whole park; {'new, ' if new_key else ''}kept in {key_file})\n"
             f"  MQTT       {host}:{broker_port} " + ("(embedded, loopback only)" if embedded else "(external)") + "\n"
             f"  store      {settings.store.kind} {where}\n"
             f"  machines   {len(opcua)} on {len(set(simulator.endpoints.values()))} OPC UA servers,"
             f" {len(meters)} MQTT meters" + (f", {args.speed:g}x accelerated" if args.speed != 1 else "") + "\n"
-            f"  try        curl -H 'X-API-Key: {key_hint}' '{url}/v1/kpi?scope={assets.site.id}&start={since}'\n"
+            f"  try        curl -H 'X-API-Key: {admin_key}' '{url}/v1/kpi?scope={assets.site.id}&start={since}'\n"
             "             (without start= the window is the last hour, which a new demo has not filled yet:\n"
             "              its KPIs say insufficient_evidence until half the window has data)\n",
             flush=True,

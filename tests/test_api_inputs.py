@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI, HTTPException, Security
-from fastapi.security import APIKeyHeader
+from fastapi import FastAPI
 
 from api.app import create_app
-from api.deps import AccessRole, ScopedCaller, identify
+from api.keys import KeyStore, Role
 from core.settings import InputsSettings, Settings
 from core.stores.inputs import InputStore
 from core.stores.sqlite import SqliteStore
@@ -24,21 +23,17 @@ DEMO_CSV = REPO / "config" / "demo-inputs.csv"
 HEADER = "site,kind,period_start,period_end,value,note\n"
 
 # Keys of each role and scope, by name. ``_as(name)`` gives the headers that present a key, ``KEY_ID[name]``
-# its id (what ``entered_by`` records); ``_app`` makes them known to the app it builds. Until the access
-# branch's key store lands, the key behind a name is supplied by overriding the stand-in's ``identify``
-# (who the key belongs to); the role and site checks under test are the real ones.
-KEY_SPECS: dict[str, tuple[AccessRole, str | None]] = {
-    "auditor-park": (AccessRole.AUDITOR, None),
-    "manager-park": (AccessRole.MANAGER, None),
-    "admin-park": (AccessRole.ADMIN, None),
-    "manager-demo": (AccessRole.MANAGER, "cq-demo"),
-    "auditor-two": (AccessRole.AUDITOR, "cq-two"),
-    "manager-two": (AccessRole.MANAGER, "cq-two"),
+# its id (what ``entered_by`` records); ``_app`` creates them in the key store of the app it builds.
+KEY_SPECS: dict[str, tuple[Role, str | None]] = {
+    "auditor-park": (Role.AUDITOR, None),
+    "manager-park": (Role.MANAGER, None),
+    "admin-park": (Role.ADMIN, None),
+    "manager-demo": (Role.MANAGER, "cq-demo"),
+    "auditor-two": (Role.AUDITOR, "cq-two"),
+    "manager-two": (Role.MANAGER, "cq-two"),
 }
 SECRET: dict[str, str] = {}
 KEY_ID: dict[str, str] = {}
-VIEWER_KEY = "viewer-key-0123456789abcdef"  # today's FACTORY_API_KEYS roles, through the stand-in
-ADMIN_KEY = "admin-key-0123456789abcdef"
 
 ENTRY = {
     "site": "cq-demo",
@@ -54,31 +49,16 @@ def _as(name: str) -> dict[str, str]:
     return {"X-API-Key": SECRET.get(name, name)}
 
 
-def _bare_app(tmp_path: Path, example_assets_path: Path, inputs: InputStore, **limits: Any) -> FastAPI:
-    settings = Settings(assets=example_assets_path, inputs=InputsSettings(**limits))
-    store = SqliteStore(tmp_path / "store.sqlite")
-    return create_app(settings, store, ASSETS, {VIEWER_KEY: "viewer", ADMIN_KEY: "admin"}, inputs=inputs)
-
-
 def _app(tmp_path: Path, example_assets_path: Path, inputs: InputStore, **limits: Any) -> FastAPI:
-    """The app, with the keys of ``KEY_SPECS``."""
-    app = _bare_app(tmp_path, example_assets_path, inputs, **limits)
-    callers = {name: ScopedCaller(f"key-{name}", role, site) for name, (role, site) in KEY_SPECS.items()}
+    """The app, with the keys of ``KEY_SPECS`` in its key store."""
+    settings = Settings(assets=example_assets_path, inputs=InputsSettings(**limits))
+    keys = KeyStore(tmp_path / "keys.sqlite")
     SECRET.clear()
-    SECRET.update({name: f"secret-of-{name}" for name in KEY_SPECS})
     KEY_ID.clear()
-    KEY_ID.update({name: caller.key_id for name, caller in callers.items()})
-    by_secret = {SECRET[name]: caller for name, caller in callers.items()}
-
-    def identify_test_key(
-        api_key: Annotated[str | None, Security(APIKeyHeader(name="X-API-Key", auto_error=False))],
-    ) -> ScopedCaller:
-        if api_key not in by_secret:
-            raise HTTPException(401, "unknown API key")
-        return by_secret[api_key]
-
-    app.dependency_overrides[identify] = identify_test_key
-    return app
+    for name, (role, site) in KEY_SPECS.items():
+        new = keys.create(name, role, site, "test")
+        SECRET[name], KEY_ID[name] = new.secret, new.key.id
+    return create_app(settings, SqliteStore(tmp_path / "store.sqlite"), ASSETS, keys, inputs=inputs)
 
 
 @pytest.fixture
@@ -377,20 +357,6 @@ async def test_csv_size_and_row_limits_and_content_type(
         assert (error["line"], error["field"], error["reason"]) == (4, "file", "more than 2 rows (split the file)")
         wrong_type = await client.post("/v1/inputs/csv", json={"a": 1}, headers=_as("manager-park"))
         assert wrong_type.status_code == 415
-
-
-async def test_todays_keys_through_the_stand_in(tmp_path: Path, example_assets_path: Path, inputs: InputStore) -> None:
-    """Without the override: a viewer key reads (as an auditor) but cannot write; an admin key writes."""
-    app = _bare_app(tmp_path, example_assets_path, inputs)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test") as client:
-        created = await client.post("/v1/inputs", json=ENTRY, headers={"X-API-Key": ADMIN_KEY})
-        assert created.status_code == 201 and created.json()["entered_by"].startswith("key-")
-        assert ADMIN_KEY not in created.text  # the key itself is never recorded
-        read = await client.get("/v1/inputs", headers={"X-API-Key": VIEWER_KEY})
-        assert read.status_code == 200 and read.json()["count"] == 1
-        refused = await client.post("/v1/inputs", json=ENTRY, headers={"X-API-Key": VIEWER_KEY})
-        assert refused.status_code == 403
-        assert (await client.get("/v1/inputs")).status_code == 401
 
 
 async def test_the_routes_are_in_the_openapi_schema(client: httpx.AsyncClient) -> None:

@@ -6,7 +6,7 @@ filter or a CSV row naming another site is refused (403, ``out-of-scope``). Noth
 overwritten: a correction and a withdrawal are new versions, and ``/history`` shows them all with
 who made them and when.
 
-Refusals are RFC 7807 problem documents (``application/problem+json``) listing each problem with
+Refusals are RFC 9457 (formerly 7807) problem documents (``application/problem+json``) listing each problem with
 its field (and line, for a CSV file) and the reason.
 """
 
@@ -85,9 +85,14 @@ def _where(request: Request) -> str:
 
 
 def _problem_list(problems: list[FieldProblem], where: str) -> list[dict[str, Any]]:
+    def loc(p: FieldProblem) -> list[str | int]:
+        if p.line is not None:
+            return [where, p.line, p.field]
+        return ["path" if p.field == "entry_id" else where, p.field]
+
     return [
         {
-            "loc": [where, p.line, p.field] if p.line is not None else [where, p.field],
+            "loc": loc(p),
             "msg": str(p),
             "type": "value_error",
             "field": p.field,
@@ -106,7 +111,7 @@ def register(app: FastAPI) -> None:
     async def _input_error(request: Request, exc: Exception) -> JSONResponse:
         if isinstance(exc, InputOutOfScope):
             errors = _problem_list(exc.problems, _where(request))
-            detail = f"{exc}; nothing was stored"
+            detail = str(exc) + ("" if request.method == "GET" else "; nothing was stored")
             return _problem(request, 403, "out-of-scope", "Outside the key's scope", detail, errors=errors)
         if isinstance(exc, InputFileTooLarge):
             errors = _problem_list(exc.problems, "file")

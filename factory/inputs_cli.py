@@ -26,19 +26,22 @@ from core.stores.inputs import InputStore
 
 def add_inputs_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="settings YAML (default: $FACTORY_CONFIG)")
+    # Also after the action (factory inputs list --config X); SUPPRESS keeps one given before it.
+    config = argparse.ArgumentParser(add_help=False)
+    config.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="settings YAML")
     actions = parser.add_subparsers(dest="action", required=True)
-    p = actions.add_parser("import", help=f"store every row of a CSV file ({CSV_HEADER}), or none")
+    p = actions.add_parser("import", parents=[config], help=f"store every row of a CSV file ({CSV_HEADER}), or none")
     p.add_argument("file", type=Path)
     p.add_argument("--by", help="who is entering them (recorded as cli:NAME; default: the login name)")
     p.add_argument("--site", help="refuse rows of any other site")
-    p = actions.add_parser("list", help="the latest version of each entry")
+    p = actions.add_parser("list", parents=[config], help="the latest version of each entry")
     p.add_argument("--site")
     p.add_argument("--kind", choices=[k.value for k in InputKind])
     p.add_argument("--from", dest="start", help="periods ending after this day (YYYY-MM-DD)")
     p.add_argument("--to", dest="end", help="periods starting before this day (YYYY-MM-DD)")
     p.add_argument("--withdrawn", action="store_true", help="also withdrawn entries")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
-    p = actions.add_parser("history", help="every version of one entry")
+    p = actions.add_parser("history", parents=[config], help="every version of one entry")
     p.add_argument("entry_id")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
 

@@ -24,6 +24,14 @@ def _run(settings: Path, *argv: str) -> int:
     return main(["inputs", "--config", str(settings), *argv])
 
 
+def test_the_config_may_come_before_or_after_the_action(settings: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["inputs", "import", str(DEMO_CSV), "--by", "x", "--config", str(settings)]) == 0
+    assert main(["inputs", "--config", str(settings), "list", "--kind", "headcount", "--json"]) == 0
+    assert main(["inputs", "list", "--kind", "land_area", "--json", "--config", str(settings)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "38 entries stored" in lines[0] and len(lines) == 1 + 6 + 2
+
+
 def test_import_list_and_history(settings: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert _run(settings, "import", str(DEMO_CSV), "--by", "li.wei", "--site", "cq-demo") == 0
     out, _ = capsys.readouterr()

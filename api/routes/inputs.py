@@ -121,7 +121,7 @@ def register(app: FastAPI) -> None:
             detail = (
                 f"{exc.what} refused, nothing was stored: {exc.total} problem(s)"
                 + (f", the first {shown} listed" if shown < exc.total else "")
-                + f": {exc.problems[0]}"
+                + (f": {exc.problems[0]}" if exc.problems else "")
             )
             errors = _problem_list(exc.problems, _where(request))
             title = f"{exc.what[:1].upper()}{exc.what[1:]} refused"

@@ -22,12 +22,14 @@ from api.keys import KeyStore
 from api.problems import install_problem_handlers
 from api.routes import assets as asset_routes
 from api.routes import health as health_routes
+from api.routes import inputs as input_routes
 from api.routes import keys as key_routes
 from api.routes import kpi as kpi_routes
 from api.throttle import FailureThrottle
 from core.assets import AssetModel
 from core.settings import Settings
 from core.store import Store
+from core.stores.inputs import InputStore
 from kpi.engine import KpiEngine
 
 log = logging.getLogger(__name__)
@@ -37,8 +39,18 @@ DOCS_ASSETS = "/docs-assets"
 SWAGGER_UI_FILES = Path(swagger_ui.__file__).parent / "static"
 
 
-def create_app(settings: Settings, store: Store, assets: AssetModel, keys: KeyStore | None = None) -> FastAPI:
-    """``keys``: the key store; default the one at settings ``api.keys_path``."""
+def create_app(
+    settings: Settings,
+    store: Store,
+    assets: AssetModel,
+    keys: KeyStore | None = None,
+    *,
+    inputs: InputStore | None = None,
+) -> FastAPI:
+    """``keys``: the key store; default the one at settings ``api.keys_path``.
+
+    ``inputs``: the business-input store (default: the one at settings ``inputs.path``, opened on first use).
+    """
     app = FastAPI(
         title="Smart-factory platform API",
         version="1",
@@ -56,9 +68,12 @@ def create_app(settings: Settings, store: Store, assets: AssetModel, keys: KeySt
         engine=KpiEngine.from_settings(store, assets, settings.kpi),
         keys=keys if keys is not None else KeyStore(api.keys_path),
         throttle=FailureThrottle(api.throttle_failures, api.throttle_window_s, api.throttle_clients),
+        inputs=inputs if inputs is not None else InputStore.for_assets(settings.inputs.path, assets),
+        input_limits=settings.inputs,
     )
     for router in (health_routes.router, asset_routes.router, kpi_routes.router, key_routes.router):
         app.include_router(router)
+    input_routes.register(app)
     install_problem_handlers(app)
     _serve_docs_locally(app)
     return app

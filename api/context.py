@@ -1,4 +1,4 @@
-"""What the routes share: the store, the asset model, the KPI engine, the key store and the throttle."""
+"""What the routes share: the store, the asset model, the KPI engine, the keys, the throttle, the business inputs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 from api.keys import KeyStore
 from api.throttle import FailureThrottle
 from core.assets import AssetModel
+from core.settings import InputsSettings
 from core.store import Store
+from core.stores.inputs import InputStore
 from kpi.engine import KpiEngine
 
 
@@ -18,4 +20,6 @@ class AppContext:
     engine: KpiEngine
     keys: KeyStore
     throttle: FailureThrottle
+    inputs: InputStore
     store_ok: bool | None = field(default=None)  # last health seen, so a change is logged once
+    input_limits: InputsSettings = field(default_factory=InputsSettings)  # CSV import limits

@@ -223,7 +223,7 @@ class KeyStore:
     def list_keys(self) -> list[ApiKey]:
         """Every key, revoked ones too, oldest first."""
         with self._connect() as conn:
-            rows = conn.execute(f"SELECT {_COLUMNS} FROM api_keys ORDER BY created, id").fetchall()
+            rows = conn.execute(f"SELECT {_COLUMNS} FROM api_keys ORDER BY created, rowid").fetchall()
         return [_row_to_key(row) for row in rows]
 
     def get(self, key_id: str) -> ApiKey:

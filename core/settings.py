@@ -233,6 +233,14 @@ class ApiSettings(_Section):
     )
 
 
+class InputsSettings(_Section):
+    """The business-input store (docs/inputs.md) and the limits of a CSV import."""
+
+    path: Path = Path("var/inputs.sqlite")
+    csv_max_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
+    csv_max_rows: int = Field(default=10_000, ge=1, le=1_000_000)
+
+
 class SimulatorSettings(_Section):
     host: str = "127.0.0.1"
     site: str | None = Field(default=None, description="the site of the park simulated; default: its only site")
@@ -269,6 +277,7 @@ class Settings(_Section):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     kpi: KpiSettings = Field(default_factory=KpiSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    inputs: InputsSettings = Field(default_factory=InputsSettings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
     demo: DemoSettings = Field(default_factory=DemoSettings)
     source: Path | None = Field(default=None, exclude=True)
@@ -303,6 +312,7 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
     fix(data.get("edge"), "buffer_path")
     fix(data.get("ingest"), "dead_letter_path")
     fix(data.get("kpi"), "energy_factors")
+    fix(data.get("inputs"), "path")
     fix(data.get("api"), "keys_path")
 
 

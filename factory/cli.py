@@ -26,6 +26,7 @@ from core.assets import AssetModel, load_asset_model
 from core.errors import ConfigError, StartupError
 from core.settings import Settings, load_settings
 from core.stores import open_store
+from factory.inputs_cli import add_inputs_arguments, run_inputs
 from factory.runtime import (
     HEARTBEAT_ENV,
     ApiServer,
@@ -361,6 +362,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-age", type=float, default=30.0, help="seconds (default 30)")
     p = sub.add_parser("history", help="write months of simulated history straight into the store")
     add_history_arguments(p)
+    p = sub.add_parser("inputs", help="business inputs: import a CSV file, list entries, show an entry's history")
+    add_inputs_arguments(p)
     p = sub.add_parser("demo", help="the whole pipeline in one process on embedded defaults")
     p.add_argument("--config", type=Path, default=DEMO_CONFIG, help=f"default: {DEMO_CONFIG.relative_to(REPO)}")
     p.add_argument("--api-port", type=int, help="override the API port (0: any free port)")
@@ -395,6 +398,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from simulators.history_cli import run_history
 
             return run_history(settings, args)
+        if args.command == "inputs":
+            return run_inputs(settings, assets, args)
         runner, _ = SERVICES[args.command]
         asyncio.run(runner(settings, assets, args))
     except ConfigError as exc:

@@ -15,6 +15,7 @@ import sqlite3
 import stat
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from api.deps import RequireRole, Role
 from api.keys import KeyStore, key_digest
 from api.throttle import FailureThrottle
 from core.errors import StoreRejected, StoreUnavailable
-from core.settings import ApiSettings, Settings
+from core.settings import ApiSettings, InputsSettings, Settings
 from core.stores.sqlite import SqliteStore
 from tests.conftest import REPO
 from tests.test_kpi_engine import ASSETS
@@ -43,13 +44,14 @@ PUBLIC = {
 PROBLEM_FIELDS = {"type", "title", "status", "detail", "instance"}
 
 
-def _settings(**api: Any) -> Settings:
-    return Settings(assets=REPO / "config" / "factory.yaml", api=ApiSettings(**api))
+def _settings(tmp_path: Path, **api: Any) -> Settings:
+    inputs = InputsSettings(path=tmp_path / "inputs.sqlite")
+    return Settings(assets=REPO / "config" / "factory.yaml", api=ApiSettings(**api), inputs=inputs)
 
 
 def _build(tmp_path: Path, **api: Any) -> tuple[FastAPI, KeyStore]:
     keys = KeyStore(tmp_path / "keys.sqlite")
-    return create_app(_settings(**api), SqliteStore(tmp_path / "store.sqlite"), ASSETS, keys), keys
+    return create_app(_settings(tmp_path, **api), SqliteStore(tmp_path / "store.sqlite"), ASSETS, keys), keys
 
 
 def _http_routes(app: FastAPI) -> dict[tuple[str, str], Any]:
@@ -91,6 +93,7 @@ class Keys:
     store: KeyStore
     secret: dict[str, str] = field(default_factory=dict)  # label -> key
     id: dict[str, str] = field(default_factory=dict)
+    entry_id: str = ""  # a business input of SITE
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,8 @@ class Example:
     path: Callable[[Keys], dict[str, str]] = lambda keys: {}
     params: dict[str, str] = field(default_factory=dict)
     json: dict[str, Any] | None = None
+    content: bytes | None = None  # a body that is not JSON, sent with ``headers``
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 EXAMPLES: dict[tuple[str, str], Example] = {
@@ -108,6 +113,20 @@ EXAMPLES: dict[tuple[str, str], Example] = {
     ("GET", "/v1/keys"): Example(),
     ("POST", "/v1/keys"): Example(json={"name": "new auditor", "role": "auditor", "scope": SITE}),
     ("DELETE", "/v1/keys/{key_id}"): Example(path=lambda keys: {"key_id": keys.id["site auditor"]}),
+    ("GET", "/v1/inputs"): Example(params={"site": SITE}),
+    ("GET", "/v1/inputs/{entry_id}"): Example(path=lambda keys: {"entry_id": keys.entry_id}),
+    ("GET", "/v1/inputs/{entry_id}/history"): Example(path=lambda keys: {"entry_id": keys.entry_id}),
+    ("POST", "/v1/inputs"): Example(
+        json={"site": SITE, "kind": "headcount", "period_start": "2026-01-01", "period_end": "2026-02-01", "value": 48}
+    ),
+    ("POST", "/v1/inputs/{entry_id}/versions"): Example(
+        path=lambda keys: {"entry_id": keys.entry_id}, json={"value": 395}
+    ),
+    ("DELETE", "/v1/inputs/{entry_id}"): Example(path=lambda keys: {"entry_id": keys.entry_id}, params={"reason": "r"}),
+    ("POST", "/v1/inputs/csv"): Example(
+        content=f"site,kind,period_start,period_end,value\n{SITE},water_intake,2026-01-01,2026-02-01,710\n".encode(),
+        headers={"Content-Type": "text/csv"},
+    ),
 }
 
 
@@ -131,6 +150,10 @@ def app_and_keys(tmp_path: Path) -> tuple[FastAPI, Keys]:
         new = store.create(label, role, site, "test")
         keys.secret[label], keys.id[label] = new.secret, new.key.id
     store.revoke(keys.id["revoked admin"])
+    entry = app.state.context.inputs.add(
+        SITE, "operating_cost", date(2026, 1, 1), date(2026, 2, 1), 392.5, entered_by="t"
+    )
+    keys.entry_id = entry.entry_id
     return app, keys
 
 
@@ -150,10 +173,11 @@ async def _call(
     client: httpx.AsyncClient, method: str, path: str, keys: Keys, key: str | None, example: Example | None = None
 ) -> httpx.Response:
     example = example or Example()
-    headers = {"X-API-Key": key} if key is not None else {}
-    return await client.request(
-        method, _url(path, example.path(keys)), params=example.params, json=example.json, headers=headers
-    )
+    headers = {**example.headers, **({"X-API-Key": key} if key is not None else {})}
+    url = _url(path, example.path(keys))
+    if example.content is not None:
+        return await client.request(method, url, params=example.params, content=example.content, headers=headers)
+    return await client.request(method, url, params=example.params, json=example.json, headers=headers)
 
 
 def _assert_problem(response: httpx.Response, status: int, type_suffix: str | None = None) -> dict[str, Any]:

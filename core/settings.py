@@ -219,6 +219,12 @@ class KpiSettings(_Section):
     )
 
 
+class CertificationSettings(_Section):
+    schemes_dir: Path | None = Field(
+        default=None, description="users' certification schemes (*.yaml), loaded beside the shipped ones"
+    )
+
+
 class ApiSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -258,6 +264,7 @@ class Settings(_Section):
     edge: EdgeSettings | None = None
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     kpi: KpiSettings = Field(default_factory=KpiSettings)
+    certification: CertificationSettings = Field(default_factory=CertificationSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
     demo: DemoSettings = Field(default_factory=DemoSettings)
@@ -293,6 +300,7 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
     fix(data.get("edge"), "buffer_path")
     fix(data.get("ingest"), "dead_letter_path")
     fix(data.get("kpi"), "energy_factors")
+    fix(data.get("certification"), "schemes_dir")
 
 
 def load_settings(path: Path | str, environ: Mapping[str, str] | None = None) -> Settings:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
@@ -52,7 +52,6 @@ from kpi.metrics import (
     METRICS,
     EquipmentUpload,
     Figure,
-    MetricDescription,
     Outcome,
     RuleParams,
     Window,
@@ -62,7 +61,7 @@ from kpi.metrics import (
 from kpi.report import KpiReport
 from kpi.schemes import Rule, Scheme, SchemeRegistry
 
-__all__ = ["METRICS", "Certifier", "judge"]
+__all__ = ["METRICS", "Certifier", "PeriodWindows", "evaluate_rule", "judge"]
 
 ScopeKind = Literal["park", "site", "workshop", "line", "equipment"]
 REL_TOL = 1e-9  # a value this close to its target meets it: rounding, far below any measurement's precision
@@ -199,11 +198,19 @@ def _check_period(name: str, period: tuple[date, date]) -> None:
 
 
 @dataclass(frozen=True, slots=True)
-class _Month:
-    key: str  # "2026-03", the engine's month bucket
-    start: datetime
+class MonthWindow:
+    key: str  # "2026-03", the engine's local month bucket
+    start: datetime  # UTC, the month clipped to the period
     end: datetime
     window: Window
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodWindows:
+    """A period as one window, and its local months (the series)."""
+
+    whole: Window
+    months: list[MonthWindow]
 
 
 class Certifier:
@@ -255,11 +262,10 @@ class Certifier:
             {k for r in scheme.rules for k in METRIC_BY_KEY[r.metric].needed_inputs(r.definition)},
             key=KIND_ORDER.__getitem__,
         )
-        windows = {"assessment": await self._windows(scope, assessment, zone, sites, kinds, partial)}
-        if baseline is not None:
-            windows["baseline"] = await self._windows(scope, baseline, zone, sites, kinds, partial)
+        assessed = await self._windows(scope, assessment, zone, sites, kinds, partial)
+        based = None if baseline is None else await self._windows(scope, baseline, zone, sites, kinds, partial)
 
-        rules = [self._rule_result(rule, windows) for rule in scheme.rules]
+        rules = [evaluate_rule(rule, assessed, based) for rule in scheme.rules]
         used = sorted(
             {
                 (u.entry_id, u.version)
@@ -346,7 +352,7 @@ class Certifier:
         sites: Sequence[str],
         kinds: Sequence[InputKind],
         partial: str | None,
-    ) -> tuple[Window, list[_Month]]:
+    ) -> PeriodWindows:
         """The whole period as one window, and one window per local month of it (the series)."""
         start, end = period
         report = await self.engine.report(
@@ -367,7 +373,7 @@ class Certifier:
             first = max(start, _first_of_month(group.start.astimezone(zone).date()))
             last = min(end, _next_month(first))
             months.append(
-                _Month(
+                MonthWindow(
                     group.key,
                     _local_midnight(first, zone),
                     _local_midnight(last, zone),
@@ -385,7 +391,7 @@ class Certifier:
                     ),
                 )
             )
-        return whole, months
+        return PeriodWindows(whole, months)
 
     def _read_inputs(
         self, sites: Sequence[str], kinds: Sequence[InputKind], start: date, end: date
@@ -408,70 +414,71 @@ class Certifier:
             for e in report.per_equipment
         )
 
-    # -- one rule ------------------------------------------------------------------------------
 
-    def _rule_result(self, rule: Rule, windows: Mapping[str, tuple[Window, list[_Month]]]) -> RuleResult:
-        metric = METRIC_BY_KEY[rule.metric]
-        params = RuleParams(definition=rule.definition, upload_threshold=rule.upload_threshold)
-        unit = metric.unit(rule.definition)
-        assessment = self._metric_value(metric, rule, params, windows["assessment"][0], unit)
-        baseline = None
-        if rule.relative and "baseline" in windows:
-            baseline = self._metric_value(metric, rule, params, windows["baseline"][0], unit)
-        verdict, change, target, reason = self._verdict(rule, assessment, baseline, "baseline" in windows)
-        series: list[SeriesPoint] = []
-        if metric.per_month:
-            for name in ("baseline", "assessment"):
-                if name not in windows:
-                    continue
-                for month in windows[name][1]:
-                    value = self._metric_value(metric, rule, params, month.window, unit)
-                    series.append(
-                        SeriesPoint(
-                            key=month.key,
-                            period=name,
-                            start=month.start,
-                            end=month.end,
-                            value=value.value,
-                            status=value.status,
-                        )
+# ---------------------------------------------------------------------------------------------
+# One rule (pure: the windows hold everything a metric needs)
+
+
+def evaluate_rule(rule: Rule, assessment: PeriodWindows, baseline: PeriodWindows | None) -> RuleResult:
+    """A rule's values, verdict and monthly series from the windows of its periods."""
+    metric = METRIC_BY_KEY[rule.metric]
+    params = RuleParams(definition=rule.definition, upload_threshold=rule.upload_threshold)
+    unit = metric.unit(rule.definition)
+
+    def value_of(window: Window) -> MetricValue:
+        return _metric_value(metric.compute(window, params), rule, unit)
+
+    assessed = value_of(assessment.whole)
+    based = value_of(baseline.whole) if rule.relative and baseline is not None else None
+    verdict, change, target, reason = _verdict(rule, assessed, based, baseline is not None)
+    series: list[SeriesPoint] = []
+    if metric.per_month:
+        for name, period in (("baseline", baseline), ("assessment", assessment)):
+            for month in () if period is None else period.months:
+                point = value_of(month.window)
+                series.append(
+                    SeriesPoint(
+                        key=month.key,
+                        period=name,  # type: ignore[arg-type]
+                        start=month.start,
+                        end=month.end,
+                        value=point.value,
+                        status=point.status,
                     )
-        return RuleResult(
-            id=rule.id,
-            metric=rule.metric,
-            definition=rule.definition,
-            label_en=metric.label_en,
-            label_zh=metric.label_zh,
-            unit=unit,
-            comparison=rule.comparison,
-            threshold=rule.threshold,
-            baseline=baseline,
-            assessment=assessment,
-            change=change,
-            target=target,
-            verdict=verdict,
-            reason=reason,
-            series=series,
-        )
+                )
+    return RuleResult(
+        id=rule.id,
+        metric=rule.metric,
+        definition=rule.definition,
+        label_en=metric.label_en,
+        label_zh=metric.label_zh,
+        unit=unit,
+        comparison=rule.comparison,
+        threshold=rule.threshold,
+        baseline=based,
+        assessment=assessed,
+        change=change,
+        target=target,
+        verdict=verdict,
+        reason=reason,
+        series=series,
+    )
 
-    @staticmethod
-    def _verdict(
-        rule: Rule, assessment: MetricValue, baseline: MetricValue | None, has_baseline: bool
-    ) -> tuple[Verdict, float | None, float | None, str | None]:
-        if rule.relative and not has_baseline:
-            return "insufficient_evidence", None, None, "the rule compares with a baseline period, and none was given"
-        for name, value in (("baseline", baseline), ("assessment", assessment)):
-            if value is not None and (value.status != "ok" or value.value is None):
-                target = target_of(rule.comparison, rule.threshold, None if baseline is None else baseline.value)
-                return "insufficient_evidence", None, target, f"{name}: {value.reason or value.status}"
-        assert assessment.value is not None
-        return judge(rule.comparison, rule.threshold, assessment.value, None if baseline is None else baseline.value)
 
-    def _metric_value(
-        self, metric: MetricDescription, rule: Rule, params: RuleParams, window: Window, unit: str
-    ) -> MetricValue:
-        outcome = metric.compute(window, params)
-        return _metric_value(outcome, rule, unit)
+def _verdict(
+    rule: Rule, assessment: MetricValue, baseline: MetricValue | None, has_baseline: bool
+) -> tuple[Verdict, float | None, float | None, str | None]:
+    if rule.relative and not has_baseline:
+        return "insufficient_evidence", None, None, "the rule compares with a baseline period, and none was given"
+    for name, value in (("baseline", baseline), ("assessment", assessment)):
+        if value is not None and (value.status != "ok" or value.value is None):
+            target = target_of(rule.comparison, rule.threshold, None if baseline is None else baseline.value)
+            reason = value.reason or "no value"
+            if value.status == "flagged":
+                reason = f"flagged: {reason}"
+            return "insufficient_evidence", None, target, f"{name}: {reason}"
+    assert assessment.value is not None
+    return judge(rule.comparison, rule.threshold, assessment.value, None if baseline is None else baseline.value)
 
 
 def _metric_value(outcome: Outcome, rule: Rule, unit: str) -> MetricValue:

@@ -26,6 +26,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationEr
 
 from core.assets import Identifier
 from core.errors import ConfigError
+from core.settings import CertificationSettings
 from core.yamlconfig import format_loc, line_of, read_yaml, validation_to_config_error
 from kpi.certification_models import Comparison
 from kpi.metrics import METRIC_BY_KEY
@@ -239,6 +240,11 @@ class SchemeRegistry:
         """The shipped schemes plus every ``*.yaml`` in the extra directories (files in name order)."""
         paths = [p for d in (builtin_dir, *extra_dirs) for p in _scheme_files(Path(d))]
         return cls(load_scheme(p) for p in paths)
+
+    @classmethod
+    def from_settings(cls, settings: CertificationSettings) -> SchemeRegistry:
+        """The shipped schemes plus those of ``certification.schemes_dir``, if set."""
+        return cls.load(BUILTIN_SCHEMES_DIR, [settings.schemes_dir] if settings.schemes_dir is not None else [])
 
     def get(self, scheme_id: str) -> Scheme:
         try:

@@ -88,7 +88,10 @@ def test_a_users_scheme_dropped_into_the_configured_directory_is_loaded_with_its
 def test_settings_name_the_scheme_directory_relative_to_the_settings_file(tmp_path: Path) -> None:
     assets = Path(__file__).resolve().parent.parent / "config" / "factory.yaml"
     settings = _write(tmp_path, "platform.yaml", f"assets: {assets}\ncertification: {{schemes_dir: schemes}}\n")
-    assert load_settings(settings, environ={}).certification.schemes_dir == tmp_path / "schemes"
+    loaded = load_settings(settings, environ={}).certification
+    assert loaded.schemes_dir == tmp_path / "schemes"
+    _write(tmp_path / "schemes", "my-scheme.yaml", GOOD)
+    assert "my-scheme" in SchemeRegistry.from_settings(loaded)
 
 
 def test_an_unknown_scheme_id_names_the_known_ones() -> None:

@@ -1,0 +1,221 @@
+"""Rules over hand-built windows: withheld, flagged and thin evidence, inputs per site, networking, series.
+
+A ``Window`` is what a metric sees of one period: the engine's base quantities and KPI figures and the
+period's business inputs. Built by hand here, so each case isolates one rule of the verdict logic.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from core.assets import Equipment, EquipmentType
+from core.business import InputKind
+from kpi.base import BaseQuantities
+from kpi.certification import MonthWindow, PeriodWindows, evaluate_rule
+from kpi.certification_models import Comparison
+from kpi.metrics import EquipmentUpload, Figure, Window, WindowInputs, networking_rate
+from kpi.report import BaseQuantitiesModel
+from kpi.schemes import Rule
+from tests.certification_support import entry
+
+H1 = (date(2026, 1, 1), date(2026, 7, 1))  # 181 days
+H2 = (date(2026, 7, 1), date(2027, 1, 1))  # 184 days
+
+
+def rule(metric: str, comparison: Comparison, threshold: float, definition: str | None = None) -> Rule:
+    return Rule(
+        id=metric,
+        metric=metric,
+        definition=definition,
+        comparison=comparison,
+        threshold=threshold,
+        min_coverage=0.9,
+        upload_threshold=0.9,
+        title=None,
+        note="",
+    )
+
+
+def base(parts_good: int = 9000, pbt_s: float = 216_000.0, scrap: int = 300) -> BaseQuantitiesModel:
+    return BaseQuantitiesModel.of(
+        BaseQuantities(
+            production_time_s=pbt_s,
+            parts_produced=parts_good + scrap,
+            parts_good=parts_good,
+            parts_scrap=scrap,
+            covered_s=pbt_s,
+            counter_covered_s=pbt_s,
+            expected_s=pbt_s,
+        )
+    )
+
+
+def window(
+    period: tuple[date, date],
+    *,
+    kpis: dict[str, Figure] | None = None,
+    inputs: list | None = None,  # type: ignore[type-arg]
+    b: BaseQuantitiesModel | None = None,
+    partial_site: str | None = None,
+    equipment: tuple[EquipmentUpload, ...] | None = None,
+) -> Window:
+    by_kind: dict[InputKind, list] = {}  # type: ignore[type-arg]
+    for e in inputs or []:
+        by_kind.setdefault(e.kind, []).append(e)
+    ok = Figure(0.05, "ok", 1.0)
+    return Window(
+        start=period[0],
+        end=period[1],
+        base=b or base(),
+        kpis=kpis if kpis is not None else {"defect_rate": ok, "throughput_rate": Figure(150.0, "ok", 1.0)},
+        inputs=WindowInputs({"s1": by_kind}, *period),
+        equipment=equipment,
+        partial_site=partial_site,
+    )
+
+
+def periods(assessment: Window, baseline: Window | None = None) -> tuple[PeriodWindows, PeriodWindows | None]:
+    return PeriodWindows(assessment, []), None if baseline is None else PeriodWindows(baseline, [])
+
+
+def test_a_flagged_assessment_value_is_insufficient_evidence_with_the_engines_reason() -> None:
+    flagged = Figure(1.3, "flagged", 1.0, "above 1: the ideal cycle time is probably too long")
+    fine = Figure(0.6, "ok", 1.0)
+    result = evaluate_rule(
+        rule("efficiency", "increase_by", 0.2, "oee"),
+        *periods(window(H2, kpis={"oee": flagged}), window(H1, kpis={"oee": fine})),
+    )
+    assert result.verdict == "insufficient_evidence" and result.change is None
+    assert result.reason == "assessment: flagged: above 1: the ideal cycle time is probably too long"
+    assert result.assessment.status == "flagged" and result.assessment.value == 1.3  # shown, not judged
+    assert result.target == pytest.approx(0.72)
+
+
+def test_a_withheld_baseline_value_is_insufficient_evidence_naming_the_baseline() -> None:
+    withheld = Figure(None, "insufficient_evidence", 0.3, "coverage 0.300 is below the minimum 0.5")
+    result = evaluate_rule(
+        rule("defect_rate", "reduce_by", 0.2),
+        *periods(window(H2), window(H1, kpis={"defect_rate": withheld})),
+    )
+    assert result.verdict == "insufficient_evidence"
+    assert result.reason == "baseline: coverage 0.300 is below the minimum 0.5"
+
+
+def test_coverage_below_the_rules_minimum_withholds_a_value_the_engine_accepted() -> None:
+    thin = Figure(0.04, "ok", 0.85)
+    result = evaluate_rule(
+        rule("defect_rate", "reduce_by", 0.2), *periods(window(H2, kpis={"defect_rate": thin}), window(H1))
+    )
+    assert result.verdict == "insufficient_evidence"
+    assert result.assessment.value is None and result.assessment.coverage == 0.85
+    assert result.reason == "assessment: coverage 0.850 is below the scheme's minimum 0.9"
+
+
+def test_operating_cost_per_unit_worked_example() -> None:
+    # Baseline: 120 万元 for 40,000 good parts = 0.003 万元 a part. Assessment: 100 万元 for 42,000 parts
+    # = 0.0023810; target 0.8 x 0.003 = 0.0024; change 0.0023810 / 0.003 - 1 = -20.6 %: pass.
+    cost = InputKind.OPERATING_COST
+    result = evaluate_rule(
+        rule("operating_cost", "reduce_by", 0.2, "per_unit"),
+        *periods(
+            window(H2, b=base(parts_good=42_000), inputs=[entry("c2", cost, *H2, 100.0, site="s1")]),
+            window(H1, b=base(parts_good=40_000), inputs=[entry("c1", cost, *H1, 120.0, site="s1")]),
+        ),
+    )
+    assert result.verdict == "pass"
+    assert result.assessment.value == pytest.approx(100 / 42_000)
+    assert result.target == pytest.approx(0.0024)
+    assert result.change == pytest.approx((100 / 42_000) / 0.003 - 1)
+    assert result.assessment.base == {"operating_cost_10k_cny": 100.0, "parts_good": 42_000.0}
+    assert [(u.entry_id, u.kind, u.unit) for u in result.assessment.inputs] == [("c2", "operating_cost", "10k CNY")]
+
+
+def test_inputs_per_site_are_not_divided_by_part_of_the_sites_output() -> None:
+    cost = InputKind.OPERATING_COST
+    why = "business inputs are entered per site, and 'machining' holds only part of site s1"
+    result = evaluate_rule(
+        rule("operating_cost", "reduce_by", 0.2, "per_unit"),
+        *periods(
+            window(H2, inputs=[entry("c2", cost, *H2, 100.0, site="s1")], partial_site=why),
+            window(H1, inputs=[entry("c1", cost, *H1, 120.0, site="s1")], partial_site=why),
+        ),
+    )
+    assert result.verdict == "insufficient_evidence"
+    assert result.reason == f"baseline: operating cost per unit: {why}"
+    # A metric made of the site's inputs alone still has a value for the workshop.
+    dev = InputKind.DEV_PROJECT
+    cycle = evaluate_rule(
+        rule("development_cycle", "reduce_by", 0.3, "mean_design_to_launch"),
+        *periods(
+            window(H2, inputs=[entry("p2", dev, date(2026, 6, 1), date(2026, 8, 10), 70, site="s1")], partial_site=why),
+            window(H1, inputs=[entry("p1", dev, date(2026, 1, 5), date(2026, 5, 1), 116, site="s1")], partial_site=why),
+        ),
+    )
+    # 116 -> 70 days: 70 / 116 - 1 = -39.7 %, target 0.7 x 116 = 81.2.
+    assert (cycle.verdict, cycle.target) == ("pass", pytest.approx(81.2))
+
+
+def test_labour_productivity_against_the_plans_35_per_person_and_year() -> None:
+    # H1 2026 (181 days): value added 9,050 万元, 500 employees: 9050 x 365 / 181 / 500 = 36.5 万元/人·年.
+    va, hc = InputKind.VALUE_ADDED, InputKind.HEADCOUNT
+    inputs = [
+        entry("va", va, *H1, 9050.0, site="s1"),
+        entry("hc", hc, date(2026, 1, 1), date(2027, 1, 1), 500, site="s1"),
+    ]
+    result = evaluate_rule(rule("labour_productivity", "at_least", 35), *periods(window(H1, inputs=inputs)))
+    assert result.verdict == "pass" and result.assessment.value == pytest.approx(36.5)
+    assert result.unit == "10k CNY/person·year" and result.label_zh == "全员劳动生产率"
+    assert result.assessment.base == {"average_headcount": 500.0, "days": 181.0, "value_added_10k_cny": 9050.0}
+    # Value added entered for five of the six months: no value, and the missing month is named.
+    months = [(date(2026, m, 1), date(2026, m + 1, 1)) for m in range(1, 6)]
+    partial = [entry(f"va-{n}", va, *m, 1500.0, site="s1") for n, m in enumerate(months)] + inputs[1:]
+    missing = evaluate_rule(rule("labour_productivity", "at_least", 35), *periods(window(H1, inputs=partial)))
+    assert missing.verdict == "insufficient_evidence"
+    assert missing.reason == (
+        "assessment: value_added covers 83% of 2026-01-01..2026-07-01; no entry for 2026-06-01..2026-07-01"
+    )
+
+
+def _equipment(eq_id: str, kind: EquipmentType, received: float, **extra: object) -> EquipmentUpload:
+    fields: dict[str, object] = {"id": eq_id, "type": kind, **extra}
+    if kind in (EquipmentType.CNC, EquipmentType.ROBOT):
+        fields["ideal_cycle_time_s"] = 10
+    if kind == EquipmentType.METER:
+        fields["carrier"] = "electricity"
+    return EquipmentUpload(Equipment.model_validate(fields), received, 100.0)
+
+
+def test_networking_counts_processing_inspection_and_logistics_equipment_at_the_upload_threshold() -> None:
+    fleet = (
+        _equipment("cnc-1", EquipmentType.CNC, 90.0),  # 0.90: at the threshold, networked
+        _equipment("robot-1", EquipmentType.ROBOT, 89.9),  # 0.899: not
+        _equipment("agv-1", EquipmentType.LOGISTICS, 100.0),
+        _equipment("cmm-1", EquipmentType.INSPECTION, 95.0),
+        _equipment("bench-1", EquipmentType.MANUAL, 0.0),  # no digital interface: not counted
+        _equipment("meter-1", EquipmentType.METER, 10.0),  # a meter is none of the three: not counted
+    )
+    assert networking_rate(fleet, 0.9) == (0.75, 3, 4)
+    result = evaluate_rule(rule("networking_rate", "at_least", 1.0), *periods(window(H2, equipment=fleet)))
+    assert result.verdict == "fail" and result.assessment.value == 0.75
+    assert result.assessment.base == {"digital_equipment": 4.0, "networked_equipment": 3.0, "upload_threshold": 0.9}
+    assert result.series == []  # a property of the whole period
+
+
+def test_series_has_a_point_per_month_with_its_own_status() -> None:
+    march = Window(
+        start=date(2026, 3, 1),
+        end=date(2026, 4, 1),
+        base=base(),
+        kpis={"defect_rate": Figure(0.04, "ok", 0.5)},  # half the month without data
+        inputs=WindowInputs({}, date(2026, 3, 1), date(2026, 4, 1)),
+        whole_period=False,
+    )
+    month = MonthWindow("2026-03", datetime(2026, 2, 28, 16, tzinfo=UTC), datetime(2026, 3, 31, 16, tzinfo=UTC), march)
+    whole = window((date(2026, 1, 1), date(2026, 4, 1)))
+    result = evaluate_rule(rule("defect_rate", "at_most", 0.06), PeriodWindows(whole, [month]), None)
+    assert result.verdict == "pass"
+    assert [(p.key, p.period, p.value, p.status) for p in result.series] == [
+        ("2026-03", "assessment", None, "insufficient_evidence")
+    ]

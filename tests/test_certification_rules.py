@@ -6,19 +6,26 @@ period's business inputs. Built by hand here, so each case isolates one rule of 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 
-from core.assets import Equipment, EquipmentType
+from core.assets import Equipment, EquipmentType, load_asset_model
 from core.business import InputKind
+from core.stores.sqlite import SqliteStore
 from kpi.base import BaseQuantities
-from kpi.certification import MonthWindow, PeriodWindows, evaluate_rule
+from kpi.certification import Certifier, MonthWindow, PeriodWindows, evaluate_rule
 from kpi.certification_models import Comparison
+from kpi.engine import KpiEngine
 from kpi.metrics import EquipmentUpload, Figure, Window, WindowInputs, networking_rate
 from kpi.report import BaseQuantitiesModel
-from kpi.schemes import Rule
-from tests.certification_support import entry
+from kpi.schemes import Rule, SchemeRegistry
+from tests.certification_support import MemoryInputs, entry
+
+REPO = Path(__file__).resolve().parent.parent
+PILOT = "cq-13fyp-pilot-targets"
 
 H1 = (date(2026, 1, 1), date(2026, 7, 1))  # 181 days
 H2 = (date(2026, 7, 1), date(2027, 1, 1))  # 184 days
@@ -219,3 +226,41 @@ def test_series_has_a_point_per_month_with_its_own_status() -> None:
     assert [(p.key, p.period, p.value, p.status) for p in result.series] == [
         ("2026-03", "assessment", None, "insufficient_evidence")
     ]
+
+
+# --- the certifier's refusals, over a real (empty) store ----------------------------------------
+
+
+@pytest.fixture
+async def certifier(tmp_path: Path) -> AsyncIterator[Certifier]:
+    assets = load_asset_model(REPO / "config" / "factory.yaml")
+    store = SqliteStore(tmp_path / "empty.sqlite")
+    try:
+        engine = KpiEngine(store, assets, clock=lambda: datetime(2026, 8, 1, tzinfo=UTC))
+        yield Certifier(engine, assets, MemoryInputs(), SchemeRegistry.load(), "0.1.0")
+    finally:
+        await store.close()
+
+
+async def test_unknown_schemes_scopes_and_periods_that_are_not_periods_are_refused(certifier: Certifier) -> None:
+    with pytest.raises(KeyError, match="unknown scheme 'nope'"):
+        await certifier.evaluate("cq-demo", "nope", H2, H1, "en", {})
+    with pytest.raises(KeyError, match="unknown scope 'nowhere'"):
+        await certifier.evaluate("nowhere", "cq-digital-workshop", H2, None, "en", {})
+    with pytest.raises(ValueError, match=r"assessment period ends \(2026-01-01\) before it starts \(2026-07-01\)"):
+        await certifier.evaluate("cq-demo", "cq-digital-workshop", (H2[0], H1[0]), None, "en", {})
+    with pytest.raises(ValueError, match=r"the baseline \(2026-01-01..2026-07-02\) must end by the assessment's start"):
+        await certifier.evaluate("cq-demo", PILOT, H2, (H1[0], date(2026, 7, 2)), "en", {})
+
+
+async def test_a_workshop_of_a_site_with_two_gets_no_cost_per_unit_from_the_sites_inputs(certifier: Certifier) -> None:
+    report = await certifier.evaluate("machining", PILOT, (date(2026, 7, 1), date(2026, 7, 8)), H1, "en", {})
+    rules = {r.id: r for r in report.rules}
+    assert rules["operating-cost"].reason == (
+        "baseline: operating cost per unit: business inputs are entered per site, and 'machining' holds only part"
+        " of site cq-demo: evaluate the site (or a scope holding all of its equipment)"
+    )
+    # Nothing was stored: no number anywhere, every rule says why.
+    assert rules["efficiency"].verdict == "insufficient_evidence" and rules["efficiency"].assessment.value is None
+    assert report.verdict == "insufficient_evidence" and report.scope_kind == "workshop"
+    assert report.scope_name and report.sites == ["cq-demo"]

@@ -181,3 +181,18 @@ def test_a_broken_scheme_file_names_file_line_field_and_reason(tmp_path: Path, t
     with pytest.raises(ConfigError) as caught:
         load_scheme(path)
     assert str(caught.value) == f"{path}{message}"
+
+
+def test_check_config_loads_the_users_schemes_and_names_a_broken_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from factory.cli import main
+
+    assets = Path(__file__).resolve().parent.parent / "config" / "factory.yaml"
+    settings = _write(tmp_path, "platform.yaml", f"assets: {assets}\ncertification: {{schemes_dir: schemes}}\n")
+    _write(tmp_path / "schemes", "my-scheme.yaml", GOOD)
+    assert main(["check-config", "--config", str(settings)]) == 0
+    assert "certification schemes: ok (cq-13fyp-pilot-targets 2016.1, " in capsys.readouterr().out
+    broken = _write(tmp_path / "schemes", "my-scheme.yaml", GOOD.replace("metric: efficiency", "metric: speed"))
+    assert main(["check-config", "--config", str(settings)]) == 2
+    assert f"{broken}:8: rules[0].metric: rule 'eff': unknown metric 'speed'" in capsys.readouterr().err

@@ -296,11 +296,11 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
             section[key] = str(p if p.is_absolute() else os.path.normpath(base / p))
 
     fix(data, "assets")
+    fix(data.get("certification"), "schemes_dir")
     fix(data.get("store"), "sqlite_path")
     fix(data.get("edge"), "buffer_path")
     fix(data.get("ingest"), "dead_letter_path")
     fix(data.get("kpi"), "energy_factors")
-    fix(data.get("certification"), "schemes_dir")
 
 
 def load_settings(path: Path | str, environ: Mapping[str, str] | None = None) -> Settings:

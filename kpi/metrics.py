@@ -312,10 +312,18 @@ def _development_cycle(w: Window, p: RuleParams) -> Outcome:
     return Outcome(projects.value, "ok", None, base, projects.entries)
 
 
+def _silent(w: Window) -> str | None:
+    """Why a digital indicator would only measure the platform's silence: nothing of the scope reported."""
+    if w.equipment is not None and w.equipment and not any(e.received_samples > 0 for e in w.equipment):
+        return "no equipment of the scope reported in the period: the platform has no data to confirm it"
+    return None
+
+
 def _digital(key: str) -> Compute:
     def compute(w: Window, p: RuleParams) -> Outcome:
-        figure = w.kpi(key)
-        return _from_figure(figure, {})
+        if (why := _silent(w)) is not None:
+            return _withheld(why)
+        return _from_figure(w.kpi(key), {})
 
     return compute
 
@@ -338,6 +346,8 @@ def networking_rate(equipment: Sequence[EquipmentUpload], upload_threshold: floa
 def _networking(w: Window, p: RuleParams) -> Outcome:
     if w.equipment is None:
         return _withheld("per-equipment upload rates are known for whole periods only")
+    if (why := _silent(w)) is not None:
+        return _withheld(why)
     rate, networked, counted = networking_rate(w.equipment, p.upload_threshold)
     base = {
         "networked_equipment": float(networked),

@@ -264,3 +264,20 @@ async def test_a_workshop_of_a_site_with_two_gets_no_cost_per_unit_from_the_site
     assert rules["efficiency"].verdict == "insufficient_evidence" and rules["efficiency"].assessment.value is None
     assert report.verdict == "insufficient_evidence" and report.scope_kind == "workshop"
     assert report.scope_name and report.sites == ["cq-demo"]
+
+
+async def test_digital_indicators_of_a_scope_that_reported_nothing_are_insufficient_evidence(
+    certifier: Certifier,
+) -> None:
+    # Silence lowers the CNC and networking rates of a scope whose other machines report; when none
+    # reported at all, the numbers would only say that the platform was not collecting.
+    report = await certifier.evaluate(
+        "machining", "cq-digital-workshop", (date(2026, 7, 1), date(2026, 7, 8)), None, "en", {}
+    )
+    assert {r.id: r.verdict for r in report.rules} == {
+        "nc-equipment-share": "insufficient_evidence",
+        "networking": "insufficient_evidence",
+    }
+    assert report.rules[0].reason == (
+        "assessment: no equipment of the scope reported in the period: the platform has no data to confirm it"
+    )

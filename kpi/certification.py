@@ -415,7 +415,6 @@ class Certifier:
                         },
                         inputs=WindowInputs(entries, first, last),
                         partial_site=partial,
-                        whole_period=False,
                     ),
                 )
             )

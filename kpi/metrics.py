@@ -102,7 +102,6 @@ class Window:
     inputs: WindowInputs
     equipment: tuple[EquipmentUpload, ...] | None = None
     partial_site: str | None = None
-    whole_period: bool = True
 
     @property
     def days(self) -> int:
@@ -376,43 +375,52 @@ def _energy_per_unit(w: Window, p: RuleParams) -> Outcome:
     return _from_figure(w.kpi("kgce_per_good_part"), base)
 
 
+@dataclass(frozen=True, slots=True)
+class _Amount:
+    """The numerator of an intensity per value added: a telemetry total or an input, with its evidence."""
+
+    value: float | None
+    coverage: float | None = None
+    reason: str | None = None
+    base: Mapping[str, float] = field(default_factory=dict)
+    entries: tuple[InputEntry, ...] = ()
+
+
 def _per_value_added(
-    what: str,
-    amount: Callable[[Window], tuple[float | None, float | None, str | None, dict[str, float], tuple[InputEntry, ...]]],
-    formula: Callable[[float | None, float | None], float | None],
+    amount: Callable[[Window], _Amount], formula: Callable[[float | None, float | None], float | None]
 ) -> Compute:
     def compute(w: Window, p: RuleParams) -> Outcome:
         value_added = w.inputs.flow(InputKind.VALUE_ADDED)
-        numerator, coverage, reason, base, used = amount(w)
-        entries = (*used, *value_added.entries)
+        numerator = amount(w)
+        entries = (*numerator.entries, *value_added.entries)
+        base = dict(numerator.base)
         if value_added.value is not None:
             base["value_added_10k_cny"] = value_added.value
-        if reason is not None or value_added.value is None:
-            return _withheld(reason or _known(value_added) or "", coverage, base, entries)
-        return _value(formula(numerator, value_added.value), coverage, base, entries, "value added is not positive")
+        if numerator.reason is not None or value_added.value is None:
+            return _withheld(numerator.reason or _known(value_added) or "", numerator.coverage, base, entries)
+        value = formula(numerator.value, value_added.value)
+        return _value(value, numerator.coverage, base, entries, "value added is not positive")
 
-    compute.__doc__ = f"{what} per 10,000 CNY of value added"
     return compute
 
 
-def _telemetry_amount(
-    key: str, base_key: str, what: str
-) -> Callable[[Window], tuple[float | None, float | None, str | None, dict[str, float], tuple[InputEntry, ...]]]:
-    def amount(w: Window) -> tuple[float | None, float | None, str | None, dict[str, float], tuple[InputEntry, ...]]:
+def _telemetry_amount(key: str, base_key: str, what: str) -> Callable[[Window], _Amount]:
+    def amount(w: Window) -> _Amount:
         if (why := _needs_whole_site(w, what)) is not None:
-            return None, None, why, {}, ()
+            return _Amount(None, reason=why)
         figure = w.kpi(key)
         value, reason = _counted(figure)
-        base = {} if value is None else {base_key: value}
-        return value, figure.coverage, None if reason is None else f"{what}: {reason}", base, ()
+        if value is None:
+            return _Amount(None, figure.coverage, f"{what}: {reason}")
+        return _Amount(value, figure.coverage, base={base_key: value})
 
     return amount
 
 
-def _water_amount(w: Window) -> tuple[float | None, float | None, str | None, dict[str, float], tuple[InputEntry, ...]]:
+def _water_amount(w: Window) -> _Amount:
     water = w.inputs.flow(InputKind.WATER_INTAKE)
     base = {} if water.value is None else {"water_intake_m3": water.value}
-    return water.value, None, _known(water), base, water.entries
+    return _Amount(water.value, None, _known(water), base, water.entries)
 
 
 def _labour_productivity(w: Window, p: RuleParams) -> Outcome:
@@ -579,7 +587,6 @@ METRICS: tuple[MetricDescription, ...] = (
         {None: "tce/10k CNY"},
         Direction.DOWN,
         _per_value_added(
-            "energy",
             _telemetry_amount("comprehensive_energy_kgce", "kgce", "comprehensive energy"),
             business.energy_per_value_added,
         ),
@@ -592,7 +599,7 @@ METRICS: tuple[MetricDescription, ...] = (
         "万元增加值二氧化碳排放量",
         {None: "t CO2/10k CNY"},
         Direction.DOWN,
-        _per_value_added("CO₂", _telemetry_amount("co2_kg", "co2_kg", "CO₂ emissions"), business.co2_per_value_added),
+        _per_value_added(_telemetry_amount("co2_kg", "co2_kg", "CO₂ emissions"), business.co2_per_value_added),
         "CO₂ (t) / value added (万元)",
         inputs={None: (InputKind.VALUE_ADDED,)},
     ),
@@ -602,7 +609,7 @@ METRICS: tuple[MetricDescription, ...] = (
         "万元增加值用水量",
         {None: "m3/10k CNY"},
         Direction.DOWN,
-        _per_value_added("water", _water_amount, business.water_intensity),
+        _per_value_added(_water_amount, business.water_intensity),
         "fresh water intake (m³) / value added (万元)",
         inputs={None: (InputKind.WATER_INTAKE, InputKind.VALUE_ADDED)},
     ),

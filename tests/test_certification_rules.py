@@ -185,6 +185,41 @@ def test_labour_productivity_against_the_plans_35_per_person_and_year() -> None:
     )
 
 
+def test_energy_and_water_per_value_added_against_the_plans_reductions() -> None:
+    # Baseline: 250,000 kgce = 250 tce for 1,000 万元 = 0.25 tce/万元. Assessment: 240 tce for 1,200 万元
+    # = 0.2 tce/万元, -20 %; the plan's -18 % asks for at most 0.82 x 0.25 = 0.205: pass.
+    va, water = InputKind.VALUE_ADDED, InputKind.WATER_INTAKE
+
+    def energy(kgce: float) -> dict[str, Figure]:
+        return {"comprehensive_energy_kgce": Figure(kgce, "ok", 1.0)}
+
+    result = evaluate_rule(
+        rule("energy_per_value_added", "reduce_by", 0.18),
+        *periods(
+            window(H2, kpis=energy(240_000.0), inputs=[entry("va2", va, *H2, 1200.0, site="s1")]),
+            window(H1, kpis=energy(250_000.0), inputs=[entry("va1", va, *H1, 1000.0, site="s1")]),
+        ),
+    )
+    assert (result.verdict, result.unit) == ("pass", "tce/10k CNY")
+    assert result.baseline is not None and result.baseline.value == pytest.approx(0.25)
+    assert result.assessment.value == pytest.approx(0.2) and result.target == pytest.approx(0.205)
+    assert result.assessment.base == {"kgce": 240_000.0, "value_added_10k_cny": 1200.0}
+    # Water: 12,000 m³ / 1,000 万元 = 12 -> 9,600 m³ / 1,200 万元 = 8 m³/万元, -33 %: meets -30 % (<= 8.4).
+    water_rule = evaluate_rule(
+        rule("water_intensity", "reduce_by", 0.3),
+        *periods(
+            window(H2, inputs=[entry("va2", va, *H2, 1200.0, site="s1"), entry("w2", water, *H2, 9600.0, site="s1")]),
+            window(H1, inputs=[entry("va1", va, *H1, 1000.0, site="s1"), entry("w1", water, *H1, 12_000.0, site="s1")]),
+        ),
+    )
+    assert (water_rule.verdict, water_rule.assessment.value, water_rule.target) == (
+        "pass",
+        pytest.approx(8.0),
+        pytest.approx(8.4),
+    )
+    assert [u.entry_id for u in water_rule.assessment.inputs] == ["va2", "w2"]
+
+
 def _equipment(eq_id: str, kind: EquipmentType, received: float, **extra: object) -> EquipmentUpload:
     fields: dict[str, object] = {"id": eq_id, "type": kind, **extra}
     if kind in (EquipmentType.CNC, EquipmentType.ROBOT):
@@ -217,7 +252,6 @@ def test_series_has_a_point_per_month_with_its_own_status() -> None:
         base=base(),
         kpis={"defect_rate": Figure(0.04, "ok", 0.5)},  # half the month without data
         inputs=WindowInputs({}, date(2026, 3, 1), date(2026, 4, 1)),
-        whole_period=False,
     )
     month = MonthWindow("2026-03", datetime(2026, 2, 28, 16, tzinfo=UTC), datetime(2026, 3, 31, 16, tzinfo=UTC), march)
     whole = window((date(2026, 1, 1), date(2026, 4, 1)))

@@ -310,3 +310,26 @@ async def test_the_same_history_in_influxdb_gives_the_same_verdicts_and_numbers(
         assert a.assessment.value == pytest.approx(b.assessment.value, rel=1e-9), a.id
         assert a.baseline is not None and b.baseline is not None
         assert a.baseline.value == pytest.approx(b.baseline.value, rel=1e-9), a.id
+
+
+async def test_operating_cost_meets_minus_twenty_percent_exactly_at_eight_tenths_of_the_baseline(
+    datasets: dict[str, Dataset],
+) -> None:
+    # Cost per good part = cost / GQ. With GQ of both periods from the report, an assessment cost of
+    # 0.8 x 100 x GQ_a / GQ_b puts the assessment at exactly 0.8 x the baseline's cost per part.
+    first = await _evaluate(datasets["improved"], PILOT)
+    cost = next(r for r in first.rules if r.id == "operating-cost")
+    assert cost.baseline is not None
+    good_a, good_b = cost.assessment.base["parts_good"], cost.baseline.base["parts_good"]
+    at_target = 0.8 * 100.0 * good_a / good_b
+
+    def with_cost(amount: float) -> MemoryInputs:
+        return MemoryInputs([*INPUTS.versions[:1], entry("cost-assess", InputKind.OPERATING_COST, *ASSESSMENT, amount)])
+
+    verdicts = {}
+    for name, amount in (("at", at_target), ("above", at_target * (1 + 1e-6)), ("below", at_target * (1 - 1e-6))):
+        report = await _evaluate(datasets["improved"], PILOT, inputs=with_cost(amount))
+        rule = next(r for r in report.rules if r.id == "operating-cost")
+        verdicts[name] = rule.verdict
+        assert rule.change == pytest.approx(-0.2, abs=1e-5)
+    assert verdicts == {"at": "pass", "above": "fail", "below": "pass"}

@@ -20,6 +20,7 @@ Deterministic: the same query over the same data gives the same report, ``genera
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import math
@@ -234,6 +235,18 @@ class MonthWindow:
 
 
 @dataclass(frozen=True, slots=True)
+class _Reading:
+    """What reading a period of one evaluation needs, the same for both periods."""
+
+    scope: str
+    zone: ZoneInfo
+    sites: Sequence[str]
+    kinds: Sequence[InputKind]
+    partial: str | None
+    inputs_as_of: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class PeriodWindows:
     """A period as one window, and its local months (the series)."""
 
@@ -269,8 +282,13 @@ class Certifier:
         baseline: tuple[date, date] | None,
         language: Language,
         query: dict[str, str],
+        *,
+        inputs_as_of: datetime | None = None,
     ) -> CertificationReport:
         """The scheme's verdict for the scope; periods are local dates [start, end) of the scope's site.
+
+        ``inputs_as_of`` reads the business inputs as they stood at that instant (default: now), so a
+        report can be regenerated over the input versions it was made from.
 
         Raises KeyError for an unknown scheme or scope, ValueError for periods that are not periods
         (end before start, a baseline that overlaps or follows the assessment).
@@ -290,8 +308,11 @@ class Certifier:
             {k for r in scheme.rules for k in METRIC_BY_KEY[r.metric].needed_inputs(r.definition)},
             key=KIND_ORDER.__getitem__,
         )
-        assessed = await self._windows(scope, assessment, zone, sites, kinds, partial)
-        based = None if baseline is None else await self._windows(scope, baseline, zone, sites, kinds, partial)
+        read = _Reading(scope, zone, sites, kinds, partial, inputs_as_of)
+        if baseline is None:
+            assessed, based = await self._windows(read, assessment), None
+        else:
+            assessed, based = await asyncio.gather(self._windows(read, assessment), self._windows(read, baseline))
 
         rules = [evaluate_rule(rule, assessed, based) for rule in scheme.rules]
         used = sorted(
@@ -372,21 +393,14 @@ class Certifier:
 
     # -- reading a period --------------------------------------------------------------------
 
-    async def _windows(
-        self,
-        scope: str,
-        period: tuple[date, date],
-        zone: ZoneInfo,
-        sites: Sequence[str],
-        kinds: Sequence[InputKind],
-        partial: str | None,
-    ) -> PeriodWindows:
+    async def _windows(self, read: _Reading, period: tuple[date, date]) -> PeriodWindows:
         """The whole period as one window, and one window per local month of it (the series)."""
         start, end = period
+        zone, partial = read.zone, read.partial
         report = await self.engine.report(
-            scope, _local_midnight(start, zone), _local_midnight(end, zone), group_by="month"
+            read.scope, _local_midnight(start, zone), _local_midnight(end, zone), group_by="month"
         )
-        entries = self._read_inputs(sites, kinds, start, end)
+        entries = self._read_inputs(read, start, end)
         whole = Window(
             start=start,
             end=end,
@@ -420,18 +434,17 @@ class Certifier:
             )
         return PeriodWindows(whole, months)
 
-    def _read_inputs(
-        self, sites: Sequence[str], kinds: Sequence[InputKind], start: date, end: date
-    ) -> dict[str, dict[InputKind, list[InputEntry]]]:
+    def _read_inputs(self, read: _Reading, start: date, end: date) -> dict[str, dict[InputKind, list[InputEntry]]]:
         out: dict[str, dict[InputKind, list[InputEntry]]] = {}
-        for site in sites:
+        for site in read.sites:
             out[site] = {}
-            for kind in kinds:
+            for kind in read.kinds:
                 # A project counts in the period it was launched in: from the day before, so that a
                 # launch on the first day (period_end == start) overlaps the query.
                 first = start - timedelta(days=1) if kind == InputKind.DEV_PROJECT else start
                 out[site][kind] = sorted(
-                    self.inputs.entries(site, kind, first, end), key=lambda e: (e.entry_id, e.version)
+                    self.inputs.entries(site, kind, first, end, as_of=read.inputs_as_of),
+                    key=lambda e: (e.entry_id, e.version),
                 )
         return out
 

@@ -315,3 +315,29 @@ async def test_digital_indicators_of_a_scope_that_reported_nothing_are_insuffici
     assert report.rules[0].reason == (
         "assessment: no equipment of the scope reported in the period: the platform has no data to confirm it"
     )
+
+
+async def test_inputs_as_of_an_instant_regenerate_a_report_over_the_versions_it_was_made_from(
+    certifier: Certifier,
+) -> None:
+    dev = InputKind.DEV_PROJECT
+    first = entry("p-1", dev, date(2026, 1, 10), date(2026, 3, 1), 50, site="cq-demo")
+    corrected = first.model_copy(
+        update={
+            "version": 2,
+            "period_start": date(2026, 1, 1),
+            "value": 59,
+            "entered_at": datetime(2026, 5, 1, tzinfo=UTC),
+        }
+    )
+    inputs = MemoryInputs([first, corrected])
+    later = Certifier(certifier.engine, certifier.assets, inputs, certifier.schemes, "0.1.0")
+
+    async def cycle(as_of: datetime | None) -> tuple[float | None, list[tuple[str, int]]]:
+        week = (date(2026, 3, 1), date(2026, 3, 8))  # the week the project was launched in
+        report = await later.evaluate("cq-demo", PILOT, week, None, "en", {}, inputs_as_of=as_of)
+        rule = next(r for r in report.rules if r.id == "development-cycle")
+        return rule.assessment.value, report.provenance.input_versions
+
+    assert await cycle(None) == (59.0, [("p-1", 2)])
+    assert await cycle(datetime(2026, 4, 15, tzinfo=UTC)) == (50.0, [("p-1", 1)])

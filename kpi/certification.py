@@ -32,6 +32,7 @@ from zoneinfo import ZoneInfo
 
 from core.assets import AssetModel, Site
 from core.business import INPUT_UNIT, BusinessInputs, InputEntry, InputKind
+from kpi import business
 from kpi.certification_models import (
     CertificationReport,
     Comparison,
@@ -105,7 +106,7 @@ def judge(
             return "insufficient_evidence", None, None, "no baseline value"
         if not baseline > 0:
             return "insufficient_evidence", None, None, f"baseline is {baseline:g}: a relative change is undefined"
-        change = (assessment - baseline) / baseline
+        change = business.relative_change(baseline, assessment)
     target = target_of(comparison, threshold, baseline)
     assert target is not None
     upward = comparison in ("at_least", "increase_by")

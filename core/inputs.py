@@ -57,6 +57,8 @@ KIND_RULES: dict[InputKind, KindRule] = {
     InputKind.PURCHASED_HEAT: KindRule(maximum=1e12, meaning="MJ over the period"),
     InputKind.DIGITAL_RD_TOOL_RATE: KindRule(maximum=1.0, meaning="share of R&D done with digital tools, 0..1"),
     InputKind.RECOGNISED_DIGITAL_WORKSHOPS: KindRule(maximum=10_000, whole=True, meaning="count"),
+    # 10^10 h is a million people working for over five years.
+    InputKind.LABOUR_HOURS: KindRule(maximum=1e10, meaning="hours worked by all employees over the period"),
 }
 
 

@@ -218,6 +218,12 @@ class KpiSettings(_Section):
     )
 
 
+class CertificationSettings(_Section):
+    schemes_dir: Path | None = Field(
+        default=None, description="users' certification schemes (*.yaml), loaded beside the shipped ones"
+    )
+
+
 class ApiSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -276,6 +282,7 @@ class Settings(_Section):
     edge: EdgeSettings | None = None
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     kpi: KpiSettings = Field(default_factory=KpiSettings)
+    certification: CertificationSettings = Field(default_factory=CertificationSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     inputs: InputsSettings = Field(default_factory=InputsSettings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
@@ -308,6 +315,7 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
             section[key] = str(p if p.is_absolute() else os.path.normpath(base / p))
 
     fix(data, "assets")
+    fix(data.get("certification"), "schemes_dir")
     fix(data.get("store"), "sqlite_path")
     fix(data.get("edge"), "buffer_path")
     fix(data.get("ingest"), "dead_letter_path")

@@ -270,6 +270,10 @@ def _check_config(settings: Settings, assets: AssetModel) -> None:
 
         check_refresh_intervals(settings.edge, assets)
         print(f"edge {settings.edge.id}: {len(settings.edge.opcua)} OPC UA sources, {len(settings.edge.meters)} meters")
+    from kpi.schemes import SchemeRegistry
+
+    schemes = SchemeRegistry.from_settings(settings.certification)
+    print(f"certification schemes: ok ({', '.join(f'{s.id} {s.version}' for s in schemes.all())})")
     if settings.kpi.energy_factors is not None:
         from kpi.energy import load_energy_factors
 

@@ -343,3 +343,11 @@ def test_list_filters_and_orders_by_period(store: InputStore) -> None:
     assert store.list(end=FEB) == [jan, two]
     assert store.list(limit=1) == [jan]
     assert store.latest(feb.entry_id) == feb
+
+
+def test_every_input_kind_has_its_bounds_and_unit() -> None:
+    # A kind added to core.business without bounds here would be a KeyError (a 500) at the first entry.
+    from core.business import INPUT_UNIT, InputKind
+    from core.inputs import KIND_RULES
+
+    assert set(KIND_RULES) == set(InputKind) == set(INPUT_UNIT)

@@ -224,6 +224,13 @@ class ApiSettings(_Section):
     port: int = Field(default=8000, ge=0, le=65535)
 
 
+class ReportSettings(_Section):
+    keys_dir: Path = Field(
+        default=Path("var/keys"),
+        description="per-site Ed25519 signing keys: <site>.pem (private, mode 0600) and <site>.pub",
+    )
+
+
 class SimulatorSettings(_Section):
     host: str = "127.0.0.1"
     base_port: int = Field(default=4840, ge=1, le=65535)
@@ -259,6 +266,7 @@ class Settings(_Section):
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     kpi: KpiSettings = Field(default_factory=KpiSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    reports: ReportSettings = Field(default_factory=ReportSettings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
     demo: DemoSettings = Field(default_factory=DemoSettings)
     source: Path | None = Field(default=None, exclude=True)
@@ -293,6 +301,7 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
     fix(data.get("edge"), "buffer_path")
     fix(data.get("ingest"), "dead_letter_path")
     fix(data.get("kpi"), "energy_factors")
+    fix(data.get("reports"), "keys_dir")
 
 
 def load_settings(path: Path | str, environ: Mapping[str, str] | None = None) -> Settings:

@@ -24,6 +24,7 @@ from core.assets import AssetModel, load_asset_model
 from core.errors import ConfigError, StartupError
 from core.settings import API_KEYS_ENV, Settings, load_settings, parse_api_keys
 from core.stores import open_store
+from factory.report_cli import add_report_arguments, run_report
 from factory.runtime import (
     HEARTBEAT_ENV,
     ApiServer,
@@ -274,6 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-age", type=float, default=30.0, help="seconds (default 30)")
     p = sub.add_parser("history", help="write months of simulated history straight into the store")
     add_history_arguments(p)
+    p = sub.add_parser("report", help="certification report keys and offline verification of signed reports")
+    add_report_arguments(p)
     p = sub.add_parser("demo", help="the whole pipeline in one process on embedded defaults")
     p.add_argument("--config", type=Path, default=DEMO_CONFIG, help=f"default: {DEMO_CONFIG.relative_to(REPO)}")
     p.add_argument("--api-port", type=int, help="override the API port (0: any free port)")
@@ -290,6 +293,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "healthcheck":
             return _healthcheck(args.max_age)
+        if args.command == "report":
+            return run_report(args)
         if args.command == "demo":
             from factory.demo import run_demo
 

@@ -69,6 +69,8 @@ class _ReportPdf(FPDF):
         self.set_creator("smart-factory-platform")
         self.set_title(f"{view.title}: {view.report.scope_name}")
         self.set_lang("zh-CN" if view.language == "zh" else "en")
+        # The report's own time, not the clock: the same report renders to the same bytes.
+        self.set_creation_date(view.report.provenance.generated_at)
 
     def footer(self) -> None:
         self.set_y(-11)

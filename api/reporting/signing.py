@@ -176,6 +176,8 @@ def verify_report_bytes(data: bytes, public_key: Ed25519PublicKey) -> Verificati
         raw = base64.b64decode(signature.value, validate=True)
     except (binascii.Error, ValueError):
         return _fail("signature value is not valid base64", signature)
+    if base64.b64encode(raw).decode("ascii") != signature.value:  # unused trailing bits may differ
+        return _fail("signature value is not in canonical base64", signature)
     try:
         public_key.verify(raw, _signed_message(document["signature"]))
     except InvalidSignature:

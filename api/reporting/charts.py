@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from markupsafe import Markup, escape
 
 from api.reporting.labels import text
-from api.reporting.view import format_number
+from api.reporting.view import format_number, tick_label
 from kpi.certification_models import Language, RuleResult
 
 BASELINE_COLOUR = "#8a9bb0"
@@ -66,7 +66,7 @@ def _axis(values: list[float], unit: str, top: float, bottom: float):  # type: i
     ticks = []
     for n in range(round((hi - lo) / step) + 1):
         value = lo + n * step
-        ticks.append((y(value), format_number(value, unit)))
+        ticks.append((y(value), tick_label(value, unit)))
     return y, ticks
 
 

@@ -109,6 +109,8 @@ def _table(
 ) -> None:
     pdf.set_font(FONT, size=size)
     pdf.set_draw_color(208, 208, 208)
+    pdf.set_fill_color(255, 255, 255)  # the table's cells take the current fill colour
+    pdf.set_text_color(0, 0, 0)
     with pdf.table(
         col_widths=widths,
         first_row_as_headings=header is not None,
@@ -231,7 +233,7 @@ def _rule_section(pdf: _ReportPdf, rule: RuleView) -> None:
     ]
     header = [view.t("evidence"), view.t("value"), view.t("status"), view.t("coverage")]
     _table(pdf, [*header, view.t("base_quantities"), view.t("reason")], rows, (22, 24, 18, 18, 60, 38), size=7)
-    used = rule.rule.assessment.inputs + (rule.rule.baseline.inputs if rule.rule.baseline else [])
+    used = rule.inputs
     if used:
         _table(
             pdf,
@@ -241,10 +243,10 @@ def _rule_section(pdf: _ReportPdf, rule: RuleView) -> None:
                     f"{item.entry_id} ({item.kind})",
                     str(item.version),
                     f"{item.period_start} – {item.period_end}",
-                    f"{item.value:g} {item.unit}",
+                    value,
                     f"{item.entered_by}, {item.entered_at.isoformat()}",
                 ]
-                for item in used
+                for item, value in used
             ),
             (40, 14, 40, 30, 56),
             size=7,

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from api.reporting import labels as L
 from api.reporting.canonical import canonical_report
 from api.reporting.signing import Signature
-from kpi.certification_models import CertificationReport, Language, MetricValue, Period, RuleResult
+from kpi.certification_models import CertificationReport, InputUsed, Language, MetricValue, Period, RuleResult
 
 DASH = "—"
 RELATIVE = ("increase_by", "reduce_by")
@@ -23,6 +23,8 @@ def format_number(value: float | None, unit: str = "", *, signed: bool = False) 
     """A number as a person reads it: ratios as percent, others with sensible decimals."""
     if value is None:
         return DASH
+    if value == 0:
+        return "0%" if unit == "ratio" else "0"
     if unit == "ratio":
         decimals = 2 if abs(value) < 0.1 else 1
         text = f"{value * 100:+,.{decimals}f}%" if signed else f"{value * 100:,.{decimals}f}%"
@@ -33,6 +35,16 @@ def format_number(value: float | None, unit: str = "", *, signed: bool = False) 
         decimals = 0 if magnitude >= 1000 else 1 if magnitude >= 100 else 2 if magnitude >= 1 else 4
         text = f"{value:+,.{decimals}f}" if signed else f"{value:,.{decimals}f}"
     return text.replace("-", "−")  # a real minus sign
+
+
+def tick_label(value: float, unit: str) -> str:
+    """An axis label: the number without trailing zeros (25%, 2.5%, 150)."""
+    text = format_number(value, unit)
+    suffix = "%" if text.endswith("%") else ""
+    number = text.removesuffix("%")
+    if "." in number:
+        number = number.rstrip("0").rstrip(".")
+    return number + suffix
 
 
 def format_quantity(value: float | None, unit: str, language: Language) -> str:
@@ -101,6 +113,7 @@ class RuleView:
     reason: str
     unit: str
     metrics: list[MetricView]
+    inputs: list[tuple[InputUsed, str]]  # of baseline and assessment, each (entry, version) once; value as text
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +174,10 @@ def rule_view(rule: RuleResult, language: Language) -> RuleView:
         reason=_reason(rule),
         unit=L.unit_label(rule.unit, language),
         metrics=metrics,
+        inputs=[
+            (i, format_quantity(i.value, i.unit, language))
+            for i in {(i.entry_id, i.version): i for m in metrics for i in m.metric.inputs}.values()
+        ],
     )
 
 

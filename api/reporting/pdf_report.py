@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from fpdf import FPDF
-from fpdf.enums import TableCellFillMode, XPos, YPos
-from fpdf.fonts import FontFace
+from fpdf.enums import XPos, YPos
 
 from api.reporting import labels as L
 from api.reporting.canonical import canonical_report
@@ -64,6 +63,7 @@ class _ReportPdf(FPDF):
     def __init__(self, view: ReportView):
         super().__init__(orientation="portrait", unit="mm", format="A4")
         self.view = view
+        self._char_widths: dict[float, dict[str, float]] = {}
         self.set_margins(15, 15, 15)
         self.set_auto_page_break(auto=True, margin=15)
         self.set_creator("smart-factory-platform")
@@ -71,6 +71,10 @@ class _ReportPdf(FPDF):
         self.set_lang("zh-CN" if view.language == "zh" else "en")
         # The report's own time, not the clock: the same report renders to the same bytes.
         self.set_creation_date(view.report.provenance.generated_at)
+
+    def char_widths(self, size: float) -> dict[str, float]:
+        """Width (mm) of each character at ``size``, measured once per document."""
+        return self._char_widths.setdefault(size, {})
 
     def footer(self) -> None:
         self.set_y(-11)
@@ -80,9 +84,15 @@ class _ReportPdf(FPDF):
         self.set_text_color(0, 0, 0)
 
 
-def _line(pdf: FPDF, text: str, size: float = 9, height: float = 5) -> None:
+def _line(pdf: _ReportPdf, text: str, size: float = 9, height: float = 5) -> None:
+    """A paragraph, wrapped to the page width."""
     pdf.set_font(FONT, size=size)
-    pdf.multi_cell(0, height, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    width = pdf.w - pdf.l_margin - pdf.r_margin
+    for line in _wrap(pdf, text, width, pdf.char_widths(size)):
+        if pdf.get_y() + height > pdf.page_break_trigger:
+            pdf.add_page()
+        pdf.text(pdf.l_margin, pdf.get_y() + height * 0.75, line)
+        pdf.set_xy(pdf.l_margin, pdf.get_y() + height)
 
 
 def _heading(pdf: FPDF, text: str, size: float = 13) -> None:
@@ -104,31 +114,79 @@ def _verdict_badge(pdf: FPDF, verdict: str, word: str, size: float = 10) -> None
     pdf.set_text_color(0, 0, 0)
 
 
+_PADDING = 1.0
+_BREAK_AFTER = frozenset(" ,;/-_=")
+
+
+def _is_wide(ch: str) -> bool:
+    return ch >= "\u2e80"  # CJK and full-width forms: a line may break before or after any of them
+
+
+def _wrap(pdf: FPDF, text: str, width: float, widths: dict[str, float]) -> list[str]:
+    """Greedy line breaking in one pass (fpdf2's breaker measures a line anew per character)."""
+    lines: list[str] = []
+    for paragraph in text.split("\n"):
+        start, used, last_break = 0, 0.0, -1
+        n = 0
+        while n < len(paragraph):
+            ch = paragraph[n]
+            w = widths.get(ch)
+            if w is None:
+                w = widths[ch] = pdf.get_string_width(ch)
+            if used + w > width and n > start:
+                cut = last_break + 1 if last_break >= start else n
+                lines.append(paragraph[start:cut].rstrip())
+                start = cut
+                while start < len(paragraph) and paragraph[start] == " ":
+                    start += 1
+                used, last_break = 0.0, -1
+                n = start
+                continue
+            used += w
+            if ch in _BREAK_AFTER or _is_wide(ch) or (n + 1 < len(paragraph) and _is_wide(paragraph[n + 1])):
+                last_break = n
+            n += 1
+        lines.append(paragraph[start:].rstrip())
+    return lines
+
+
 def _table(
-    pdf: FPDF, header: list[str] | None, rows: Iterable[list[str]], widths: tuple[float, ...], size: float = 8
+    pdf: _ReportPdf, header: list[str] | None, rows: Iterable[list[str]], widths: tuple[float, ...], size: float = 8
 ) -> None:
+    """A bordered table; cells wrap; the header row is repeated after a page break."""
     pdf.set_font(FONT, size=size)
     pdf.set_draw_color(208, 208, 208)
-    pdf.set_fill_color(255, 255, 255)  # the table's cells take the current fill colour
+    pdf.set_line_width(0.2)
     pdf.set_text_color(0, 0, 0)
-    with pdf.table(
-        col_widths=widths,
-        first_row_as_headings=header is not None,
-        headings_style=FontFace(fill_color=(243, 245, 248)),
-        line_height=size * 0.5,
-        cell_fill_color=(243, 245, 248),
-        cell_fill_mode=TableCellFillMode.NONE,
-        text_align="LEFT",
-        padding=1,
-    ) as table:
-        if header is not None:
-            row = table.row()
-            for cell in header:
-                row.cell(cell)
-        for values in rows:
-            row = table.row()
-            for cell in values:
-                row.cell(cell)
+    available = pdf.w - pdf.l_margin - pdf.r_margin
+    scale = available / sum(widths)
+    columns = [w * scale for w in widths]
+    line_height = size * 0.45
+    char_widths = pdf.char_widths(size)
+
+    def draw(values: list[str], heading: bool) -> None:
+        wrapped = [_wrap(pdf, value, w - 2 * _PADDING, char_widths) for value, w in zip(values, columns, strict=True)]
+        height = max(len(lines) for lines in wrapped) * line_height + 2 * _PADDING
+        if pdf.get_y() + height > pdf.page_break_trigger:
+            pdf.add_page()
+            if header is not None and not heading:
+                draw(header, True)
+        x, y = pdf.l_margin, pdf.get_y()
+        for lines, w in zip(wrapped, columns, strict=True):
+            if heading:
+                pdf.set_fill_color(243, 245, 248)
+                pdf.rect(x, y, w, height, style="DF")
+            else:
+                pdf.rect(x, y, w, height, style="D")
+            for n, line in enumerate(lines):
+                pdf.text(x + _PADDING, y + _PADDING + (n + 0.78) * line_height, line)
+            x += w
+        pdf.set_xy(pdf.l_margin, y + height)
+
+    if header is not None:
+        draw(header, True)
+    for values in rows:
+        draw(values, False)
     pdf.ln(1)
 
 

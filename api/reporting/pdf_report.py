@@ -24,7 +24,7 @@ from api.reporting.charts import (
     bar_chart,
     series_chart,
 )
-from api.reporting.fonts import font_for
+from api.reporting.fonts import FontChoice, font_for
 from api.reporting.signing import Signature
 from api.reporting.view import ReportView, RuleView, report_view
 from kpi.certification_models import CertificationReport, Language
@@ -311,10 +311,19 @@ def _rule_section(pdf: _ReportPdf, rule: RuleView) -> None:
         )
 
 
-def render_pdf(report: CertificationReport, language: Language, signature: Signature | None = None) -> bytes:
-    """The report as a PDF in ``language``; every verdict is text (searchable, extractable)."""
+def render_pdf(
+    report: CertificationReport,
+    language: Language,
+    signature: Signature | None = None,
+    *,
+    font: FontChoice | None = None,
+) -> bytes:
+    """The report as a PDF in ``language``; every verdict is text (searchable, extractable).
+
+    ``font`` overrides the choice of font file (the benchmark's baseline embeds the complete face).
+    """
     view = report_view(report, language, signature)
-    font = font_for(_characters(report, language))
+    font = font or font_for(_characters(report, language))
     pdf = _ReportPdf(view)
     pdf.add_font(FONT, fname=font.path, collection_font_number=font.face)
     pdf.add_page()

@@ -57,6 +57,18 @@ def test_the_file_is_the_canonical_json_of_report_and_signature(signed: bytes) -
     assert signed == json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def test_the_documented_check_without_the_platform_verifies_a_file(key: Ed25519PrivateKey, signed: bytes) -> None:
+    # docs/reports.md: an auditor's check with json, hashlib and cryptography only.
+    import base64
+    import hashlib
+
+    sig = json.loads(signed)["signature"]
+    report_bytes = signed[len(b'{"report":') : signed.rindex(b',"signature":')]
+    assert hashlib.sha256(report_bytes).hexdigest() == sig["sha256"]
+    message = json.dumps({k: v for k, v in sig.items() if k != "value"}, sort_keys=True, separators=(",", ":"))
+    key.public_key().verify(base64.b64decode(sig["value"]), message.encode())
+
+
 def test_signing_the_same_report_twice_gives_the_same_bytes(key: Ed25519PrivateKey, signed: bytes) -> None:
     # Ed25519 is deterministic and the report's form is canonical: regenerating gives identical files.
     assert signed_report_bytes(sample_report("zh"), key) == signed

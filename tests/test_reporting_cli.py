@@ -34,6 +34,28 @@ def test_keygen_then_verify_with_the_public_key(tmp_path: Path, capsys: pytest.C
     assert main(["report", "verify", str(report), "--keys-dir", str(keys_dir)]) == 0
 
 
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_render_verifies_then_writes_the_pdf(tmp_path: Path, capsys: pytest.CaptureFixture[str], language: str) -> None:
+    SiteKeys(tmp_path).generate("site-cq")
+    report = _signed_file(tmp_path, tmp_path)
+    argv = ["report", "render", str(report), "--format", "pdf", "--language", language, "--keys-dir", str(tmp_path)]
+    assert main(argv) == 0
+    pdf = tmp_path / f"report.{language}.pdf"
+    assert pdf.read_bytes().startswith(b"%PDF-")
+    assert "verified and rendered" in capsys.readouterr().out
+
+
+def test_render_refuses_an_unverified_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    SiteKeys(tmp_path).generate("site-cq")
+    report = _signed_file(tmp_path, tmp_path)
+    report.write_bytes(report.read_bytes() + b" ")
+    out = tmp_path / "out.html"
+    argv = ["report", "render", str(report), "--format", "html", "--language", "en", "--keys-dir", str(tmp_path)]
+    assert main([*argv, "-o", str(out)]) == 1
+    assert not out.exists()
+    assert "not in canonical form" in capsys.readouterr().err
+
+
 def test_keygen_refuses_to_overwrite(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["report", "keygen", "--site", "site-cq", "--keys-dir", str(tmp_path)]
     assert main(argv) == 0

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from api.reporting.signing import (
     ReportKeyError,
+    SigningError,
     SiteKeys,
     key_fingerprint,
     report_signer,
@@ -128,6 +129,14 @@ def test_every_single_byte_change_anywhere_fails(key: Ed25519PrivateKey) -> None
             byte = (data[at] + delta) % 256
             altered = data[:at] + bytes((byte,)) + data[at + 1 :]
             assert not verify_report_bytes(altered, public).ok, f"byte {at} ({data[at - 10 : at + 10]!r})"
+
+
+def test_a_report_holding_a_number_without_json_form_is_not_signed(key: Ed25519PrivateKey) -> None:
+    report = sample_report("en")
+    rule = report.rules[0]
+    broken = rule.model_copy(update={"assessment": rule.assessment.model_copy(update={"value": float("nan")})})
+    with pytest.raises(SigningError, match="has no canonical form: nan has no JSON form"):
+        signed_report_bytes(report.model_copy(update={"rules": [broken]}), key)
 
 
 def test_a_report_signed_by_another_sites_key_fails(key: Ed25519PrivateKey, signed: bytes) -> None:

@@ -201,6 +201,11 @@ def test_a_character_outside_the_working_face_still_renders() -> None:
     assert "龘车间" in _pdf_text(render_pdf(report, "zh"))
 
 
+def test_a_report_within_gb2312_embeds_the_cached_working_face() -> None:
+    choice = font_for(set("认定评价报告 关键工序数控化率 通过 未通过 证据不足 Pass ≥ ≤ × −"))
+    assert choice.face == 0 and choice.path.suffix == ".ttf"  # the TrueType working face, not the collection
+
+
 def test_a_missing_cjk_font_names_the_package(tmp_path: Path) -> None:
     with pytest.raises(FontMissingError, match="fonts-noto-cjk"):
         font_for({"a"}, source=tmp_path / "NotoSansCJK-Regular.ttc")

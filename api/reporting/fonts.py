@@ -18,6 +18,7 @@ import hashlib
 import io
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 CJK_FONT = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc")
 CJK_FACE = 2  # in NotoSansCJK-Regular.ttc: 0 JP, 1 KR, 2 SC (Simplified Chinese), 3 TC, 4 HK
 FONT_CACHE_ENV = "FACTORY_FONT_CACHE"
+_BUILDING = threading.Lock()  # one cut at a time within a process (threads share the pid of the temp file)
 _REPERTOIRE_VERSION = "1"
 _RANGES = (
     (0x20, 0x7F),  # ASCII
@@ -160,14 +162,22 @@ def _working_face(source: Path) -> tuple[Path, frozenset[int]] | None:
     """The cached working face and the characters it has; None if it cannot be made."""
     target = _working_face_path(source)
     try:
-        if not target.is_file():
-            log.info("cutting the PDF working face of %s into %s (once per machine)", source, target)
-            _build_working_face(source, target)
+        with _BUILDING:
+            if not target.is_file():
+                log.info("cutting the PDF working face of %s into %s (once per machine)", source, target)
+                _build_working_face(source, target)
         cmap = ttLib.TTFont(target, lazy=True).getBestCmap()
     except (OSError, ttLib.TTLibError) as exc:
         log.warning("PDF font cache %s unusable (%s); embedding from the full font, which is slower", target, exc)
         return None
     return target, frozenset(cmap)
+
+
+def prepare_font_cache(source: Path = CJK_FONT) -> Path | None:
+    """Cut the working face now (a service can call this at start, off its event loop); its path or None."""
+    require_font(source)
+    working = _working_face(source)
+    return working[0] if working is not None else None
 
 
 @cache

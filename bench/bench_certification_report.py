@@ -85,6 +85,14 @@ SCHEMES: dict[str, tuple[RuleSpec, ...]] = {
 }
 
 
+TITLES = {
+    "cq-pilot-targets": ("Chongqing 13th FYP pilot targets", "重庆市“十三五”试点目标"),
+    "cq-digital-workshop": ("Chongqing digital workshop", "重庆市数字化车间"),
+    "cq-smart-factory": ("Chongqing smart factory", "重庆市智能工厂"),
+    "miit-2015-pilot": ("MIIT smart-manufacturing pilot (2015)", "工业和信息化部智能制造试点示范（2015）"),
+}
+
+
 def _inputs(spec: RuleSpec) -> list[InputUsed]:
     """The business inputs a rule rests on: monthly operating cost, or the development projects."""
     if spec.metric == "operating_cost":
@@ -102,6 +110,8 @@ def _inputs(spec: RuleSpec) -> list[InputUsed]:
 
 def build_report(scheme_id: str, language: Language) -> CertificationReport:
     skeleton = sample_report(language, SCHEMES[scheme_id][:1], scope=WORKSHOP, scheme_id=scheme_id)
+    title_en, title_zh = TITLES[scheme_id]
+    scheme = skeleton.scheme.model_copy(update={"title_en": title_en, "title_zh": title_zh})
     rules = [rule_result(spec, _inputs(spec)) for spec in SCHEMES[scheme_id]]
     from kpi.certification_models import overall_verdict
 
@@ -111,6 +121,7 @@ def build_report(scheme_id: str, language: Language) -> CertificationReport:
     return skeleton.model_copy(
         update={
             "rules": rules,
+            "scheme": scheme,
             "verdict": overall_verdict([r.verdict for r in rules]),
             "provenance": skeleton.provenance.model_copy(update={"input_versions": versions}),
         }

@@ -58,10 +58,13 @@ def _scale(lo: float, hi: float, top: float, bottom: float):  # type: ignore[no-
 def _axis(values: list[float], unit: str, top: float, bottom: float):  # type: ignore[no-untyped-def]
     highest = max([*values, 0.0])
     lowest = min([*values, 0.0])
-    span = (highest - lowest) or 1.0
-    step = _nice_step(span * 1.1)
-    lo = math.floor(lowest / step) * step
-    hi = max(math.ceil((lowest + span * 1.1) / step) * step, lo + step)
+    if unit == "ratio" and lowest >= 0 and 0.5 < highest <= 1:
+        lo, hi, step = 0.0, 1.0, 0.25  # a share near the top: the whole 0-100 % scale
+    else:
+        span = (highest - lowest) or 1.0
+        step = _nice_step(span * 1.1)
+        lo = math.floor(lowest / step) * step
+        hi = max(math.ceil((lowest + span * 1.1) / step) * step, lo + step)
     y = _scale(lo, hi, top, bottom)
     ticks = []
     for n in range(round((hi - lo) / step) + 1):

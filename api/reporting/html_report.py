@@ -29,7 +29,7 @@ def render_html(report: CertificationReport, language: Language, signature: Sign
     charts = {
         rule.rule.id: (
             to_svg(series_chart(rule.rule, language), f"{rule.indicator}: {view.t('series')}"),
-            to_svg(bar_chart(rule.rule, language), f"{rule.indicator}: {view.t('baseline_vs_assessment')}"),
+            to_svg(bar_chart(rule.rule, language), f"{rule.indicator}: {rule.bars_title}"),
         )
         for rule in view.rules
     }

@@ -118,6 +118,7 @@ TEXT: dict[str, tuple[str, str]] = {
     "status": ("Status", "状态"),
     "series": ("Monthly values", "逐月数值"),
     "baseline_vs_assessment": ("Baseline vs assessment", "基准期与评价期对比"),
+    "assessment_vs_target": ("Assessment vs threshold", "评价值与阈值对比"),
     "provenance": ("Provenance", "数据来源与可追溯信息"),
     "software_version": ("Software version", "软件版本"),
     "asset_model_sha256": ("Asset model SHA-256", "资产模型 SHA-256"),

@@ -376,7 +376,8 @@ def render_pdf(
         (34, 44, 17, 17, 15, 17, 18, 18),
         size=7.5,
     )
-    _line(pdf, view.t("relative_meaning"), size=7.5)
+    if view.has_relative_rules:
+        _line(pdf, view.t("relative_meaning"), size=7.5)
     for rule in view.rules:
         _rule_section(pdf, rule)
     if pdf.get_y() > pdf.h - 80:

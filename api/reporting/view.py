@@ -113,6 +113,7 @@ class RuleView:
     reason: str
     unit: str
     metrics: list[MetricView]
+    bars_title: str  # "baseline vs assessment", or "assessment vs threshold" for an absolute rule
     inputs: list[tuple[InputUsed, str]]  # of baseline and assessment, each (entry, version) once; value as text
 
 
@@ -129,6 +130,7 @@ class ReportView:
     rules: list[RuleView]
     report_sha256: str
     signature: Signature | None
+    has_relative_rules: bool
 
     def t(self, key: str) -> str:
         return L.text(key, self.language)
@@ -153,6 +155,7 @@ def _metric_view(which: str, metric: MetricValue, language: Language) -> MetricV
 
 
 def rule_view(rule: RuleResult, language: Language) -> RuleView:
+    relative = rule.comparison in RELATIVE
     metrics = [_metric_view("assessment", rule.assessment, language)]
     if rule.baseline is not None:
         metrics.insert(0, _metric_view("baseline", rule.baseline, language))
@@ -174,6 +177,7 @@ def rule_view(rule: RuleResult, language: Language) -> RuleView:
         reason=_reason(rule),
         unit=L.unit_label(rule.unit, language),
         metrics=metrics,
+        bars_title=L.text("baseline_vs_assessment" if relative else "assessment_vs_target", language),
         inputs=[
             (i, format_quantity(i.value, i.unit, language))
             for i in {(i.entry_id, i.version): i for m in metrics for i in m.metric.inputs}.values()
@@ -196,4 +200,5 @@ def report_view(report: CertificationReport, language: Language, signature: Sign
         rules=[rule_view(rule, language) for rule in report.rules],
         report_sha256=hashlib.sha256(canonical_report(report)).hexdigest(),
         signature=signature,
+        has_relative_rules=any(rule.comparison in RELATIVE for rule in report.rules),
     )

@@ -206,6 +206,16 @@ def test_a_report_within_gb2312_embeds_the_cached_working_face() -> None:
     assert choice.face == 0 and choice.path.suffix == ".ttf"  # the TrueType working face, not the collection
 
 
+def test_the_reporting_room_does_not_need_fastapi() -> None:
+    # The command line verifies and renders reports on an auditor's machine, without the API's stack.
+    import subprocess
+    import sys
+
+    code = "import sys, api.reporting, factory.report_cli; print('fastapi' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+
+
 def test_a_missing_cjk_font_names_the_package(tmp_path: Path) -> None:
     with pytest.raises(FontMissingError, match="fonts-noto-cjk"):
         font_for({"a"}, source=tmp_path / "NotoSansCJK-Regular.ttc")

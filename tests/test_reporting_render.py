@@ -219,3 +219,26 @@ def test_the_reporting_room_does_not_need_fastapi() -> None:
 def test_a_missing_cjk_font_names_the_package(tmp_path: Path) -> None:
     with pytest.raises(FontMissingError, match="fonts-noto-cjk"):
         font_for({"a"}, source=tmp_path / "NotoSansCJK-Regular.ttc")
+
+
+def test_a_report_from_the_evaluator_signs_verifies_and_renders() -> None:
+    """The certification evaluator's own output (pilot targets over generated history with a data gap:
+    three rules insufficient evidence, one pass), written by the certification branch's history test."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from api.reporting.signing import signed_report_bytes, verify_report_bytes
+    from kpi.certification_models import CertificationReport
+
+    path = Path(__file__).parent / "data" / "certification-report-gap.json"
+    report = CertificationReport.model_validate_json(path.read_text(encoding="utf-8"))
+    key = Ed25519PrivateKey.generate()
+    checked = verify_report_bytes(signed_report_bytes(report, key), key.public_key())
+    assert checked.ok and checked.report == report
+    for language in ("zh", "en"):
+        text = _pdf_text(render_pdf(report, language, checked.signature))
+        for rule in report.rules:
+            assert L.verdict_label(rule.verdict, language).replace(" ", "") in text
+        page = render_html(report, language, checked.signature)
+        assert page.count("<svg") == 2 * len(report.rules)
+        rows = _csv_rows(render_csv(report, language))
+        assert sum(1 for row in rows if row[0] in {r.id for r in report.rules}) == len(report.rules)

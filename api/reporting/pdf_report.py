@@ -115,7 +115,7 @@ def _verdict_badge(pdf: FPDF, verdict: str, word: str, size: float = 10) -> None
 
 
 _PADDING = 1.0
-_BREAK_AFTER = frozenset(" ,;/-_=")
+_BREAK_AFTER = frozenset(" ;/")  # not ",": it separates thousands
 
 
 def _is_wide(ch: str) -> bool:

@@ -28,7 +28,7 @@ def format_number(value: float | None, unit: str = "", *, signed: bool = False) 
     if unit == "ratio":
         decimals = 2 if abs(value) < 0.1 else 1
         text = f"{value * 100:+,.{decimals}f}%" if signed else f"{value * 100:,.{decimals}f}%"
-    elif unit == "count" and float(value).is_integer():
+    elif float(value).is_integer() and abs(value) < 1e15:  # counts, whole days, seconds: no decimals
         text = f"{int(value):+,d}" if signed else f"{int(value):,d}"
     else:
         magnitude = abs(value)

@@ -247,6 +247,13 @@ class InputsSettings(_Section):
     csv_max_rows: int = Field(default=10_000, ge=1, le=1_000_000)
 
 
+class ReportSettings(_Section):
+    keys_dir: Path = Field(
+        default=Path("var/keys"),
+        description="per-site Ed25519 signing keys: <site>.pem (private, mode 0600) and <site>.pub",
+    )
+
+
 class SimulatorSettings(_Section):
     host: str = "127.0.0.1"
     site: str | None = Field(default=None, description="the site of the park simulated; default: its only site")
@@ -285,6 +292,7 @@ class Settings(_Section):
     certification: CertificationSettings = Field(default_factory=CertificationSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     inputs: InputsSettings = Field(default_factory=InputsSettings)
+    reports: ReportSettings = Field(default_factory=ReportSettings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
     demo: DemoSettings = Field(default_factory=DemoSettings)
     source: Path | None = Field(default=None, exclude=True)
@@ -322,6 +330,7 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
     fix(data.get("kpi"), "energy_factors")
     fix(data.get("inputs"), "path")
     fix(data.get("api"), "keys_path")
+    fix(data.get("reports"), "keys_dir")
 
 
 def load_settings(path: Path | str, environ: Mapping[str, str] | None = None) -> Settings:

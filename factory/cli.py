@@ -27,6 +27,7 @@ from core.errors import ConfigError, StartupError
 from core.settings import Settings, load_settings
 from core.stores import open_store
 from factory.inputs_cli import add_inputs_arguments, run_inputs
+from factory.report_cli import add_report_arguments, run_report
 from factory.runtime import (
     HEARTBEAT_ENV,
     ApiServer,
@@ -368,6 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_history_arguments(p)
     p = sub.add_parser("inputs", help="business inputs: import a CSV file, list entries, show an entry's history")
     add_inputs_arguments(p)
+    p = sub.add_parser("report", help="certification report keys and offline verification of signed reports")
+    add_report_arguments(p)
     p = sub.add_parser("demo", help="the whole pipeline in one process on embedded defaults")
     p.add_argument("--config", type=Path, default=DEMO_CONFIG, help=f"default: {DEMO_CONFIG.relative_to(REPO)}")
     p.add_argument("--api-port", type=int, help="override the API port (0: any free port)")
@@ -384,6 +387,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "healthcheck":
             return _healthcheck(args.max_age)
+        if args.command == "report":
+            return run_report(args)
         if args.command == "demo":
             from factory.demo import run_demo
 

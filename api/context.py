@@ -1,26 +1,16 @@
-"""What the routes share: the store, the asset model, the KPI engine and the API keys."""
+"""What the routes share: the store, the asset model, the KPI engine, the keys, the throttle, the business inputs."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 
+from api.keys import KeyStore
+from api.throttle import FailureThrottle
 from core.assets import AssetModel
+from core.settings import InputsSettings
 from core.store import Store
+from core.stores.inputs import InputStore
 from kpi.engine import KpiEngine
-
-
-class Role(StrEnum):
-    VIEWER = "viewer"
-    AUDITOR = "auditor"
-    ADMIN = "admin"
-
-    @property
-    def rank(self) -> int:
-        return _RANK[self]
-
-
-_RANK = {Role.VIEWER: 0, Role.AUDITOR: 1, Role.ADMIN: 2}
 
 
 @dataclass(slots=True)
@@ -28,5 +18,8 @@ class AppContext:
     store: Store
     assets: AssetModel
     engine: KpiEngine
-    api_keys: dict[str, Role]
+    keys: KeyStore
+    throttle: FailureThrottle
+    inputs: InputStore
     store_ok: bool | None = field(default=None)  # last health seen, so a change is logged once
+    input_limits: InputsSettings = field(default_factory=InputsSettings)  # CSV import limits

@@ -20,8 +20,20 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Literal
 
-from api.web import pending  # TEMP until the certification, reporting and park branches land
+from api.reporting import (
+    ReportKeyError,
+    Signature,
+    SigningError,
+    SiteKeys,
+    key_fingerprint,
+    render_csv,
+    render_html,
+    render_pdf,
+    signed_report_bytes,
+    verify_report_bytes,
+)
 from core.assets import AssetModel
+from kpi.certification import Certifier
 from kpi.certification_models import CertificationReport, Language, Verdict
 
 log = logging.getLogger(__name__)
@@ -33,6 +45,8 @@ MEDIA_TYPES: dict[Format, str] = {
     "html": "text/html; charset=utf-8",
     "pdf": "application/pdf",
 }
+MAX_PERIOD_DAYS = 366  # a year, as for GET /v1/kpi
+EARLIEST, LATEST = date(2000, 1, 1), date(2100, 1, 1)  # beyond these a date is a typing slip, not a period
 _ARCHIVE_ID = re.compile(r"^[A-Za-z0-9_-]{1,160}$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
@@ -110,6 +124,7 @@ class StoredReport:
     reason: str | None
     fingerprint: str | None
     report: CertificationReport | None  # only when verified
+    signature: Signature | None  # only when verified
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,9 +150,9 @@ class ReportQuery:
 class ReportService:
     def __init__(
         self,
-        certifier: pending.Certifier,
+        certifier: Certifier,
         assets: AssetModel,
-        keys: pending.SiteKeys,
+        keys: SiteKeys,
         archive: ReportArchive,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ):
@@ -149,14 +164,28 @@ class ReportService:
 
     def signer_of(self, scope: str) -> str:
         """The key a scope's reports are signed with: its site's; a park's own key for a park scope."""
-        return pending.site_of(self.assets, scope) or pending.park_of(self.assets)[0]
+        return self.assets.site_of(scope) or self.assets.park.id
 
     async def generate(self, query: ReportQuery) -> str:
         """Evaluate, sign and archive; returns the archive id. The caller has checked role and scope."""
         for name, period in (("assessment", query.assessment), ("baseline", query.baseline)):
-            if period is not None and period[1] <= period[0]:
+            if period is None:
+                continue
+            if period[1] <= period[0]:
                 raise ReportError(
                     422, "Invalid period", f"the {name} period must end after it starts ({period[0]} .. {period[1]})"
+                )
+            if period[0] < EARLIEST or period[1] > LATEST:
+                raise ReportError(
+                    422,
+                    "Invalid period",
+                    f"the {name} period must lie between {EARLIEST} and {LATEST} ({period[0]} .. {period[1]})",
+                )
+            if (period[1] - period[0]).days > MAX_PERIOD_DAYS:
+                raise ReportError(
+                    422,
+                    "Invalid period",
+                    f"the {name} period spans {(period[1] - period[0]).days} days; at most {MAX_PERIOD_DAYS}",
                 )
         try:
             self.certifier.schemes.get(query.scheme)
@@ -166,7 +195,7 @@ class ReportService:
         signer = self.signer_of(query.scope)
         try:
             private_key = self.keys.private(signer)
-        except pending.ReportKeyError as exc:
+        except ReportKeyError as exc:
             raise ReportError(409, "No signing key", str(exc)) from None
         try:
             report = await self.certifier.evaluate(
@@ -174,7 +203,12 @@ class ReportService:
             )
         except ValueError as exc:  # periods that are not periods (a baseline after the assessment, ...)
             raise ReportError(422, "Invalid period", str(exc)) from None
-        data = pending.signed_report_bytes(report, private_key)
+        except KeyError as exc:  # an unknown scheme or scope (checked above; the Certifier says so too)
+            raise ReportError(422, "Unknown scheme or scope", str(exc.args[0]) if exc.args else str(exc)) from None
+        try:
+            data = signed_report_bytes(report, private_key)
+        except SigningError as exc:
+            raise ReportError(500, "Report cannot be signed", str(exc)) from exc
         archive_id = self.archive.save(report.report_id, data, self.clock())
         log.info("report %s archived: %s %s %s", archive_id, query.scope, query.scheme, report.verdict)
         return archive_id
@@ -197,12 +231,16 @@ class ReportService:
         claimed_scope = claimed.get("scope")
         scope = claimed_scope if isinstance(claimed_scope, str) else None
         language: Language = "zh" if claimed.get("language") == "zh" else "en"
-        known = scope is not None and pending.has_scope(self.assets, scope)
-        site = pending.site_of(self.assets, scope) if scope is not None and known else None
+        known = scope is not None and self.assets.has_scope(scope)
+        site = self.assets.site_of(scope) if scope is not None and known else None
         signer = self.signer_of(scope) if scope is not None and known else None
 
         def stored(
-            ok: bool, reason: str | None, fingerprint: str | None, report: CertificationReport | None
+            ok: bool,
+            reason: str | None,
+            fingerprint: str | None,
+            report: CertificationReport | None,
+            signature: Signature | None = None,
         ) -> StoredReport:
             scheme = claimed.get("scheme")
             provenance = claimed.get("provenance")
@@ -222,6 +260,7 @@ class ReportService:
                 reason=reason,
                 fingerprint=fingerprint,
                 report=report,
+                signature=signature,
             )
 
         if scope is None:
@@ -230,13 +269,13 @@ class ReportService:
             return stored(False, f"scope {scope!r} is not in the asset model, so no key to check it with", None, None)
         try:
             public_key = self.keys.public(signer)
-        except pending.ReportKeyError as exc:
+        except ReportKeyError as exc:
             return stored(False, f"no key of {signer!r} to check the signature with ({exc})", None, None)
-        fingerprint = pending.key_fingerprint(public_key)
-        result = pending.verify_report_bytes(data, public_key)
+        fingerprint = key_fingerprint(public_key)
+        result = verify_report_bytes(data, public_key)
         if not result.ok or result.report is None:
             return stored(False, result.reason or "the signature does not verify", fingerprint, None)
-        return stored(True, None, fingerprint, result.report)
+        return stored(True, None, fingerprint, result.report, result.signature)
 
     def render(self, stored: StoredReport, data: bytes, fmt: Format, language: Language | None) -> bytes:
         if fmt == "json":
@@ -249,10 +288,10 @@ class ReportService:
             )
         lang = language or stored.report.language
         if fmt == "csv":
-            return pending.render_csv(stored.report, lang).encode()
+            return render_csv(stored.report, lang, stored.signature).encode()
         if fmt == "html":
-            return pending.render_html(stored.report, lang).encode()
-        return pending.render_pdf(stored.report, lang)
+            return render_html(stored.report, lang, stored.signature).encode()
+        return render_pdf(stored.report, lang, stored.signature)
 
 
 def _parse_time(value: object) -> datetime | None:

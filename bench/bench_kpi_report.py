@@ -124,13 +124,13 @@ async def _extend_to_a_year(engine: KpiEngine, store: InfluxStore, tz: ZoneInfo,
     await store.write(copies)
     months = local_spans(MONTH, datetime_to_ns(_local_midnight(year_start, tz)), datetime_to_ns(end), tz)
     ids = sorted({p.tags["equipment"] for p in rows})
-    await engine.rollups.refresh_spans(MONTH, ids, months, datetime_to_ns(end))
+    await engine.rollups.refresh_spans(MONTH, ids, months, datetime_to_ns(end), tz)
     return year_start
 
 
 async def run(args: argparse.Namespace, url: str, tmp: Path) -> dict[str, object]:
     scenario = load_scenario(args.scenario)
-    tz = ZoneInfo(scenario.assets.site.timezone)
+    tz = scenario.timezone
     generator = HistoryGenerator(scenario, start=FIRST_DAY, days=args.days, options=HistoryOptions())
     async with InfluxStore(url, "bench_kpi") as store:
         summary = await write_history(generator, store, resume=False, progress=Progress(args.days))

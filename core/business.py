@@ -30,6 +30,7 @@ class InputKind(StrEnum):
     PURCHASED_HEAT = "purchased_heat"  # MJ bought in over the period
     DIGITAL_RD_TOOL_RATE = "digital_rd_tool_rate"  # share (0..1) of R&D done with digital tools
     RECOGNISED_DIGITAL_WORKSHOPS = "recognised_digital_workshops"  # count recognised by the authority
+    LABOUR_HOURS = "labour_hours"  # hours worked by all employees over the period (efficiency per labour hour)
 
 
 INPUT_UNIT: dict[InputKind, str] = {
@@ -43,6 +44,7 @@ INPUT_UNIT: dict[InputKind, str] = {
     InputKind.PURCHASED_HEAT: "MJ",
     InputKind.DIGITAL_RD_TOOL_RATE: "ratio",
     InputKind.RECOGNISED_DIGITAL_WORKSHOPS: "count",
+    InputKind.LABOUR_HOURS: "h",
 }
 
 

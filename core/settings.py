@@ -3,8 +3,8 @@
 * The YAML file holds everything that is not secret. Relative paths in it are relative to the file.
 * ``FACTORY__SECTION__KEY=value`` overrides any key (``FACTORY__STORE__KIND=influxdb``).
 * Secrets come only from the environment and are refused in the file:
-  ``FACTORY_BROKER_PASSWORD``, ``FACTORY_INFLUX_PASSWORD``, ``FACTORY_INFLUX_TOKEN`` and
-  ``FACTORY_API_KEYS`` (``key:role,key:role``; roles: viewer, auditor, admin).
+  ``FACTORY_BROKER_PASSWORD``, ``FACTORY_INFLUX_PASSWORD``, ``FACTORY_INFLUX_TOKEN``.
+  API keys are neither: they live hashed in the key store (``api.keys_path``, ``factory keys``).
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ SECRET_ENV = {
     ("store", "influx_password"): "FACTORY_INFLUX_PASSWORD",
     ("store", "influx_token"): "FACTORY_INFLUX_TOKEN",
 }
-API_KEYS_ENV = "FACTORY_API_KEYS"
 PLACEHOLDER_SECRETS = frozenset({"changeme", "change-me", "password", "secret", "admin", "token", ""})
 
 
@@ -219,16 +218,48 @@ class KpiSettings(_Section):
     )
 
 
+class CertificationSettings(_Section):
+    schemes_dir: Path | None = Field(
+        default=None, description="users' certification schemes (*.yaml), loaded beside the shipped ones"
+    )
+
+
 class ApiSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     reports_dir: Path = Field(
         default=Path("var/reports"), description="signed certification reports, one file each, never overwritten"
     )
+    keys_path: Path = Field(
+        default=Path("var/api-keys.sqlite"), description="the API keys, hashed (SQLite; `factory keys`)"
+    )
+    throttle_failures: int = Field(
+        default=10, ge=1, le=10_000, description="wrong keys from one address within throttle_window_s before 429"
+    )
+    throttle_window_s: float = Field(default=60.0, gt=0, le=86_400)
+    throttle_clients: int = Field(
+        default=10_000, ge=1, description="addresses whose failures are remembered (least recent forgotten first)"
+    )
+
+
+class InputsSettings(_Section):
+    """The business-input store (docs/inputs.md) and the limits of a CSV import."""
+
+    path: Path = Path("var/inputs.sqlite")
+    csv_max_bytes: int = Field(default=2 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024)
+    csv_max_rows: int = Field(default=10_000, ge=1, le=1_000_000)
+
+
+class ReportSettings(_Section):
+    keys_dir: Path = Field(
+        default=Path("var/keys"),
+        description="per-site Ed25519 signing keys: <site>.pem (private, mode 0600) and <site>.pub",
+    )
 
 
 class SimulatorSettings(_Section):
     host: str = "127.0.0.1"
+    site: str | None = Field(default=None, description="the site of the park simulated; default: its only site")
     base_port: int = Field(default=4840, ge=1, le=65535)
     seed: int = 1
     speed: float = Field(default=1.0, gt=0, description="simulated seconds per wall-clock second")
@@ -261,7 +292,10 @@ class Settings(_Section):
     edge: EdgeSettings | None = None
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     kpi: KpiSettings = Field(default_factory=KpiSettings)
+    certification: CertificationSettings = Field(default_factory=CertificationSettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    inputs: InputsSettings = Field(default_factory=InputsSettings)
+    reports: ReportSettings = Field(default_factory=ReportSettings)
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings)
     demo: DemoSettings = Field(default_factory=DemoSettings)
     source: Path | None = Field(default=None, exclude=True)
@@ -292,10 +326,14 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
             section[key] = str(p if p.is_absolute() else os.path.normpath(base / p))
 
     fix(data, "assets")
+    fix(data.get("certification"), "schemes_dir")
     fix(data.get("store"), "sqlite_path")
     fix(data.get("edge"), "buffer_path")
     fix(data.get("ingest"), "dead_letter_path")
     fix(data.get("kpi"), "energy_factors")
+    fix(data.get("inputs"), "path")
+    fix(data.get("api"), "keys_path")
+    fix(data.get("reports"), "keys_dir")
     fix(data.get("api"), "reports_dir")
 
 
@@ -336,18 +374,3 @@ def load_settings(path: Path | str, environ: Mapping[str, str] | None = None) ->
         raise validation_to_config_error(path, exc, index) from exc
     settings.source = path
     return settings
-
-
-def parse_api_keys(raw: str | None) -> dict[str, str]:
-    """``key:role,key:role`` from FACTORY_API_KEYS -> {key: role}. Short or placeholder keys are refused."""
-    keys: dict[str, str] = {}
-    for n, entry in enumerate(filter(None, (raw or "").split(",")), start=1):
-        key, sep, role = entry.strip().rpartition(":")
-        if not sep or not key:
-            raise ConfigError(API_KEYS_ENV, f"entry {n} must look like KEY:ROLE")
-        if role not in ("viewer", "auditor", "admin"):
-            raise ConfigError(API_KEYS_ENV, f"entry {n}: unknown role {role!r} (viewer, auditor, admin)")
-        if len(key) < 16 or key.lower() in PLACEHOLDER_SECRETS:
-            raise ConfigError(API_KEYS_ENV, f"entry {n}: key is too short or a placeholder (need >= 16 chars)")
-        keys[key] = role
-    return keys

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import getpass
 import json
 import logging
 import os
@@ -20,10 +21,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from api.keys import KeyStoreUnavailable
 from core.assets import AssetModel, load_asset_model
 from core.errors import ConfigError, StartupError
-from core.settings import API_KEYS_ENV, Settings, load_settings, parse_api_keys
+from core.settings import Settings, load_settings
 from core.stores import open_store
+from factory.inputs_cli import add_inputs_arguments, run_inputs
+from factory.report_cli import add_report_arguments, run_report
 from factory.runtime import (
     HEARTBEAT_ENV,
     ApiServer,
@@ -54,14 +58,14 @@ async def _run_simulator(settings: Settings, assets: AssetModel, args: argparse.
     from simulators.scenario import load_scenario
 
     scenario = load_scenario(args.scenario) if args.scenario else None
-    if scenario is not None and scenario.assets.site.id != assets.site.id:
+    if scenario is not None and not assets.has_scope(scenario.site.id):
         log.warning(
-            "the scenario's asset model (%s, site %s) is not the settings' (%s, site %s); the platform will not "
+            "the scenario's asset model (%s, site %s) is not the settings' (%s, sites %s); the platform will not "
             "know the simulated equipment",
             scenario.assets.source,
-            scenario.assets.site.id,
+            scenario.site.id,
             settings.assets,
-            assets.site.id,
+            ", ".join(s.id for s in assets.sites),
         )
     simulator = Simulator(settings, assets, scenario=scenario, speed=args.speed)
     dump: asyncio.Task[None] | None = None
@@ -124,14 +128,14 @@ async def _run_kpi(settings: Settings, assets: AssetModel, args: argparse.Namesp
         await serve_until_stopped(KpiWorker(settings, store, assets))
 
 
-def _moment(text: str, assets: AssetModel, name: str) -> datetime:
-    """ISO-8601; a date or a time without a zone is the site's local time."""
+def _moment(text: str, zone: ZoneInfo, name: str) -> datetime:
+    """ISO-8601; a date or a time without a zone is local time of ``zone``."""
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
         raise ConfigError(f"--{name}", f"{text!r} is not an ISO-8601 date or time (e.g. 2026-01-01)") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=ZoneInfo(assets.site.timezone))
+        moment = moment.replace(tzinfo=zone)
     return moment
 
 
@@ -141,17 +145,19 @@ async def _backfill(settings: Settings, assets: AssetModel, args: argparse.Names
 
     if not args.start or not args.end:
         raise ConfigError("factory kpi backfill", "needs --start and --end (ISO-8601; a date is local midnight)")
-    start, end = _moment(args.start, assets, "start"), _moment(args.end, assets, "end")
+    if args.scope and not assets.has_scope(args.scope):
+        raise ConfigError(
+            "--scope", f"unknown scope {args.scope!r}: not the park, a site, workshop, line or equipment id"
+        )
+    # A date is local midnight of the scope's site (of the park's zone for the park: its first site's).
+    zone = assets.timezone_of(args.scope or assets.park.id)
+    start, end = _moment(args.start, zone, "start"), _moment(args.end, zone, "end")
     if end <= start:
         raise ConfigError("--end", f"{end.isoformat()} is not after --start {start.isoformat()}")
     async with closing_store(open_store(settings.store)) as store:
         worker = KpiWorker(settings, store, assets)
         ids = worker.equipment_ids
         if args.scope:
-            if not assets.has_scope(args.scope):
-                raise ConfigError(
-                    "--scope", f"unknown scope {args.scope!r}: not a site, workshop, line or equipment id"
-                )
             wanted = {eq.id for eq in assets.scope(args.scope)}
             wanted |= {m for eq in assets.scope(args.scope) for m in eq.meter_ids}
             ids = [e for e in ids if e in wanted]
@@ -168,17 +174,17 @@ async def _backfill(settings: Settings, assets: AssetModel, args: argparse.Names
     )
 
 
-def api_keys_from_environment() -> dict[str, str]:
-    keys = parse_api_keys(os.environ.get(API_KEYS_ENV))
-    if not keys:
-        raise ConfigError(API_KEYS_ENV, "no API keys configured; set KEY:ROLE pairs (roles: viewer, auditor, admin)")
-    return keys
-
-
 async def _run_api(settings: Settings, assets: AssetModel, args: argparse.Namespace) -> None:
     from api.app import create_app
+    from api.keys import KeyStore
 
-    keys = api_keys_from_environment()
+    keys = KeyStore(settings.api.keys_path)
+    if not any(key.active for key in keys.list_keys()):
+        log.warning(
+            "no API key in %s yet: every request but /healthz will be refused; create one with "
+            "`factory keys create --name NAME --role admin --scope park`",
+            settings.api.keys_path,
+        )
     async with closing_store(open_store(settings.store)) as store:
         server = ApiServer(create_app(settings, store, assets, keys), settings.api.host, settings.api.port)
 
@@ -188,22 +194,93 @@ async def _run_api(settings: Settings, assets: AssetModel, args: argparse.Namesp
         await serve_until_stopped(server, on_started=announce)
 
 
+def _whoami() -> str:
+    try:
+        return f"{getpass.getuser()} (factory keys)"
+    except (KeyError, OSError):  # no passwd entry, e.g. an arbitrary container uid
+        return "factory keys"
+
+
+def _keys(settings: Settings, assets: AssetModel, args: argparse.Namespace) -> int:
+    """``factory keys create|list|revoke``: the API's keys, in the store at settings ``api.keys_path``."""
+    from api.keys import KeyStore, Role, UnknownKey, site_for_scope
+
+    keys = KeyStore(settings.api.keys_path)
+    if args.action == "create":
+        try:
+            site = site_for_scope(assets, args.scope)
+        except ValueError as exc:
+            raise ConfigError("--scope", str(exc)) from None
+        if not args.name.strip():
+            raise ConfigError("--name", "a key needs a name that says who or what uses it")
+        new = keys.create(args.name, Role(args.role), site, _whoami())
+        # The key alone on stdout, so `KEY=$(factory keys create ...)` works; the rest on stderr.
+        print(
+            f"created API key {new.key.id} ({new.key.name}): role {new.key.role}, scope {new.key.scope}. "
+            "This is the only time it is shown; only its hash is stored.",
+            file=sys.stderr,
+        )
+        print(new.secret)
+        return 0
+    if args.action == "revoke":
+        try:
+            key = keys.revoke(args.id)
+        except UnknownKey as exc:
+            print(f"factory: {exc}", file=sys.stderr)
+            return 1
+        assert key.revoked_at is not None
+        print(f"revoked API key {key.id} ({key.name}) at {key.revoked_at.isoformat()}; refused from the next request")
+        return 0
+    found = keys.list_keys()
+    if args.json:
+        rows = [{**dataclasses.asdict(key), "role": str(key.role), "scope": key.scope} for key in found]
+        print(json.dumps([{k: v for k, v in row.items() if k != "site"} for row in rows], default=str, indent=2))
+        return 0
+    if not found:
+        print(f"no API keys in {settings.api.keys_path}; create one with `factory keys create`")
+        return 0
+    header = ("ID", "NAME", "ROLE", "SCOPE", "CREATED", "BY", "LAST USED", "STATUS")
+    table = [header] + [
+        (
+            key.id,
+            key.name,
+            str(key.role),
+            key.scope,
+            key.created.isoformat(),
+            key.created_by,
+            key.last_used.isoformat() if key.last_used else "never",
+            f"revoked {key.revoked_at.isoformat()}" if key.revoked_at else "active",
+        )
+        for key in found
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
 def _check_config(settings: Settings, assets: AssetModel) -> None:
     kinds: dict[str, int] = {}
     for eq in assets:
         kinds[eq.type.value] = kinds.get(eq.type.value, 0) + 1
     print(f"settings {settings.source}: ok (store: {settings.store.kind})")
-    print(f"assets {settings.assets}: ok ({', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))})")
+    park = f"park {assets.park.id}, sites {', '.join(s.id for s in assets.sites)}"
+    print(f"assets {settings.assets}: ok ({park}; {', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))})")
     if settings.edge is not None:
         from edge.agent import check_refresh_intervals
 
         check_refresh_intervals(settings.edge, assets)
         print(f"edge {settings.edge.id}: {len(settings.edge.opcua)} OPC UA sources, {len(settings.edge.meters)} meters")
+    from kpi.schemes import SchemeRegistry
+
+    schemes = SchemeRegistry.from_settings(settings.certification)
+    print(f"certification schemes: ok ({', '.join(f'{s.id} {s.version}' for s in schemes.all())})")
     if settings.kpi.energy_factors is not None:
         from kpi.energy import load_energy_factors
 
-        factors = load_energy_factors(settings.kpi.energy_factors).for_site(assets.site.id)
-        print(f"energy factors {settings.kpi.energy_factors}: ok (electricity basis {factors.electricity_basis})")
+        factors = load_energy_factors(settings.kpi.energy_factors)
+        bases = ", ".join(f"{s.id} {factors.for_site(s.id).electricity_basis}" for s in assets.sites)
+        print(f"energy factors {settings.kpi.energy_factors}: ok (electricity basis: {bases})")
 
 
 def _healthcheck(max_age: float) -> int:
@@ -225,7 +302,7 @@ SERVICES: dict[str, tuple[Runner, str]] = {
     "edge": (_run_edge, "edge agent: OPC UA + meter topics -> SQLite buffer -> MQTT uplink"),
     "ingest": (_run_ingest, "uplink -> validation -> store, with dead letters"),
     "kpi": (_run_kpi, "KPI worker: hourly base quantities into the store"),
-    "api": (_run_api, "FastAPI service: assets, KPIs, health"),
+    "api": (_run_api, "FastAPI service: assets, KPIs, keys, health"),
 }
 
 
@@ -248,7 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
             )
             p.add_argument("--start", help="backfill: first hour (ISO-8601; a date or naive time is site-local)")
             p.add_argument("--end", help="backfill: end of the range (exclusive)")
-            p.add_argument("--scope", help="backfill: only this site, workshop, line or equipment (and its meters)")
+            p.add_argument(
+                "--scope", help="backfill: only the park, this site, workshop, line or equipment (and its meters)"
+            )
             p.add_argument("--json", action="store_true", help="backfill: print the summary as JSON, no progress bar")
         if name == "simulator":
             p.add_argument("--scenario", type=Path, help="scenario YAML (default: behaviour from the asset model)")
@@ -268,12 +347,30 @@ def build_parser() -> argparse.ArgumentParser:
                 type=Path,
                 help="write the asset model with ideal cycle times divided by the speed here",
             )
+    keys = sub.add_parser("keys", help="API keys: create (printed once), list, revoke").add_subparsers(
+        dest="action", required=True
+    )
+    p = keys.add_parser("create", help="create a key and print it (only its hash is stored)")
+    p.add_argument("--config", type=Path, help="settings YAML (default: $FACTORY_CONFIG)")
+    p.add_argument("--name", required=True, help="who or what uses it, e.g. 'Chongqing auditor'")
+    p.add_argument("--role", required=True, choices=["auditor", "manager", "admin"])
+    p.add_argument("--scope", required=True, help="a site id, or 'park' for every site")
+    p = keys.add_parser("list", help="list the keys (never their secrets)")
+    p.add_argument("--config", type=Path, help="settings YAML (default: $FACTORY_CONFIG)")
+    p.add_argument("--json", action="store_true", help="as JSON")
+    p = keys.add_parser("revoke", help="revoke a key; it is refused from the next request on")
+    p.add_argument("--config", type=Path, help="settings YAML (default: $FACTORY_CONFIG)")
+    p.add_argument("id", help="the key's id (`factory keys list`)")
     p = sub.add_parser("check-config", help="validate a settings file and its asset model, then exit")
     p.add_argument("--config", type=Path)
     p = sub.add_parser("healthcheck", help=f"exit 0 if the service's heartbeat (${HEARTBEAT_ENV}) is fresh")
     p.add_argument("--max-age", type=float, default=30.0, help="seconds (default 30)")
     p = sub.add_parser("history", help="write months of simulated history straight into the store")
     add_history_arguments(p)
+    p = sub.add_parser("inputs", help="business inputs: import a CSV file, list entries, show an entry's history")
+    add_inputs_arguments(p)
+    p = sub.add_parser("report", help="certification report keys and offline verification of signed reports")
+    add_report_arguments(p)
     p = sub.add_parser("demo", help="the whole pipeline in one process on embedded defaults")
     p.add_argument("--config", type=Path, default=DEMO_CONFIG, help=f"default: {DEMO_CONFIG.relative_to(REPO)}")
     p.add_argument("--api-port", type=int, help="override the API port (0: any free port)")
@@ -290,6 +387,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "healthcheck":
             return _healthcheck(args.max_age)
+        if args.command == "report":
+            return run_report(args)
         if args.command == "demo":
             from factory.demo import run_demo
 
@@ -302,10 +401,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check-config":
             _check_config(settings, assets)
             return 0
+        if args.command == "keys":
+            return _keys(settings, assets, args)
         if args.command == "history":
             from simulators.history_cli import run_history
 
             return run_history(settings, args)
+        if args.command == "inputs":
+            return run_inputs(settings, assets, args)
         runner, _ = SERVICES[args.command]
         asyncio.run(runner(settings, assets, args))
     except ConfigError as exc:
@@ -313,6 +416,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except StartupError as exc:
         print(f"factory: cannot start: {exc}", file=sys.stderr)
+        return 1
+    except KeyStoreUnavailable as exc:
+        print(f"factory: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -1,7 +1,8 @@
 """``factory demo``: the whole pipeline in one process on embedded defaults.
 
 simulators (OPC UA + MQTT meters) -> edge agent -> embedded MQTT broker -> ingest -> store
--> KPI worker -> API. Prints the API address and a key, then the OEE it reads back every 20 s.
+-> KPI worker -> API. Prints the API address and an admin key for the park (created on the first
+run, kept in a 0600 file beside the key store and reused after), then the OEE it reads back every 20 s.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from pathlib import Path
 import aiomqtt
 
 from api.app import create_app
+from api.keys import KeyStore, Role
 from core.assets import AssetModel
 from core.errors import StartupError
 from core.mqtt import mqtt_client
-from core.settings import API_KEYS_ENV, BrokerSettings, Settings, parse_api_keys
+from core.settings import BrokerSettings, Settings
 from core.store import Store
 from core.stores import open_store
 from edge.agent import EdgeAgent
@@ -39,6 +41,7 @@ from simulators.scenario import load_scenario
 log = logging.getLogger("factory.demo")
 STATUS_INTERVAL_S = 20.0
 PROBE_TIMEOUT_S = 5.0
+DEMO_KEY_FILE = "demo-admin.key"
 
 
 def port_is_free(host: str, port: int) -> bool:
@@ -65,10 +68,12 @@ def _port_or_free(host: str, port: int, what: str) -> int:
     return chosen
 
 
-def _simulator_ports(settings: Settings, assets: AssetModel, machines_per_server: int) -> dict[str, int]:
+def _simulator_ports(
+    settings: Settings, assets: AssetModel, site: str | None, machines_per_server: int
+) -> dict[str, int]:
     """A port per OPC UA server, keyed by the first machine it serves; taken ports are replaced."""
     host, base = settings.simulator.host, settings.simulator.base_port
-    machines = [eq.id for eq in simulated_machines(assets)]
+    machines = [eq.id for eq in simulated_machines(assets, site)]
     firsts = machines[::machines_per_server]
     return {eq: _port_or_free(host, base + i, f"OPC UA server for {eq}") for i, eq in enumerate(firsts)}
 
@@ -111,17 +116,28 @@ async def _require_store(store: Store) -> None:
         raise StartupError(f"{health.backend} store does not answer: {health.detail}")
 
 
-def demo_api_keys() -> tuple[dict[str, str], str | None]:
-    """The keys from FACTORY_API_KEYS, or one fresh admin key for this run (printed, never stored)."""
-    configured = parse_api_keys(os.environ.get(API_KEYS_ENV))
-    if configured:
-        return configured, None
-    key = secrets.token_urlsafe(24)
-    return {key: "admin"}, key
+def demo_admin_key(keys: KeyStore, path: Path) -> tuple[str, bool]:
+    """(key, new?): the demo's admin key for the whole park.
+
+    The one kept in ``path`` while the store still accepts it (not revoked, still an admin of the
+    park), else a new one, written there with mode 0600 so only this user can read it.
+    """
+    if path.is_file():
+        kept = path.read_text().strip()
+        key = keys.verify(kept)
+        if key is not None and key.active and key.role == Role.ADMIN and key.site is None:
+            return kept, False
+    new = keys.create("demo admin", Role.ADMIN, None, "factory demo")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(new.secret + "\n")
+    path.chmod(0o600)  # a file left from before keeps its old mode through O_CREAT
+    return new.secret, True
 
 
-async def _print_status(engine: KpiEngine, assets: AssetModel, since: datetime, edge: EdgeAgent) -> None:
-    lines = [line.id for workshop in assets.site.workshops for line in workshop.lines]
+async def _print_status(engine: KpiEngine, assets: AssetModel, site: str, since: datetime, edge: EdgeAgent) -> None:
+    lines = [line.id for workshop in assets.get_site(site).workshops for line in workshop.lines]
     while True:
         await asyncio.sleep(STATUS_INTERVAL_S)
         now = datetime.now(UTC)
@@ -139,17 +155,18 @@ async def _print_status(engine: KpiEngine, assets: AssetModel, since: datetime, 
         print(f"[demo {elapsed // 60:02d}:{elapsed % 60:02d}] " + " | ".join(parts), flush=True)
 
 
-def print_web_page(url: str, key: str | None) -> None:
+def print_web_page(url: str, key: str) -> None:
     """The first thing the demo says: where to look, and the key to sign in with."""
-    sign_in = f"sign in with the key {key}" if key else "sign in with a key from FACTORY_API_KEYS"
-    print(f"Open {url}/ in a browser and {sign_in} (the page is up in a few seconds).", flush=True)
+    print(f"Open {url}/ in a browser and sign in with the key {key} (the page is up in a few seconds).", flush=True)
 
 
 async def run_demo(settings: Settings, assets: AssetModel, args: argparse.Namespace) -> None:
     api_port = settings.api.port if args.api_port is None else args.api_port
     api_port = _port_or_free(settings.api.host, api_port, "API")
-    keys, generated_key = demo_api_keys()
-    print_web_page(f"http://{settings.api.host}:{api_port}", generated_key)
+    keys = KeyStore(settings.api.keys_path)
+    key_file = settings.api.keys_path.parent / DEMO_KEY_FILE
+    admin_key, new_key = demo_admin_key(keys, key_file)
+    print_web_page(f"http://{settings.api.host}:{api_port}", admin_key)
     host = settings.broker.host
     embedded = settings.demo.embedded_broker
     broker_port = _port_or_free(host, settings.broker.port, "MQTT broker") if embedded else settings.broker.port
@@ -180,13 +197,15 @@ async def run_demo(settings: Settings, assets: AssetModel, args: argparse.Namesp
             # times divided by S, or performance would read S times too high.
             assets = accelerated_assets(scenario.assets, args.speed) if args.speed != 1 else scenario.assets
         per_server = scenario.machines_per_server if scenario is not None else 1
+        # The live demo simulates one site of the park (demo.yaml: simulator.site); the others have no live data.
+        site = scenario.site.id if scenario is not None else assets.one_site(settings.simulator.site).id
         simulator = await stack.enter_async_context(
             Simulator(
                 settings,
                 scenario.assets if scenario is not None else assets,
                 scenario=scenario,
                 speed=args.speed,
-                ports=_simulator_ports(settings, assets, per_server),
+                ports=_simulator_ports(settings, assets, site, per_server),
             )
         )
         opcua, meters = edge_sources(assets, simulator, scenario=scenario)
@@ -203,25 +222,26 @@ async def run_demo(settings: Settings, assets: AssetModel, args: argparse.Namesp
         await stack.enter_async_context(api)
 
         url = f"http://{settings.api.host}:{api.port}"
-        key_hint = generated_key or "<a key from FACTORY_API_KEYS>"
         since = started.strftime("%Y-%m-%dT%H:%M:%SZ")
         where = settings.store.sqlite_path if settings.store.kind == "sqlite" else settings.store.influx_url
         print(
             "\nSmart-factory demo is running (Ctrl-C to stop).\n"
             f"  web page   {url}/   (overview and certification reports; sign in with the API key)\n"
             f"  API        {url}   (docs: {url}/docs)\n"
-            f"  API key    {key_hint}" + ("   (generated for this run, role admin)" if generated_key else "") + "\n"
+            f"  API key    {admin_key}   (admin for the whole park; {'new, ' if new_key else ''}kept in {key_file})\n"
             f"  MQTT       {host}:{broker_port} " + ("(embedded, loopback only)" if embedded else "(external)") + "\n"
             f"  store      {settings.store.kind} {where}\n"
             f"  machines   {len(opcua)} on {len(set(simulator.endpoints.values()))} OPC UA servers,"
             f" {len(meters)} MQTT meters" + (f", {args.speed:g}x accelerated" if args.speed != 1 else "") + "\n"
-            f"  try        curl -H 'X-API-Key: {key_hint}' '{url}/v1/kpi?scope={assets.site.id}&start={since}'\n"
+            f"  park       {assets.park.id}: sites {', '.join(s.id for s in assets.sites)}; simulating {site}\n"
+            f"  try        curl -H 'X-API-Key: {admin_key}' '{url}/v1/kpi?scope={site}&start={since}'\n"
+            f"             (scope={assets.park.id} for the whole park)\n"
             "             (without start= the window is the last hour, which a new demo has not filled yet:\n"
             "              its KPIs say insufficient_evidence until half the window has data)\n",
             flush=True,
         )
         engine = KpiEngine.from_settings(store, assets, settings.kpi)
-        status = asyncio.create_task(_print_status(engine, assets, started, edge), name="demo-status")
+        status = asyncio.create_task(_print_status(engine, assets, site, started, edge), name="demo-status")
         try:
             if args.duration:
                 with contextlib.suppress(TimeoutError):

@@ -266,6 +266,47 @@ def energy_summary(
     )
 
 
+def combine_summaries(summaries: Iterable[EnergySummary]) -> EnergySummary:
+    """The energy summary of several sites, each converted with its own factors: sums per carrier.
+
+    A total is None when any site's is (a factor was missing there; its ``missing_factors`` are kept)
+    and a carrier lacking a factor at any site is left out of the per-carrier maps, as within one site.
+    """
+    parts = [s for s in summaries if s.consumption or s.missing_factors]
+    if not parts:
+        return EnergySummary({}, None, None, {}, {}, ())
+    if len(parts) == 1:
+        return parts[0]
+    missing = tuple(m for s in parts for m in s.missing_factors)
+
+    def summed(
+        maps: Iterable[Mapping[EnergyCarrier, float]], lacking: set[EnergyCarrier]
+    ) -> dict[EnergyCarrier, float]:
+        out: dict[EnergyCarrier, list[float]] = {}
+        for values in maps:
+            for carrier, value in values.items():
+                out.setdefault(carrier, []).append(value)
+        return {c: math.fsum(v) for c, v in sorted(out.items(), key=lambda i: _CARRIER_ORDER[i[0]]) if c not in lacking}
+
+    def total(values: list[float | None]) -> float | None:
+        known = [v for v in values if v is not None]
+        return math.fsum(known) if len(known) == len(values) else None
+
+    applied = list(dict.fromkeys(f for s in parts for f in s.factors_applied))
+    return EnergySummary(
+        consumption=summed((s.consumption for s in parts), set()),
+        kgce=total([s.kgce for s in parts]),
+        co2_kg=total([s.co2_kg for s in parts]),
+        kgce_by_carrier=summed((s.kgce_by_carrier for s in parts), {m.carrier for m in missing if m.kind == "kgce"}),
+        co2_kg_by_carrier=summed((s.co2_kg_by_carrier for s in parts), {m.carrier for m in missing if m.kind == "co2"}),
+        factors_applied=(
+            *_in_order(f for f in applied if f.unit.startswith("kgce")),
+            *_in_order(f for f in applied if not f.unit.startswith("kgce")),
+        ),
+        missing_factors=missing,
+    )
+
+
 @dataclass(slots=True)
 class _Gap:
     hours: set[datetime] = field(default_factory=set)

@@ -11,6 +11,12 @@ Two read paths give the same numbers because they run the same fold (``kpi.fold`
   not grow with the window.
 
 Every report says which path gave how much (``read_path``).
+
+A scope may be the whole park of several sites: each site's equipment is read in its own zone (its
+local days and months), its energy converted with its own factors (``kpi.energy.EnergyFactors``),
+and its pieces grouped by its own calendar; the base quantities are summed and the KPIs computed on
+the sums exactly as for one site. Groups with the same local label (``2026-03``) are summed across
+sites; an hour's label carries its UTC offset, so hours of sites in different zones stay apart.
 """
 
 from __future__ import annotations
@@ -22,7 +28,6 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from core.assets import CARRIER_UNIT, REGISTER_SIGNAL, AssetModel, EnergyCarrier, Equipment, EquipmentType
 from core.calendar import Bucketing, working_spans_ns
@@ -34,9 +39,11 @@ from kpi.base import HOUR_NS, NS_PER_S, BaseQuantities, hour_windows, total
 from kpi.digital import DIGITAL_KPIS, CncBasis, DigitalInputs, DigitalKpiDescription
 from kpi.energy import (
     ENERGY_KPIS,
+    EnergyFactors,
     EnergyKpiDescription,
     EnergySummary,
     SiteFactors,
+    combine_summaries,
     energy_summary,
     load_energy_factors,
 )
@@ -192,12 +199,17 @@ class KpiEngine:
         min_coverage: float = DEFAULT_MIN_COVERAGE,
         settle_hours: int = DEFAULT_SETTLE_HOURS,
         clock: Callable[[], datetime] = _utc_now,
-        factors: SiteFactors | None = None,
+        factors: EnergyFactors | SiteFactors | None = None,
         cnc_basis: CncBasis = "process",
         networking_threshold: float = 0.9,
     ):
+        """``factors``: every site's (EnergyFactors), or one site's (SiteFactors: the other sites have none)."""
         self.store = store
-        self.factors = factors
+        self.factors: dict[str, SiteFactors] = {}
+        if isinstance(factors, EnergyFactors):
+            self.factors = {site.id: factors.for_site(site.id) for site in assets.sites}
+        elif factors is not None:
+            self.factors = {factors.site_id: factors}
         self.cnc_basis: CncBasis = cnc_basis
         self.networking_threshold = networking_threshold
         self.assets = assets
@@ -206,7 +218,6 @@ class KpiEngine:
         self.settle_hours = settle_hours
         self.clock = clock
         self.rollups = Rollups(store, assets, self.rules)
-        self.tz = ZoneInfo(assets.site.timezone)
         self.profiles = {eq.id: profile_of(eq, self.rules) for eq in assets}
 
     @classmethod
@@ -222,7 +233,7 @@ class KpiEngine:
         )
         factors = None
         if settings.energy_factors is not None:
-            factors = load_energy_factors(settings.energy_factors).for_site(assets.site.id)
+            factors = load_energy_factors(settings.energy_factors)
         return cls(
             store,
             assets,
@@ -372,8 +383,9 @@ class KpiEngine:
     ) -> tuple[list[_Piece], ReadPath, _SeriesLog]:
         """Base quantities that tile [start, end) for every equipment, from rollups where they can be.
 
-        Settled whole hours come from the coarsest rows there are (months, then days, in the site's
-        zone, as ``tiers`` allows), then hourly rows; what no rollup covers is computed from raw series.
+        Settled whole hours come from the coarsest rows there are (months, then days, in each
+        equipment's site zone, as ``tiers`` allows), then hourly rows; what no rollup covers is
+        computed from raw series.
         """
         # Without rollups nothing is settled: the whole window is computed from raw series.
         settled = self.settled_before_ns(now) if rollups else start_ns - start_ns % HOUR_NS
@@ -386,8 +398,7 @@ class KpiEngine:
         if first_hour < last_hour:
             for tier in tiers:
                 for a, b in _union(_gaps(covered, first_hour, last_hour).values()):
-                    spans = local_spans(tier, a, b, self.tz)
-                    if not spans:
+                    if not any(local_spans(tier, a, b, tz) for tz, _ in self.rollups.by_zone(equipment_ids)):
                         continue
                     for (eq, _), row in (await self.rollups.read_spans(tier, equipment_ids, a, b)).items():
                         if _inside(row.start_ns, row.end_ns, covered[eq]):
@@ -449,7 +460,7 @@ class KpiEngine:
         use_rollups: bool = True,
         now: datetime | None = None,
     ) -> KpiReport:
-        """KPIs of a site, workshop, line or equipment over [start, end), with their evidence.
+        """KPIs of the park, a site, workshop, line or equipment over [start, end), with their evidence.
 
         Raises KeyError for an unknown scope and ValueError for a window, grouping or KPI that is not one.
         """
@@ -549,15 +560,21 @@ class KpiEngine:
         )
 
     def _summary(self, meter_pieces: Iterable[_Piece]) -> EnergySummary | None:
-        """Consumption per carrier, converted with the factors valid at each piece (no piece straddles a day)."""
-        if self.factors is None:
-            return None
-        rows = []
+        """Consumption per carrier, converted with the factors valid at each piece (no piece straddles a day).
+
+        Each site's meters are converted with that site's factors and the sites' summaries summed;
+        None when a site with consumption has no factors at all.
+        """
+        rows: dict[str, list[tuple[datetime, dict[EnergyCarrier, float]]]] = defaultdict(list)
         for piece in meter_pieces:
             carrier = self.assets.equipment(piece.equipment).carrier
             if carrier is not None:
-                rows.append((ns_to_datetime(piece.start_ns), {carrier: getattr(piece.base, REGISTER_SIGNAL[carrier])}))
-        return energy_summary(rows, self.factors)
+                site = self.assets.placement(piece.equipment).site
+                consumption = {carrier: getattr(piece.base, REGISTER_SIGNAL[carrier])}
+                rows[site].append((ns_to_datetime(piece.start_ns), consumption))
+        if not self.factors or any(site not in self.factors for site in rows):
+            return None
+        return combine_summaries(energy_summary(site_rows, self.factors[site]) for site, site_rows in rows.items())
 
     def _group(
         self, pieces: Sequence[_Piece], group_by: str, scope_id: str
@@ -565,12 +582,17 @@ class KpiEngine:
         """Pieces by bucket of the scope's calendar and zone; a piece belongs to the bucket its start is in.
 
         Months and days are only read for groupings they nest in; an hour goes whole to the bucket
-        (hour, shift, day, ...) its start lies in (core.calendar.Bucketing).
+        (hour, shift, day, ...) its start lies in (core.calendar.Bucketing). In a park each site's
+        pieces are bucketed by that site's calendar and zone, and buckets of the same label summed.
         """
-        tz, calendar = self.assets.calendar_of(scope_id)
-        bucketing = Bucketing(group_by, tz, calendar)
+        scope_site = self.assets.site_of(scope_id)
+        bucketings: dict[str, Bucketing] = {}
         members: dict[str, list[_Piece]] = defaultdict(list)
         for piece in sorted(pieces, key=lambda p: p.start_ns):
+            site = self.assets.placement(piece.equipment).site
+            if (bucketing := bucketings.get(site)) is None:
+                tz, calendar = self.assets.calendar_of(scope_id if scope_site is not None else site)
+                bucketing = bucketings[site] = Bucketing(group_by, tz, calendar)
             members[bucketing.bucket_of(piece.start_ns).key].append(piece)
         # Buckets are clipped to the window: they span exactly the pieces inside them.
         return {

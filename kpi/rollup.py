@@ -6,6 +6,9 @@
   the row was computed from: a different count later means late data), ``schema`` and ``fp``.
 * ``kpi_base_daily``: one point per equipment and local day of its site (stamped with local
   midnight), the sum of that day's hourly rows, with ``hours`` (how many were summed).
+* ``kpi_base_monthly``: likewise per local month of its site, with ``days``.
+
+In a park of several sites every equipment's days and months are those of its own site's zone.
 
 A row counts only if its ``schema`` is ``ROLLUP_SCHEMA`` and its ``fp`` is the equipment's current
 fingerprint (its asset entry, the evidence rules and its calendar): anything else is treated as
@@ -127,8 +130,16 @@ class Rollups:
         self.store = store
         self.assets = assets
         self.rules = rules
-        self.tz = ZoneInfo(assets.site.timezone)
         self._fp = {eq.id: fingerprint(eq, rules, _calendar_text(assets, eq.id)) for eq in assets}
+        self._zone = {eq.id: assets.calendar_of(eq.id)[0] for eq in assets}
+
+    def by_zone(self, equipment: Iterable[str]) -> list[tuple[ZoneInfo, list[str]]]:
+        """Equipment grouped by the zone of its site (one group for a single site), in first-seen order."""
+        groups: dict[str, tuple[ZoneInfo, list[str]]] = {}
+        for eq in equipment:
+            zone = self._zone[eq]
+            groups.setdefault(zone.key, (zone, []))[1].append(eq)
+        return list(groups.values())
 
     def fingerprint_of(self, equipment_id: str) -> str:
         return self._fp[equipment_id]
@@ -160,18 +171,25 @@ class Rollups:
     async def refresh(self, equipment: Iterable[str], hours: Iterable[int], settled_before_ns: int) -> int:
         """Rewrite the daily rows of the local days these hours fall in, then the monthly rows of their
         months, wherever the whole day or month has settled and every row below it is there."""
-        equipment = list(dict.fromkeys(equipment))
-        if not equipment:
-            return 0
-        days = sorted({span_of(DAY, h, self.tz) for h in hours})
-        written = await self.refresh_spans(DAY, equipment, days, settled_before_ns)
-        months = sorted({span_of(MONTH, d, self.tz) for d, _ in days})
-        return written + await self.refresh_spans(MONTH, equipment, months, settled_before_ns)
+        hours = list(hours)
+        written = 0
+        for tz, ids in self.by_zone(dict.fromkeys(equipment)):
+            days = sorted({span_of(DAY, h, tz) for h in hours})
+            written += await self.refresh_spans(DAY, ids, days, settled_before_ns, tz)
+            months = sorted({span_of(MONTH, d, tz) for d, _ in days})
+            written += await self.refresh_spans(MONTH, ids, months, settled_before_ns, tz)
+        return written
 
     async def refresh_spans(
-        self, tier: Tier, equipment: Sequence[str], spans: Sequence[tuple[int, int]], settled_before_ns: int
+        self,
+        tier: Tier,
+        equipment: Sequence[str],
+        spans: Sequence[tuple[int, int]],
+        settled_before_ns: int,
+        tz: ZoneInfo,
     ) -> int:
-        """Rewrite the rows of these local days or months from the rows below them; returns rows written."""
+        """Rewrite the rows of these local days or months (of ``tz``, the equipment's site zone) from the
+        rows below them; returns rows written."""
         rows: list[SpanRow] = []
         for start_ns, end_ns in spans:
             if end_ns > settled_before_ns:
@@ -183,7 +201,7 @@ class Rollups:
             else:
                 for (eq, _), day in (await self.read_days(equipment, start_ns, end_ns)).items():
                     parts.setdefault(eq, []).append(day.base)
-            expected = expected_parts(tier, start_ns, end_ns, self.tz)
+            expected = expected_parts(tier, start_ns, end_ns, tz)
             rows += [
                 SpanRow(eq, start_ns, end_ns, total(bases), len(bases))
                 for eq, bases in parts.items()
@@ -225,19 +243,20 @@ class Rollups:
     async def read_spans(
         self, tier: Tier, equipment: Sequence[str], start_ns: int, end_ns: int
     ) -> dict[tuple[str, int], SpanRow]:
-        """Current rows of the local days or months wholly inside [start, end)."""
-        spans = {a: (b, expected_parts(tier, a, b, self.tz)) for a, b in local_spans(tier, start_ns, end_ns, self.tz)}
-        if not spans:
-            return {}
-        points = await self.store.read_points(
-            tier.measurement, ns_to_datetime(start_ns), ns_to_datetime(end_ns), {"equipment": list(equipment)}
-        )
+        """Current rows of the local days or months (of each equipment's site zone) wholly inside [start, end)."""
         rows: dict[tuple[str, int], SpanRow] = {}
-        for p in points:
-            eq = self._current(p)
-            span = spans.get(p.time_ns)
-            # Not a whole local span of this site's zone (the zone changed), or not every part summed: stale.
-            if eq is None or span is None or p.fields.get(tier.parts_field) != span[1]:
+        for tz, ids in self.by_zone(equipment):
+            spans = {a: (b, expected_parts(tier, a, b, tz)) for a, b in local_spans(tier, start_ns, end_ns, tz)}
+            if not spans:
                 continue
-            rows[(eq, p.time_ns)] = SpanRow(eq, p.time_ns, span[0], BaseQuantities.from_fields(p.fields), span[1])
+            points = await self.store.read_points(
+                tier.measurement, ns_to_datetime(start_ns), ns_to_datetime(end_ns), {"equipment": ids}
+            )
+            for p in points:
+                eq = self._current(p)
+                span = spans.get(p.time_ns)
+                # Not a whole local span of this site's zone (the zone changed), or not every part summed: stale.
+                if eq is None or span is None or p.fields.get(tier.parts_field) != span[1]:
+                    continue
+                rows[(eq, p.time_ns)] = SpanRow(eq, p.time_ns, span[0], BaseQuantities.from_fields(p.fields), span[1])
         return rows

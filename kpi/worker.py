@@ -8,8 +8,10 @@ was computed from, or that has no current rollup (the worker was down, the confi
 a recomputed hour whose closing readings changed makes the hour after it dirty too. Daily rollups of
 the days touched are rewritten once the whole day has settled.
 
-At start it compares the rollups' schema and configuration with the current ones (the
-``kpi_rollup_meta`` point) and rebuilds every rollup since the first one when they differ.
+At start it compares, site by site, the rollups' schema and configuration with the current ones
+(the site's ``kpi_rollup_meta`` point) and rebuilds every rollup of that site since its first one
+when they differ. One worker keeps every site of the park current, each in its own zone (``sites``
+narrows it to some of them: workers can partition a large park by site).
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class KpiWorker:
         assets: AssetModel,
         *,
         clock: Callable[[], datetime] = _utc_now,
+        sites: Sequence[str] | None = None,
     ):
         self.settings = settings.kpi
         self.store = store
@@ -62,8 +65,14 @@ class KpiWorker:
         self.engine = KpiEngine.from_settings(store, assets, self.settings, clock)
         self.rollups = self.engine.rollups
         self.clock = clock
+        self.sites = [assets.get_site(s).id for s in sites] if sites is not None else [s.id for s in assets.sites]
         # Meters are rolled up too: without their hourly consumption there is no energy per part.
-        self.equipment_ids = [eq.id for eq in assets if eq.produces_parts or eq.type == EquipmentType.METER]
+        self.equipment_ids = [
+            eq.id
+            for site in self.sites
+            for eq in assets.scope(site)
+            if eq.produces_parts or eq.type == EquipmentType.METER
+        ]
         self.rounds = 0
         self.points_written = 0
         self.late_hours = 0
@@ -92,8 +101,18 @@ class KpiWorker:
 
     @property
     def config_digest(self) -> str:
-        fps = ",".join(self.rollups.fingerprint_of(e) for e in self.equipment_ids)
+        """What every rollup of the worker's sites was made with (``config_digest_of`` one site's)."""
+        return self._digest(self.equipment_ids)
+
+    def config_digest_of(self, site_id: str) -> str:
+        return self._digest(self._equipment_of(site_id))
+
+    def _digest(self, equipment_ids: Sequence[str]) -> str:
+        fps = ",".join(self.rollups.fingerprint_of(e) for e in equipment_ids)
         return hashlib.sha256(f"{ROLLUP_SCHEMA}:{fps}".encode()).hexdigest()[:16]
+
+    def _equipment_of(self, site_id: str) -> list[str]:
+        return [e for e in self.equipment_ids if self.assets.placement(e).site == site_id]
 
     async def recompute(self, now: datetime | None = None) -> int:
         """Rewrite the rollups of the unsettled closed hours and of the hour that just settled."""
@@ -166,33 +185,43 @@ class KpiWorker:
         self.points_written += len(whole)
 
     async def check_meta(self, now: datetime | None = None) -> int:
-        """Rebuild every rollup since the first one when the schema or the configuration changed."""
+        """Rebuild, site by site, every rollup since the first one when the schema or configuration changed."""
         now = now or self.clock()
-        digest = self.config_digest
-        site = {"site": self.assets.site.id}
+        rebuilt = 0
+        for site_id in self.sites:
+            rebuilt += await self._check_site_meta(site_id, now)
+        return rebuilt
+
+    async def _check_site_meta(self, site_id: str, now: datetime) -> int:
+        equipment_ids = self._equipment_of(site_id)
+        if not equipment_ids:
+            return 0
+        digest = self.config_digest_of(site_id)
+        site = {"site": site_id}
         # The meta point is stamped with the time it was written; a clock set back must still see it.
         found = await self.store.last_points(META, now + timedelta(days=1), _YEARS, site)
         if found and found[-1].fields.get("value") == digest:
             return 0
-        first = await self._first_rollup_ns(now)
+        first = await self._first_rollup_ns(equipment_ids[0], now)
         rebuilt = 0
         if first is not None:
             end = ns_to_datetime(self.engine.settled_before_ns(now))
             if ns_to_datetime(first) < end:
                 log.info(
-                    "KPI rollups were made with another schema or configuration: rebuilding them since %s",
+                    "KPI rollups of site %s were made with another schema or configuration: rebuilding them since %s",
+                    site_id,
                     ns_to_datetime(first).isoformat(),
                 )
-                summary = await backfill(self.engine, self.equipment_ids, ns_to_datetime(first), end, now=now)
+                summary = await backfill(self.engine, equipment_ids, ns_to_datetime(first), end, now=now)
                 rebuilt = summary.rows
         meta = Point(META, site, {"value": digest, "quality": "good", "schema": ROLLUP_SCHEMA}, datetime_to_ns(now))
         await self.store.write([meta])
         return rebuilt
 
-    async def _first_rollup_ns(self, now: datetime) -> int | None:
+    async def _first_rollup_ns(self, equipment_id: str, now: datetime) -> int | None:
         # The oldest daily row is the cheapest bound on where rollups begin; hourly rows narrow it.
         for measurement in ("kpi_base_daily", Measurement.BASE_HOURLY.value):
-            points = await self.store.read_points(measurement, now - _YEARS, now, {"equipment": self.equipment_ids[:1]})
+            points = await self.store.read_points(measurement, now - _YEARS, now, {"equipment": [equipment_id]})
             if points:
                 return points[0].time_ns
         return None

@@ -19,7 +19,7 @@ from core.settings import MeterSource, OpcUaSource
 from core.signals import MachineState, Signal
 from simulators.meter import payload_paths, placeholder_signal
 from simulators.opcua_machine import STATE_CODES, node_id
-from simulators.runner import Simulator, meter_topic, simulated_meters
+from simulators.runner import Simulator, meter_topic
 from simulators.scenario import FactoryScenario, default_scenario
 
 # Canonical signal -> variable of the simulated machine's VendorData folder.
@@ -58,14 +58,16 @@ def edge_sources(
     scenario: FactoryScenario | None = None,
     sampling_interval_ms: int = 100,
     refresh_interval_s: float | None = None,
+    site: str | None = None,
 ) -> tuple[list[OpcUaSource], list[MeterSource]]:
     """OPC UA sources for every simulated machine and meter sources for every simulated meter.
 
     ``sim`` is a running Simulator (its endpoints, topics and scenario are used) or a mapping
     equipment id -> endpoint URL, for example of a simulator in another process; then the meter
-    topics and payloads come from ``scenario`` (default: the asset model's defaults) and
-    ``meter_topic_prefix``. Each machine is refreshed every ``refresh_interval_s`` (default: the
-    edge's 60 s), but never less often than its ``report_interval_s`` in the asset model.
+    topics and payloads come from ``scenario`` (default: the asset model's defaults for ``site``,
+    itself by default the park's only site) and ``meter_topic_prefix``. Each machine is refreshed
+    every ``refresh_interval_s`` (default: the edge's 60 s), but never less often than its
+    ``report_interval_s`` in the asset model.
     """
     default_refresh_s = OpcUaSource.model_fields["refresh_interval_s"].default
     if isinstance(sim, Simulator):
@@ -74,10 +76,10 @@ def edge_sources(
         scenario = sim.scenario
     else:
         endpoints = dict(sim)
-        scenario = scenario or default_scenario(assets)
+        scenario = scenario or default_scenario(assets, site=site)
         topics = {
-            eq.id: scenario.meter(eq.id).topic or meter_topic(meter_topic_prefix, eq.id)
-            for eq in simulated_meters(assets)
+            meter_id: scenario.meter(meter_id).topic or meter_topic(meter_topic_prefix, meter_id)
+            for meter_id in scenario.meter_ids()
         }
     opcua = [
         OpcUaSource(

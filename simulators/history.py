@@ -196,7 +196,7 @@ class HistoryGenerator:
         interval = self.options.counter_interval_s
         self.counter_interval_ns = None if interval is None else round(interval * NS_PER_S)
         assets = scenario.assets
-        self.site = assets.site.id
+        self.site = scenario.site.id
 
         process = self.options.process_values
         self._machines: list[_Machine] = []
@@ -320,7 +320,7 @@ class HistoryGenerator:
             "version": GENERATOR_VERSION,
             "seed": self.seed,
             "scenario": self.scenario.spec.model_dump(mode="json", exclude={"assets", "history", "seed"}),
-            "site": self.scenario.assets.site.model_dump(mode="json"),
+            "site": self.scenario.site.model_dump(mode="json"),
             "history": self.history.model_dump(mode="json") if self.history else None,
             "options": [o.counter_interval_s, o.process_values, self.meter_interval_ns],
         }

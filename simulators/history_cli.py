@@ -138,15 +138,15 @@ async def _generate(settings: Settings, args: argparse.Namespace) -> HistorySumm
     from simulators.scenario import load_scenario
 
     scenario = load_scenario(args.scenario)
-    site = load_asset_model(settings.assets).site.id
-    if site != scenario.assets.site.id:
+    platform = load_asset_model(settings.assets)
+    if not platform.has_scope(scenario.site.id):
         log.warning(
-            "the settings' asset model %s (site %s) is not the scenario's %s (site %s): the KPI worker and"
+            "the settings' asset model %s (sites %s) has not the scenario's site %s (of %s): the KPI worker and"
             " the API of these settings will not know the equipment written",
             settings.assets,
-            site,
+            ", ".join(s.id for s in platform.sites),
+            scenario.site.id,
             scenario.assets.source,
-            scenario.assets.site.id,
         )
     history = scenario.spec.history
     start = args.start or (history.baseline.start if history else None)

@@ -32,7 +32,8 @@ from typing import Any, Self
 
 import yaml
 
-from core.assets import AssetFile, AssetModel, Equipment, EquipmentType
+from core.assets import DEFAULT_PARK_ID, AssetModel, Equipment, EquipmentType
+from core.errors import ConfigError
 from core.settings import Settings
 from core.wire import format_ts
 from simulators.behaviour import FaultKind, MachineBehaviour, MachineEvent, MachineStatus
@@ -48,14 +49,17 @@ log = logging.getLogger(__name__)
 MACHINE_TYPES = frozenset({EquipmentType.CNC, EquipmentType.ROBOT})
 
 
-def simulated_machines(assets: AssetModel) -> list[Equipment]:
-    """Equipment that gets an OPC UA server, in file order (which fixes the default ports)."""
-    return [eq for eq in assets if eq.type in MACHINE_TYPES and eq.ideal_cycle_time_s is not None]
+def simulated_machines(assets: AssetModel, site: str | None = None) -> list[Equipment]:
+    """Equipment of one site (default: the park's only one) that gets an OPC UA server, in file order
+    (which fixes the default ports)."""
+    scope = assets.scope(assets.one_site(site).id)
+    return [eq for eq in scope if eq.type in MACHINE_TYPES and eq.ideal_cycle_time_s is not None]
 
 
-def simulated_meters(assets: AssetModel) -> list[Equipment]:
-    """Meters that publish: every meter with a carrier (electricity, natural gas, water)."""
-    return [eq for eq in assets if eq.type == EquipmentType.METER and eq.carrier is not None]
+def simulated_meters(assets: AssetModel, site: str | None = None) -> list[Equipment]:
+    """Meters of one site (default: the park's only one) that publish: every meter with a carrier."""
+    scope = assets.scope(assets.one_site(site).id)
+    return [eq for eq in scope if eq.type == EquipmentType.METER and eq.carrier is not None]
 
 
 def meter_topic(prefix: str, meter_id: str) -> str:
@@ -106,7 +110,14 @@ class Simulator:
         telemetry_interval_s: float | None = None,
     ):
         self.settings = settings
-        self.scenario = scenario if scenario is not None else default_scenario(assets, settings.simulator.seed)
+        if scenario is None:
+            try:
+                scenario = default_scenario(assets, settings.simulator.seed, site=settings.simulator.site)
+            except (KeyError, ValueError) as exc:  # no such site, or a park of several and none named
+                raise ConfigError(
+                    str(settings.source or "settings"), str(exc.args[0]), field="simulator.site"
+                ) from None
+        self.scenario = scenario
         self.assets = self.scenario.assets
         self._sim = settings.simulator
         self.speed = speed if speed is not None else self._sim.speed
@@ -117,8 +128,8 @@ class Simulator:
         self._telemetry_interval = (
             self.scenario.spec.opcua.telemetry_interval if telemetry_interval_s is None else telemetry_interval_s
         )
-        self._machine_equipment = simulated_machines(self.assets)
-        self._meter_equipment = simulated_meters(self.assets)
+        self._machine_equipment = simulated_machines(self.assets, self.scenario.site.id)
+        self._meter_equipment = simulated_meters(self.assets, self.scenario.site.id)
         unknown = set(self._ports) - {eq.id for eq in self._machine_equipment}
         if unknown:
             raise ValueError(f"ports given for equipment that is not a simulated machine: {sorted(unknown)}")
@@ -501,34 +512,38 @@ def accelerated_assets(assets: AssetModel, speed: float) -> AssetModel:
     Give this to the platform's KPI worker when it evaluates a run at ``speed`` != 1, so the
     performance it computes (ideal cycle time x parts / run time) means what it means at speed 1.
     """
-    site = assets.site.model_copy(
-        update={
-            "workshops": [
-                ws.model_copy(
-                    update={
-                        "lines": [
-                            line.model_copy(
-                                update={
-                                    "equipment": [
-                                        eq
-                                        if eq.ideal_cycle_time_s is None
-                                        else eq.model_copy(update={"ideal_cycle_time_s": eq.ideal_cycle_time_s / speed})
-                                        for eq in line.equipment
-                                    ]
-                                }
-                            )
-                            for line in ws.lines
-                        ]
-                    }
-                )
-                for ws in assets.site.workshops
-            ]
-        }
-    )
-    return AssetModel(site, source=f"{assets.source} at {speed:g}x")
+
+    def faster(eq: Equipment) -> Equipment:
+        if eq.ideal_cycle_time_s is None:
+            return eq
+        return eq.model_copy(update={"ideal_cycle_time_s": eq.ideal_cycle_time_s / speed})
+
+    sites = [
+        site.model_copy(
+            update={
+                "workshops": [
+                    ws.model_copy(
+                        update={
+                            "lines": [
+                                line.model_copy(update={"equipment": [faster(eq) for eq in line.equipment]})
+                                for line in ws.lines
+                            ]
+                        }
+                    )
+                    for ws in site.workshops
+                ]
+            }
+        )
+        for site in assets.sites
+    ]
+    return AssetModel(assets.park.model_copy(update={"sites": sites}), source=f"{assets.source} at {speed:g}x")
 
 
 def asset_yaml(assets: AssetModel) -> str:
-    """An asset model as a YAML asset file (defaults left out)."""
-    data = AssetFile(site=assets.site).model_dump(mode="json", exclude_defaults=True)
+    """An asset model as a YAML asset file (defaults left out): a site file for a park of one site."""
+    park = assets.park
+    if len(park.sites) == 1 and park.id == DEFAULT_PARK_ID and not park.name and park.timezone is None:
+        data = {"site": park.sites[0].model_dump(mode="json", exclude_defaults=True)}
+    else:
+        data = {"park": park.model_dump(mode="json", exclude_defaults=True)}
     return yaml.safe_dump({"version": 1, **data}, sort_keys=False, allow_unicode=True)

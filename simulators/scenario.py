@@ -31,6 +31,7 @@ Full example (all sections; every section and field except ``assets`` is optiona
     name: Small test factory
     assets: small-assets.yaml          # relative to this file
     seed: 42
+    # site: cq-demo                    # for a park of several sites: the one it simulates (default: the only one)
     timezone: Asia/Shanghai            # default: site.timezone of the asset model
 
     calendar:                          # only if the asset model has none; no shifts: around the clock
@@ -131,7 +132,7 @@ from pydantic import (
     model_validator,
 )
 
-from core.assets import AssetModel, EnergyCarrier, Equipment, EquipmentType, Identifier, load_asset_model
+from core.assets import AssetModel, EnergyCarrier, Equipment, EquipmentType, Identifier, Site, load_asset_model
 from core.calendar import PlannedBreak as PlannedBreak  # the calendar lives in core; re-exported for the simulators
 from core.calendar import Shift as Shift
 from core.calendar import ShiftCalendar, check_zone
@@ -520,6 +521,7 @@ class Scenario(_Strict):
     name: str = ""
     assets: Path
     seed: int = 1
+    site: Identifier | None = Field(default=None, description="the site simulated; default: the park's only site")
     timezone: str | None = None
     calendar: ShiftCalendar | None = Field(default=None, description="default: the asset model's calendar")
     defaults: MachineBehaviourSpec = Field(default_factory=MachineBehaviourSpec)
@@ -590,15 +592,20 @@ class FactoryScenario:
         return self.spec.seed
 
     @property
+    def site(self) -> Site:
+        """The one site of the park that this scenario simulates."""
+        return self.assets.one_site(self.spec.site)
+
+    @property
     def timezone(self) -> ZoneInfo:
-        return ZoneInfo(self.spec.timezone or self.assets.site.timezone)
+        return ZoneInfo(self.spec.timezone or self.site.timezone)
 
     @property
     def calendar(self) -> ShiftCalendar:
         """The scenario's own calendar, else the asset model's site calendar (the platform's)."""
         if self.spec.calendar is not None:
             return self.spec.calendar
-        return self.assets.calendar_of(self.assets.site.id)[1]
+        return self.assets.calendar_of(self.site.id)[1]
 
     def calendar_of(self, equipment_id: str) -> ShiftCalendar:
         """The calendar one machine follows: the scenario's own, else its workshop's or site's in the asset model."""
@@ -611,11 +618,14 @@ class FactoryScenario:
         return self.spec.opcua.machines_per_server
 
     def machine_ids(self) -> list[str]:
-        """Simulated machines (CNC machines and robots with an ideal cycle time), in asset-file order."""
-        return [eq.id for eq in self.assets if _is_machine(eq)]
+        """Simulated machines (CNC machines and robots with an ideal cycle time) of the site, in file order."""
+        return [eq.id for eq in self.assets.scope(self.site.id) if _is_machine(eq)]
 
     def meter_ids(self) -> list[str]:
-        return [eq.id for eq in self.assets if eq.type == EquipmentType.METER and eq.carrier is not None]
+        """Simulated meters (every meter with a carrier) of the site, in file order."""
+        return [
+            eq.id for eq in self.assets.scope(self.site.id) if eq.type == EquipmentType.METER and eq.carrier is not None
+        ]
 
     def behaviour(self, equipment_id: str) -> MachineBehaviourSpec:
         """The behaviour of one machine: defaults, then its type's layer, then its own."""
@@ -655,10 +665,9 @@ def _is_machine(eq: Equipment) -> bool:
 
 
 def _check_calendar_agrees(
-    spec: Scenario, assets: AssetModel, fail: Callable[[tuple[str | int, ...], str], ConfigError]
+    spec: Scenario, site: Site, assets: AssetModel, fail: Callable[[tuple[str | int, ...], str], ConfigError]
 ) -> None:
     """The simulated machines must keep the hours the platform's calendar plans, in the same zone."""
-    site = assets.site
     if spec.calendar is not None and site.calendar is not None and spec.calendar != site.calendar:
         raise fail(
             ("calendar",),
@@ -690,17 +699,22 @@ def resolve_scenario(
     def fail(loc: tuple[str | int, ...], reason: str) -> ConfigError:
         return ConfigError(source, reason, line=line_of(index, loc), field=format_loc(loc))
 
-    _check_calendar_agrees(spec, assets, fail)
+    try:
+        site = assets.one_site(spec.site)
+    except (KeyError, ValueError) as exc:
+        raise fail(("site",), str(exc.args[0])) from None
+    in_site = {eq.id for eq in assets.scope(site.id)}
+    _check_calendar_agrees(spec, site, assets, fail)
 
     for eq_id in spec.machines:
-        if eq_id not in assets:
-            raise fail(("machines", eq_id), f"no equipment {eq_id!r} in {assets.source}")
+        if eq_id not in in_site:
+            raise fail(("machines", eq_id), f"no equipment {eq_id!r} in site {site.id!r} of {assets.source}")
         if not _is_machine(assets.equipment(eq_id)):
             raise fail(("machines", eq_id), f"{eq_id!r} is not a CNC machine or robot, so it has no behaviour")
 
     machines: dict[str, MachineBehaviourSpec] = {}
     base = spec.defaults.model_dump()
-    for eq in assets:
+    for eq in assets.scope(site.id):
         if not _is_machine(eq):
             continue
         merged = base
@@ -720,8 +734,8 @@ def resolve_scenario(
 
     for meter_id, meter in spec.meters.items():
         loc = ("meters", meter_id)
-        if meter_id not in assets:
-            raise fail(loc, f"no equipment {meter_id!r} in {assets.source}")
+        if meter_id not in in_site:
+            raise fail(loc, f"no equipment {meter_id!r} in site {site.id!r} of {assets.source}")
         eq = assets.equipment(meter_id)
         if eq.type != EquipmentType.METER or eq.carrier is None:
             raise fail(loc, f"{meter_id!r} is a {eq.type.value}, not a meter")
@@ -748,7 +762,7 @@ def resolve_scenario(
             *(((*loc, "machine_flow_m3_h", m), m) for m in meter.machine_flow_m3_h),
         ]
         for where, machine_id in supplied:
-            if machine_id not in assets or not _is_machine(assets.equipment(machine_id)):
+            if machine_id not in in_site or not _is_machine(assets.equipment(machine_id)):
                 raise fail(where, f"{machine_id!r} is not a simulated machine (CNC or robot) of {assets.source}")
         if meter.payload is not None:
             allowed = COMMON_PLACEHOLDERS | CARRIER_PLACEHOLDERS[eq.carrier]
@@ -792,20 +806,24 @@ def load_scenario(path: Path | str) -> FactoryScenario:
     return resolve_scenario(spec, load_asset_model(assets_path), source=str(path), index=index)
 
 
-def default_scenario(assets: AssetModel, seed: int = 1) -> FactoryScenario:
-    """The factory without a scenario file: around the clock, busy, and quick to show every state.
+def default_scenario(assets: AssetModel, seed: int = 1, *, site: str | None = None) -> FactoryScenario:
+    """One site of the park without a scenario file: around the clock, busy, and quick to show every state.
+
+    ``site`` defaults to the park's only site (KeyError for an unknown one, ValueError when the park
+    has several and none is named).
 
     Durations scale with each machine's ideal cycle time (a stop lasts a few cycles), so the demo's
     3-6 s machines move at a believable pace and a test factory with 0.3 s cycles goes through
     every state within seconds. No faults: they are what scenario files are for.
     """
+    chosen = assets.one_site(site)
     machines: dict[str, MachineBehaviourSpec] = {}
-    for eq in assets:
+    for eq in assets.scope(chosen.id):
         if not _is_machine(eq):
             continue
         assert eq.ideal_cycle_time_s is not None
         machines[eq.id] = default_behaviour(eq.ideal_cycle_time_s)
-    spec = Scenario(assets=Path(assets.source), seed=seed, name="defaults from the asset model")
+    spec = Scenario(assets=Path(assets.source), seed=seed, site=chosen.id, name="defaults from the asset model")
     return FactoryScenario(spec=spec, assets=assets, source=f"defaults for {assets.source}", _machines=machines)
 
 

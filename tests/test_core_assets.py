@@ -16,7 +16,9 @@ from core.errors import ConfigError
 def test_example_factory_has_the_promised_equipment(example_assets_path: Path) -> None:
     model = load_asset_model(example_assets_path)
     kinds = [eq.type for eq in model]
-    assert len(model.site.workshops) >= 2
+    assert model.park.id == "cq-park"
+    assert [site.id for site in model.sites] == ["cq-demo", "cq-east"]
+    assert len(model.get_site("cq-demo").workshops) >= 2
     assert kinds.count(EquipmentType.CNC) >= 6
     assert kinds.count(EquipmentType.ROBOT) >= 2
     assert kinds.count(EquipmentType.METER) >= 3
@@ -26,7 +28,7 @@ def test_scopes_cover_site_workshop_line_and_equipment(example_assets_path: Path
     model = load_asset_model(example_assets_path)
     assert [e.id for e in model.scope("line-a")] == ["cnc-01", "cnc-02", "cnc-03", "meter-a"]
     assert [e.id for e in model.scope("cnc-05")] == ["cnc-05"]
-    assert len(model.scope("cq-demo")) == len(list(model))
+    assert len(model.scope("cq-demo")) + len(model.scope("cq-east")) == len(model.scope("cq-park")) == len(list(model))
     assert model.placement("robot-02").tags() == {
         "site": "cq-demo",
         "workshop": "assembly",
@@ -315,3 +317,218 @@ def test_an_impossible_unquoted_holiday_names_its_line(tmp_path: Path) -> None:
         load_asset_model(path)
     assert err.value.line == 5
     assert "invalid date or time" in err.value.reason
+
+
+# -- the park ----------------------------------------------------------------------------------------
+
+SITE_S1 = """\
+  id: s1
+  name: Site one
+  timezone: Asia/Shanghai
+  workshops:
+    - id: w1
+      lines:
+        - id: l1
+          equipment:
+            - {id: m1, type: meter, carrier: electricity}
+            - {id: c1, type: cnc, ideal_cycle_time_s: 2, meter: m1}
+"""
+
+SITE_S2 = """\
+  id: s2
+  name: Site two
+  timezone: Europe/Berlin
+  calendar:
+    shifts: [{name: day, days: mon-fri, start: "07:00", end: "15:00"}]
+  workshops:
+    - id: w2
+      name: Workshop two
+      lines:
+        - id: l2
+          equipment:
+            - {id: c2, type: cnc, ideal_cycle_time_s: 3}
+"""
+
+
+def _indent(text: str, by: str) -> str:
+    return "".join(by + line if line.strip() else line for line in text.splitlines(keepends=True))
+
+
+def _site_file(site: str) -> str:
+    return "version: 1\nsite:\n" + site
+
+
+def _park_inline(*sites: str, head: str = "park:\n  id: p1\n  name: 园区 (Park one)\n") -> str:
+    return (
+        head
+        + "  sites:\n"
+        + "".join(_indent("- " + site.lstrip(), "    ").replace("    -   ", "    - ") for site in sites)
+    )
+
+
+def test_a_single_site_file_is_a_park_of_one_site_named_park(tmp_path: Path) -> None:
+    model = load_asset_model(_write(tmp_path, _site_file(SITE_S1)))
+    assert (model.park.id, model.park.name) == ("park", "")
+    assert [s.id for s in model.sites] == ["s1"]
+    assert model.has_scope("park") and [e.id for e in model.scope("park")] == ["m1", "c1"]
+    assert model.one_site().id == "s1"  # the only site
+    assert model.timezone_of("park") == ZoneInfo("Asia/Shanghai")
+
+
+def test_a_single_site_file_may_name_its_park(tmp_path: Path) -> None:
+    model = load_asset_model(_write(tmp_path, "park: {id: p9, name: Nine}\nsite:\n" + SITE_S1))
+    assert (model.park.id, model.park.name) == ("p9", "Nine")
+    assert model.scope_kind("p9") == "park"
+
+
+def test_a_park_with_its_sites_inline(tmp_path: Path) -> None:
+    model = load_asset_model(_write(tmp_path, _park_inline(SITE_S1, SITE_S2)))
+    assert (model.park.id, model.park.name) == ("p1", "园区 (Park one)")
+    assert [s.id for s in model.sites] == ["s1", "s2"]
+    assert [e.id for e in model.scope("p1")] == ["m1", "c1", "c2"]
+    # Each site keeps its own zone and calendar.
+    assert model.calendar_of("c1") == (ZoneInfo("Asia/Shanghai"), ShiftCalendar())
+    zone, calendar = model.calendar_of("l2")
+    assert zone == ZoneInfo("Europe/Berlin") and [s.name for s in calendar.shifts] == ["day"]
+    # The park has no calendar of its own: its zone (the first site's unless it names one), around the clock.
+    assert model.calendar_of("p1") == (ZoneInfo("Asia/Shanghai"), ShiftCalendar())
+    assert model.placement("c2").tags()["site"] == "s2"
+
+
+def test_site_of_scope_kind_and_scope_name(tmp_path: Path) -> None:
+    model = load_asset_model(_write(tmp_path, _park_inline(SITE_S1, SITE_S2)))
+    expected = {
+        "p1": ("park", None, "园区 (Park one)"),
+        "s1": ("site", "s1", "Site one"),
+        "s2": ("site", "s2", "Site two"),
+        "w2": ("workshop", "s2", "Workshop two"),
+        "l2": ("line", "s2", "l2"),  # no name: the id
+        "c1": ("equipment", "s1", "c1"),
+    }
+    for scope, (kind, site, name) in expected.items():
+        assert (model.scope_kind(scope), model.site_of(scope), model.scope_name(scope)) == (kind, site, name), scope
+    for lookup in (model.site_of, model.scope_kind, model.scope_name, model.scope):
+        with pytest.raises(KeyError, match="unknown scope 'nowhere'"):
+            lookup("nowhere")
+
+
+def test_a_component_for_one_site_must_be_told_which_when_there_are_several(tmp_path: Path) -> None:
+    model = load_asset_model(_write(tmp_path, _park_inline(SITE_S1, SITE_S2)))
+    assert model.one_site("s2").id == "s2"
+    with pytest.raises(ValueError, match=r"the park 'p1' of .* has 2 sites \(s1, s2\): name one"):
+        model.one_site()
+    with pytest.raises(KeyError, match="unknown site 's3'"):
+        model.one_site("s3")
+
+
+def test_a_park_of_site_files_equals_the_same_park_inline(tmp_path: Path) -> None:
+    (tmp_path / "sites").mkdir()
+    (tmp_path / "sites" / "s1.yaml").write_text(_site_file(SITE_S1))
+    (tmp_path / "sites" / "s2.yaml").write_text(_site_file(SITE_S2))
+    park = tmp_path / "park.yaml"
+    park.write_text("park:\n  id: p1\n  name: 园区 (Park one)\n  site_files: [sites/s1.yaml, sites/s2.yaml]\n")
+    from_files = load_asset_model(park)
+    inline = load_asset_model(_write(tmp_path, _park_inline(SITE_S1, SITE_S2)))
+    assert [s.id for s in from_files.sites] == ["s1", "s2"]
+    assert from_files.park == inline.park
+    # The digest is of the content only: where the sites were read from does not change it.
+    assert from_files.digest() == inline.digest()
+    assert len(inline.digest()) == 64 and int(inline.digest(), 16) >= 0
+
+
+def test_the_digest_changes_with_any_field() -> None:
+    from core.assets import AssetModel, Park, Site
+
+    site = Site.model_validate(
+        {
+            "id": "s1",
+            "workshops": [
+                {
+                    "id": "w1",
+                    "lines": [{"id": "l1", "equipment": [{"id": "c1", "type": "cnc", "ideal_cycle_time_s": 2}]}],
+                }
+            ],
+        }
+    )
+    one = AssetModel(Park(id="p", sites=[site]))
+    renamed = AssetModel(Park(id="p", name="P", sites=[site]))
+    assert one.digest() == AssetModel(Park(id="p", sites=[site])).digest()
+    assert one.digest() != renamed.digest()
+
+
+def test_a_duplicate_id_across_sites_of_one_file_names_line_and_field(tmp_path: Path) -> None:
+    path = _write(tmp_path, _park_inline(SITE_S1, SITE_S2.replace("{id: c2,", "{id: c1,")))
+    with pytest.raises(ConfigError) as err:
+        load_asset_model(path)
+    # Line 4 is sites:, s1 lines 5-14, s2 from line 15; its equipment entry c1 is line 26.
+    assert (err.value.file, err.value.line) == (str(path), 26), str(err.value)
+    assert err.value.field == "park.sites[1].workshops[0].lines[0].equipment[0].id"
+    assert "duplicate id 'c1' (first used at park.sites[0].workshops[0].lines[0].equipment[1])" in err.value.reason
+
+
+def test_a_duplicate_id_across_site_files_names_both_files(tmp_path: Path) -> None:
+    (tmp_path / "s1.yaml").write_text(_site_file(SITE_S1))
+    second = tmp_path / "s2.yaml"
+    second.write_text(_site_file(SITE_S2.replace("- id: w2", "- id: w1")))
+    park = tmp_path / "park.yaml"
+    park.write_text("park:\n  id: p1\n  site_files: [s1.yaml, s2.yaml]\n")
+    with pytest.raises(ConfigError) as err:
+        load_asset_model(park)
+    assert (err.value.file, err.value.line, err.value.field) == (str(second), 9, "site.workshops[0].id"), str(err.value)
+    assert f"duplicate id 'w1' (first used at {tmp_path / 's1.yaml'}:7: site.workshops[0])" in err.value.reason
+
+
+def test_the_park_id_is_unique_too(tmp_path: Path) -> None:
+    path = _write(tmp_path, _park_inline(SITE_S1, head="park:\n  id: c1\n"))
+    with pytest.raises(ConfigError, match=r"equipment\[1\]\.id: duplicate id 'c1' \(first used at park.id\)"):
+        load_asset_model(path)
+    path = _write(tmp_path, _site_file(SITE_S1.replace("id: l1", "id: park")))
+    with pytest.raises(ConfigError, match=r"lines\[0\]\.id: duplicate id 'park' \(first used at the park's id"):
+        load_asset_model(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "field", "reason"),
+    [
+        ("version: 1\n", None, None, "needs site: (one site) or park: (a park of sites)"),
+        ("park:\n  id: p1\n", 1, "park", "a park needs at least one site"),
+        ("park:\n  id: p1\n  site_files: [nowhere.yaml]\n", 3, "park.site_files[0]", "nowhere.yaml does not exist"),
+        ("park:\n  id: p1\n  sites: []\n  site: {}\n", 4, "park.site", "Extra inputs are not permitted"),
+        ("park:\n  id: p1\n  site_files: [a.yaml]\nsite:\n" + SITE_S1, 3, "park.site_files", "only names the park"),
+    ],
+)
+def test_a_broken_park_names_file_line_field_and_reason(
+    tmp_path: Path, text: str, line: int | None, field: str | None, reason: str
+) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_asset_model(path)
+    assert (err.value.file, err.value.line, err.value.field) == (str(path), line, field), str(err.value)
+    assert reason in err.value.reason
+
+
+def test_a_broken_site_file_is_named_itself(tmp_path: Path) -> None:
+    (tmp_path / "s1.yaml").write_text(_site_file(SITE_S1.replace("ideal_cycle_time_s: 2", "ideal_cycle_time_s: -1")))
+    (tmp_path / "nested.yaml").write_text("park:\n  id: p2\n  site_files: [s1.yaml]\n")
+    park = tmp_path / "park.yaml"
+    park.write_text("park:\n  id: p1\n  site_files: [s1.yaml]\n")
+    with pytest.raises(ConfigError) as err:
+        load_asset_model(park)
+    assert (err.value.file, err.value.line) == (str(tmp_path / "s1.yaml"), 12), str(err.value)
+    assert err.value.field == "site.workshops[0].lines[0].equipment[1].ideal_cycle_time_s"
+    park.write_text("park:\n  id: p1\n  site_files: [nested.yaml]\n")
+    with pytest.raises(ConfigError, match=r"nested\.yaml:1: park: a site file holds one site"):
+        load_asset_model(park)
+
+
+def test_a_model_built_in_code_refuses_a_duplicate_id_too() -> None:
+    from core.assets import AssetModel, Park, Site
+
+    site = Site.model_validate(
+        {
+            "id": "park",
+            "workshops": [{"id": "w1", "lines": [{"id": "l1", "equipment": [{"id": "m", "type": "meter"}]}]}],
+        }
+    )
+    with pytest.raises(ValueError, match="duplicate id 'park'"):
+        AssetModel(Park(sites=[site]))

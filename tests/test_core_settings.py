@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import ConfigError
-from core.settings import load_settings, parse_api_keys
+from core.settings import load_settings
 
 
 def _config(tmp_path: Path, example_assets_path: Path, extra: str = "") -> Path:
@@ -55,10 +55,6 @@ def test_bad_value_names_line_and_field(tmp_path: Path, example_assets_path: Pat
         load_settings(path, environ={})
 
 
-def test_api_keys_need_roles_and_real_length() -> None:
-    assert parse_api_keys("k" * 20 + ":auditor, " + "v" * 16 + ":viewer") == {"k" * 20: "auditor", "v" * 16: "viewer"}
-    assert parse_api_keys(None) == {}
-    with pytest.raises(ConfigError, match="unknown role 'god'"):
-        parse_api_keys("k" * 20 + ":god")
-    with pytest.raises(ConfigError, match="too short"):
-        parse_api_keys("short:viewer")
+def test_the_key_store_path_is_relative_to_the_file(tmp_path: Path, example_assets_path: Path) -> None:
+    settings = load_settings(_config(tmp_path, example_assets_path, "api:\n  keys_path: keys/api.sqlite\n"), environ={})
+    assert settings.api.keys_path == tmp_path / "keys" / "api.sqlite"

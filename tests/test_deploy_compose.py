@@ -72,7 +72,10 @@ def test_container_settings_load_and_match_the_asset_model() -> None:
     assert settings.store.kind == "influxdb"
     assert settings.edge is not None
     configured = {s.equipment for s in settings.edge.opcua} | {m.equipment for m in settings.edge.meters}
-    expected = {eq.id for eq in assets if eq.type.value in ("cnc", "robot", "meter")}
+    # The containers simulate and collect one site of the park (simulator.site).
+    assert settings.simulator.site == "cq-demo"
+    simulated = assets.scope(settings.simulator.site)
+    expected = {eq.id for eq in simulated if eq.type.value in ("cnc", "robot", "meter")}
     assert configured == expected
 
 

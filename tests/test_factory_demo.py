@@ -72,6 +72,10 @@ def test_demo_serves_a_non_trivial_oee_and_stops_cleanly_on_ctrl_c(tmp_path: Pat
         deadline = time.monotonic() + 60
         url, key, since, mqtt = _banner(demo, log)
         assert "embedded" in mqtt
+        # The admin key is kept for the next run in a file only this user can read.
+        key_file = tmp_path / "demo-admin.key"
+        assert key_file.read_text().strip() == key and key_file.stat().st_mode & 0o077 == 0
+        assert f"kept in {key_file}" in Path(log.name).read_text()
         # Before anything else: the web page and the key to sign in with; and it works.
         first = Path(log.name).read_text().splitlines()[0]
         assert first == f"Open {url}/ in a browser and sign in with the key {key} (the page is up in a few seconds)."
@@ -90,6 +94,7 @@ def test_demo_serves_a_non_trivial_oee_and_stops_cleanly_on_ctrl_c(tmp_path: Pat
                 if value["status"] == "ok" and report["base"]["parts_produced"] > 0:
                     oee = value["value"]
             assert client.get("/v1/kpi", params={"scope": "cq-demo"}, headers={"X-API-Key": ""}).status_code == 401
+            assert client.get("/docs").status_code == 200
         assert oee is not None and 0 < oee < 1, Path(log.name).read_text()[-3000:]
         _stop_with_ctrl_c(demo, log)
     finally:

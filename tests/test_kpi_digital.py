@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from core.assets import AssetModel, Equipment, EquipmentType, load_asset_model
+from core.assets import Equipment, EquipmentType, load_asset_model
 from kpi import digital
 from kpi.digital import DIGITAL_KPIS, DigitalInputs, Ratio
 from kpi.formulas import Direction
 
-# config/factory.yaml, the equipment that matters here (all eight machines are NC):
+# config/factory.yaml, site cq-demo (the park's other site, cq-east, is left out here), the
+# equipment that matters here (all eight machines are NC):
 #   line-a  cnc-01 rough-milling  key      cnc-02 finish-milling key      cnc-03 turning  not key
 #   line-b  cnc-04 turning        key      cnc-05 grinding       key      cnc-06 drilling not key
 #   line-c  robot-01 welding      key      robot-02 handling     not key
@@ -23,11 +24,11 @@ METERS = ("meter-a", "meter-b", "meter-c")
 
 
 @pytest.fixture
-def factory(example_assets_path: Path) -> AssetModel:
-    return load_asset_model(example_assets_path)
+def factory(example_assets_path: Path) -> list[Equipment]:
+    return load_asset_model(example_assets_path).scope("cq-demo")
 
 
-def test_example_factory_cnc_rate_is_one_on_both_bases(factory: AssetModel) -> None:
+def test_example_factory_cnc_rate_is_one_on_both_bases(factory: list[Equipment]) -> None:
     # Equipment basis: 5 key-process machines, 5 NC -> 5 / 5 = 1.0
     by_equipment = digital.key_process_cnc_rate(factory, "equipment")
     assert (by_equipment.numerator, by_equipment.denominator, by_equipment.value) == (5, 5, 1.0)
@@ -41,7 +42,7 @@ def test_example_factory_cnc_rate_is_one_on_both_bases(factory: AssetModel) -> N
     assert turning.equipment == ("cnc-04",)
 
 
-def test_nc_machine_that_did_not_report_does_not_count(factory: AssetModel) -> None:
+def test_nc_machine_that_did_not_report_does_not_count(factory: list[Equipment]) -> None:
     reporting = set(MACHINES) - {"cnc-05"}
     # Equipment basis: cnc-05 silent -> 4 / 5 = 0.8 (it stays in the denominator)
     by_equipment = digital.key_process_cnc_rate(factory, "equipment", reporting)
@@ -57,7 +58,7 @@ def test_nc_machine_that_did_not_report_does_not_count(factory: AssetModel) -> N
     assert digital.key_process_cnc_rate(factory, "process", set(MACHINES) - {"cnc-03", "robot-02"}).value == 1.0
 
 
-def test_nc_share_counts_machines_that_make_parts_not_meters(factory: AssetModel) -> None:
+def test_nc_share_counts_machines_that_make_parts_not_meters(factory: list[Equipment]) -> None:
     # Production equipment: 6 CNC + 2 robots = 8 (meters make no parts), all NC -> 8 / 8 = 1.0
     share = digital.nc_share(factory)
     assert (share.numerator, share.denominator, share.value) == (8, 8, 1.0)
@@ -68,7 +69,7 @@ def test_nc_share_counts_machines_that_make_parts_not_meters(factory: AssetModel
     assert silent.not_counted == ("cnc-05", "robot-02")
 
 
-def test_networking_rate_counts_digital_equipment_at_or_above_the_threshold(factory: AssetModel) -> None:
+def test_networking_rate_counts_digital_equipment_at_or_above_the_threshold(factory: list[Equipment]) -> None:
     coverage: dict[str, float | None] = {eq_id: 1.0 for eq_id in (*MACHINES, *METERS)}
     coverage["cnc-03"] = 0.85  # below 0.9: not networked
     coverage["robot-02"] = 0.90  # exactly the threshold: networked
@@ -85,7 +86,7 @@ def test_networking_rate_counts_digital_equipment_at_or_above_the_threshold(fact
     assert reasons["meter-b"] == "no data in the window"
 
 
-def test_networking_rate_refuses_shares_outside_zero_to_one(factory: AssetModel) -> None:
+def test_networking_rate_refuses_shares_outside_zero_to_one(factory: list[Equipment]) -> None:
     with pytest.raises(ValueError, match="threshold"):
         digital.networking_rate(factory, {}, threshold=90)
     with pytest.raises(ValueError, match="coverage of 'cnc-01'"):
@@ -105,23 +106,24 @@ def test_upload_rate_is_received_over_expected_and_never_above_one() -> None:
 
 
 MANUAL_MACHINES = """\
-            - {id: grind-02, name: "Manual grinder", type: manual, process_step: grinding, key_process: true}
-            - {id: bench-01, name: "Deburring bench", type: manual, process_step: deburring, key_process: true}
+                - {id: grind-02, name: "Manual grinder", type: manual, process_step: grinding, key_process: true}
+                - {id: bench-01, name: "Deburring bench", type: manual, process_step: deburring, key_process: true}
 """
 
 
 @pytest.fixture
-def factory_with_manual_key_machines(example_assets_path: Path, tmp_path: Path) -> AssetModel:
-    """The example factory plus, on line B, a manual grinder beside cnc-05 and a manual deburring bench."""
+def factory_with_manual_key_machines(example_assets_path: Path, tmp_path: Path) -> list[Equipment]:
+    """The example factory (site cq-demo) plus, on line B, a manual grinder beside cnc-05 and a manual
+    deburring bench."""
     text = example_assets_path.read_text()
-    anchor = "            - {id: meter-b,"
+    anchor = "                - {id: meter-b,"
     assert anchor in text
     path = tmp_path / "factory.yaml"
     path.write_text(text.replace(anchor, MANUAL_MACHINES + anchor))
-    return load_asset_model(path)
+    return load_asset_model(path).scope("cq-demo")
 
 
-def test_manual_key_machines_lower_the_cnc_rate(factory_with_manual_key_machines: AssetModel) -> None:
+def test_manual_key_machines_lower_the_cnc_rate(factory_with_manual_key_machines: list[Equipment]) -> None:
     model = factory_with_manual_key_machines
     # Equipment basis: key machines 5 NC + grind-02 + bench-01 = 7 -> 5 / 7 = 0.714286
     by_equipment = digital.key_process_cnc_rate(model, "equipment")
@@ -163,7 +165,7 @@ def test_key_machine_without_process_step_is_refused_on_the_process_basis() -> N
     assert digital.key_process_cnc_rate([stray], "equipment").value == 1.0
 
 
-def test_descriptions_compute_from_one_set_of_inputs(factory: AssetModel) -> None:
+def test_descriptions_compute_from_one_set_of_inputs(factory: list[Equipment]) -> None:
     keys = [k.key for k in DIGITAL_KPIS]
     assert keys == ["key_process_cnc_rate", "nc_share", "networking_rate", "upload_rate"]
     labels = {k.key: (k.label_en, k.label_zh) for k in DIGITAL_KPIS}

@@ -476,3 +476,24 @@ def test_missing_and_empty_files(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_energy_factors(no_defaults)
     assert (err.value.field, err.value.reason) == ("defaults", "Field required")
+
+
+def test_the_summaries_of_several_sites_add_up_and_keep_what_one_site_lacks() -> None:
+    factors = load_energy_factors(DEFAULT_FILE)
+    # Site a: 100 kWh in 2025 at 0.1229 kgce/kWh = 12.29 kgce, 0.5703 kg CO2/kWh = 57.03 kg.
+    a = energy_summary([(HOUR, {C.ELECTRICITY: 100.0})], factors.for_site("a"))
+    # Site b: 10 kWh in 1999, before the defaults begin (2000-01-01): no factor at all.
+    b = energy_summary([(datetime(1999, 6, 1, tzinfo=UTC), {C.ELECTRICITY: 10.0})], factors.for_site("b"))
+    combined = energy.combine_summaries([a, b])
+    assert combined.consumption == {C.ELECTRICITY: 110.0}
+    assert (combined.kgce, combined.co2_kg) == (None, None)  # b's 10 kWh cannot be converted: no total
+    assert combined.kgce_by_carrier == {} and combined.missing_factors == b.missing_factors
+    # Two sites that both have factors: the totals are the sums (100 + 50 kWh x 0.1229 = 18.435 kgce).
+    c = energy_summary([(HOUR, {C.ELECTRICITY: 50.0})], factors.for_site("c"))
+    both = energy.combine_summaries([a, c])
+    assert both.kgce == pytest.approx(150 * 0.1229) and both.co2_kg == pytest.approx(150 * 0.5703)
+    assert both.kgce_by_carrier == {C.ELECTRICITY: pytest.approx(18.435)}
+    assert len(both.factors_applied) == 2  # the same two factors (kgce and CO2) at both sites, listed once
+    # A site without consumption changes nothing; none at all is an empty summary.
+    assert energy.combine_summaries([a, energy_summary([], factors.for_site("d"))]) is a
+    assert energy.combine_summaries([]).kgce is None

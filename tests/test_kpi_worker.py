@@ -21,6 +21,8 @@ from kpi.worker import KpiWorker
 from tests.test_kpi_engine import ASSETS, CNC01_H09, H08, H09, METER_A_H09, at, dataset
 
 NOW = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+# Rolled up: cq-demo's 6 CNC + 2 robots + 3 meters and cq-east's 2 CNC, manual bench and meter.
+ROLLED = 11 + 4
 FIELDS = set(BaseQuantities.zero().to_fields())
 
 
@@ -58,10 +60,10 @@ async def test_recompute_writes_one_row_per_equipment_and_settling_hour(
 ) -> None:
     worker = KpiWorker(_settings(example_assets_path), store, ASSETS)
     written = await worker.recompute(NOW)
-    # 6 CNC + 2 robots + 3 meters, hours 08 and 09.
-    assert written == 11 * 2
+    # Every site's equipment (ROLLED), hours 08 and 09.
+    assert written == ROLLED * 2
     stored = await _stored(store)
-    assert len(stored) == 22
+    assert len(stored) == ROLLED * 2
     # Hour 09 is the same hour the engine test computes (its window also starts at 09:00).
     assert stored[("cnc-01", H09)] == CNC01_H09
     assert stored[("meter-a", H09)] == METER_A_H09
@@ -114,7 +116,7 @@ async def test_daily_rollups_sum_their_settled_local_day(store: Store, example_a
     # Asia/Shanghai's 2026-11-25 runs 2026-11-24T16:00Z .. 2026-11-25T16:00Z.
     day_start, day_end = datetime(2026, 11, 24, 16, tzinfo=UTC), datetime(2026, 11, 25, 16, tzinfo=UTC)
     summary = await backfill(worker.engine, worker.equipment_ids, day_start, day_end, now=day_end + timedelta(hours=3))
-    assert (summary.hours, summary.rows, summary.days) == (24, 24 * 11, 11)
+    assert (summary.hours, summary.rows, summary.days) == (24, 24 * ROLLED, ROLLED)
     daily = await store.read_points(DAILY, day_start, day_end, {"equipment": "cnc-01"})
     assert [p.time_ns for p in daily] == [datetime_to_ns(day_start)]
     hourly = await _stored(store, day_end, start=day_start)
@@ -131,7 +133,7 @@ async def test_backfill_is_idempotent_and_reports_progress(store: Store, example
     before = await _stored(store)
     again = await backfill(worker.engine, worker.equipment_ids, H08, NOW)
     assert await _stored(store) == before
-    assert first.rows == again.rows == 22
+    assert first.rows == again.rows == ROLLED * 2
     assert first.raw_points == again.raw_points == len([p for p in dataset() if H08 <= _time(p) < NOW])
     assert "100.0%" in out.getvalue()
 
@@ -161,8 +163,8 @@ async def test_running_worker_recomputes_every_interval(store: Store, example_as
         async with asyncio.timeout(10):
             while worker.rounds < 2:  # noqa: ASYNC110 (polling a counter; nothing to wait on)
                 await asyncio.sleep(0.02)
-    assert worker.points_written >= 44 and worker.failed_rounds == 0
-    assert len([k for k in await _stored(store) if k[1] >= H08]) == 22
+    assert worker.points_written >= ROLLED * 4 and worker.failed_rounds == 0
+    assert len([k for k in await _stored(store) if k[1] >= H08]) == ROLLED * 2
 
 
 async def test_store_failure_is_counted_logged_once_and_the_loop_goes_on(

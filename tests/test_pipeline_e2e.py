@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from api.app import create_app
+from api.keys import KeyStore, Role
 from core.assets import EquipmentType, load_asset_model
 from core.settings import Settings, load_settings
 from core.signals import MachineState
@@ -41,7 +42,6 @@ pytestmark = pytest.mark.integration
 RUN_S = 16.0
 SAMPLING_INTERVAL_S = 0.1
 REFRESH_S = 1.0
-API_KEY = "e2e-test-key-" + uuid.uuid4().hex
 
 ASSETS = """\
 version: 1
@@ -81,11 +81,7 @@ simulator: {{host: 127.0.0.1, seed: 14, meter_interval_s: 0.5}}
 
 
 async def _kpi(client: httpx.AsyncClient, scope: str, start: datetime, end: datetime) -> dict[str, Any]:
-    response = await client.get(
-        "/v1/kpi",
-        params={"scope": scope, "start": start.isoformat(), "end": end.isoformat()},
-        headers={"X-API-Key": API_KEY},
-    )
+    response = await client.get("/v1/kpi", params={"scope": scope, "start": start.isoformat(), "end": end.isoformat()})
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
@@ -113,7 +109,9 @@ async def test_api_reports_the_simulators_ground_truth(
             opcua, meters = edge_sources(assets, simulator, refresh_interval_s=REFRESH_S)
             assert settings.edge is not None
             edge_settings = settings.edge.model_copy(update={"opcua": opcua, "meters": meters})
-            app = create_app(settings, store, assets, {API_KEY: "auditor"})
+            keys = KeyStore(tmp_path / "api-keys.sqlite")
+            api_key = keys.create("e2e", Role.AUDITOR, None, "test").secret
+            app = create_app(settings, store, assets, keys)
             async with (
                 IngestService(settings, store, assets) as ingest,
                 EdgeAgent(edge_settings, settings.broker, settings.uplink, assets=assets) as edge,
@@ -147,8 +145,10 @@ async def test_api_reports_the_simulators_ground_truth(
                     "whole run": (started - timedelta(seconds=1), frozen),
                     "mid run": (started + timedelta(seconds=4.3), frozen - timedelta(seconds=3.7)),
                 }
-                async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{api.port}", timeout=30) as client:
-                    unauthorised = await client.get("/v1/kpi", params={"scope": "line-1"})
+                async with httpx.AsyncClient(
+                    base_url=f"http://127.0.0.1:{api.port}", headers={"X-API-Key": api_key}, timeout=30
+                ) as client:
+                    unauthorised = await client.get("/v1/kpi", params={"scope": "line-1"}, headers={"X-API-Key": ""})
                     assert unauthorised.status_code == 401
                     for name, (start, end) in windows.items():
                         for eq in machines:

@@ -18,8 +18,10 @@ SCENARIOS = Path(__file__).resolve().parent.parent / "config" / "scenarios"
 
 def test_every_machine_and_meter_of_the_example_factory_gets_a_source(example_assets_path: Path) -> None:
     assets = load_asset_model(example_assets_path)
-    endpoints = {eq.id: f"opc.tcp://127.0.0.1:{4840 + i}/factory/" for i, eq in enumerate(simulated_machines(assets))}
-    opcua, meters = edge_sources(assets, endpoints)
+    # The example park has two sites; the simulator serves one of them (the demo's cq-demo).
+    machines = simulated_machines(assets, "cq-demo")
+    endpoints = {eq.id: f"opc.tcp://127.0.0.1:{4840 + i}/factory/" for i, eq in enumerate(machines)}
+    opcua, meters = edge_sources(assets, endpoints, site="cq-demo")
 
     assert [s.equipment for s in opcua] == [
         "cnc-01", "cnc-02", "cnc-03", "cnc-04", "cnc-05", "cnc-06", "robot-01", "robot-02",
@@ -62,7 +64,7 @@ def test_every_machine_and_meter_of_the_example_factory_gets_a_source(example_as
 
 def test_meter_topic_prefix_is_honoured_for_a_remote_simulator(example_assets_path: Path) -> None:
     assets = load_asset_model(example_assets_path)
-    _, meters = edge_sources(assets, {}, meter_topic_prefix="plant/meters")
+    _, meters = edge_sources(assets, {}, meter_topic_prefix="plant/meters", site="cq-demo")
     assert meters[0].topic == "plant/meters/meter-a"
 
 

@@ -69,7 +69,7 @@ def test_the_shipped_scenarios_load_with_their_asset_models() -> None:
     plant = load_scenario(SCENARIOS / "plant.yaml")
     kinds = [plant.assets.equipment(m).type for m in plant.machine_ids()]
     assert (kinds.count(EquipmentType.CNC), kinds.count(EquipmentType.ROBOT)) == (40, 10)
-    assert len({ws.id for ws in plant.assets.site.workshops}) == 2
+    assert len({ws.id for ws in plant.site.workshops}) == 2
     carriers = [plant.meter(m).carrier for m in plant.meter_ids()]
     assert len(carriers) == 15 and {EnergyCarrier.NATURAL_GAS, EnergyCarrier.WATER} <= set(carriers)
     assert plant.spec.history is not None and plant.machines_per_server == 10
@@ -230,7 +230,7 @@ def test_improvements_shrink_losses_defects_and_power() -> None:
 def test_without_a_scenario_file_every_machine_gets_cycle_scaled_defaults(example_assets_path: Path) -> None:
     from core.assets import load_asset_model
 
-    scenario = default_scenario(load_asset_model(example_assets_path), seed=7)
+    scenario = default_scenario(load_asset_model(example_assets_path), seed=7, site="cq-demo")
     cnc = scenario.behaviour("cnc-01")  # ideal cycle 4 s
     assert cnc.showcase and not cnc.faults.enabled
     assert cnc.breakdowns.mttr == pytest.approx(16.0)

@@ -5,16 +5,18 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
-from api.web.pending import COOKIE
+from api.deps import KEY_COOKIE as COOKIE
+from api.keys import key_id_of
 from core.stores.sqlite import SqliteStore
-from tests.web_support import AUDITOR_KEY, VIEWER_KEY, HistoryData, web_app, write_history_store
+from tests.web_support import MACHINES, OTHER_SITE, PARK, SITE, HistoryData, WebKeys, web_app, write_history_store
 
-MACHINES = ("cnc-h1", "cnc-h2", "robot-h1")
+SCHEME = "cq-13fyp-pilot-targets"
 
 
 @pytest.fixture(scope="module")
@@ -23,16 +25,26 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> HistoryData:
 
 
 @pytest.fixture
-async def browser(history: HistoryData, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    """A client that keeps cookies, as a browser does; not yet signed in."""
+async def site(history: HistoryData, tmp_path: Path) -> AsyncIterator[tuple[httpx.ASGITransport, WebKeys]]:
     store = SqliteStore(history.store_path)
-    transport = httpx.ASGITransport(app=web_app(history, store, tmp_path / "reports"))
-    async with httpx.AsyncClient(transport=transport, base_url="http://factory.test") as client:
-        yield client
+    app, keys, _ = web_app(history, store, tmp_path)
+    yield httpx.ASGITransport(app=app), keys
     await store.close()
 
 
-async def sign_in(browser: httpx.AsyncClient, key: str = AUDITOR_KEY, lang: str = "en") -> httpx.Response:
+@pytest.fixture
+async def browser(site: tuple[httpx.ASGITransport, WebKeys]) -> AsyncIterator[httpx.AsyncClient]:
+    """A client that keeps cookies, as a browser does; not yet signed in."""
+    async with httpx.AsyncClient(transport=site[0], base_url="http://factory.test") as client:
+        yield client
+
+
+@pytest.fixture
+def keys(site: tuple[httpx.ASGITransport, WebKeys]) -> WebKeys:
+    return site[1]
+
+
+async def sign_in(browser: httpx.AsyncClient, key: str, lang: str = "en") -> httpx.Response:
     return await browser.post("/ui/signin", data={"key": key, "lang": lang})
 
 
@@ -43,30 +55,30 @@ def row_of(html: str, scope: str) -> str:
 
 
 async def test_home_sends_a_stranger_to_sign_in_and_a_signed_in_person_to_the_overview(
-    browser: httpx.AsyncClient,
+    browser: httpx.AsyncClient, keys: WebKeys
 ) -> None:
     home = await browser.get("/")
     assert home.status_code == 303 and home.headers["location"].startswith("/ui/signin")
     assert (await browser.get("/ui/overview")).headers["location"].startswith("/ui/signin")
-    await sign_in(browser)
+    await sign_in(browser, keys.auditor)
     assert (await browser.get("/")).headers["location"] == "/ui/overview?lang=en"
 
 
-async def test_sign_in_sets_an_httponly_strict_cookie_and_a_wrong_key_says_so(browser: httpx.AsyncClient) -> None:
+async def test_sign_in_sets_an_httponly_strict_cookie_and_a_wrong_key_says_so(
+    browser: httpx.AsyncClient, keys: WebKeys
+) -> None:
     form = await browser.get("/ui/signin", params={"lang": "zh"})
     assert form.status_code == 200 and '<html lang="zh-CN">' in form.text
     assert '<label for="key">' in form.text
 
-    wrong = await sign_in(browser, key="not-a-key-0123456789")
+    wrong = await sign_in(browser, "fk_not-a-key-0123456789")
     assert wrong.status_code == 401 and "This key is not valid" in wrong.text
     assert COOKIE not in wrong.headers.get("set-cookie", "")
-    too_low = await sign_in(browser, key=VIEWER_KEY)
-    assert too_low.status_code == 403 and "auditor" in too_low.text
 
-    right = await sign_in(browser)
+    right = await sign_in(browser, keys.auditor)
     assert right.status_code == 303 and right.headers["location"] == "/ui/overview?lang=en"
     cookie = right.headers["set-cookie"]
-    assert cookie.startswith(f"{COOKIE}={AUDITOR_KEY};")
+    assert cookie.startswith(f"{COOKIE}={keys.auditor};")
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/" in cookie
 
     out = await browser.post("/ui/signout", data={"lang": "en"})
@@ -74,10 +86,23 @@ async def test_sign_in_sets_an_httponly_strict_cookie_and_a_wrong_key_says_so(br
     assert (await browser.get("/ui/overview")).status_code == 303
 
 
-async def test_overview_shows_the_tree_with_numbers_and_each_machines_state(
-    browser: httpx.AsyncClient, history: HistoryData
+async def test_a_revoked_key_is_signed_out_at_once_and_cannot_sign_in(
+    browser: httpx.AsyncClient, keys: WebKeys
 ) -> None:
-    await sign_in(browser)
+    await sign_in(browser, keys.site_auditor)
+    assert (await browser.get("/ui/overview")).status_code == 200
+    key_id = key_id_of(keys.site_auditor)
+    assert key_id is not None
+    keys.store.revoke(key_id)
+    assert (await browser.get("/ui/overview")).headers["location"].startswith("/ui/signin")
+    again = await sign_in(browser, keys.site_auditor)
+    assert again.status_code == 401 and "revoked" in again.text
+
+
+async def test_overview_shows_the_tree_with_numbers_and_each_machines_state(
+    browser: httpx.AsyncClient, keys: WebKeys
+) -> None:
+    await sign_in(browser, keys.auditor)
     page = await browser.get("/ui/overview", params={"period": "7d", "lang": "en"})
     assert page.status_code == 200
     html = page.text
@@ -86,10 +111,12 @@ async def test_overview_shows_the_tree_with_numbers_and_each_machines_state(
         assert f'<th scope="col" class="num">{header}' in html
     assert "Equipment networking rate" in html and "Energy per good part" in html
     scopes = re.findall(r'data-scope="([^"]+)"', html)
-    assert scopes == ["park", "hist-site", "hist-shop", "hist-line", *MACHINES]
-    for scope in scopes:
+    assert scopes == [PARK, SITE, "hist-shop", "hist-line", *MACHINES, OTHER_SITE, "east-shop", "east-line", "cnc-e1"]
+    for scope in (SITE, "hist-shop", "hist-line", *MACHINES):
         oee = re.search(r'<td class="num status-ok" >(\d+\.\d) %</td>', row_of(html, scope))
         assert oee and 30 < float(oee.group(1)) < 95, scope
+    # The other site has no data: its numbers are withheld, not zeros.
+    assert "— (insufficient evidence)" in row_of(html, "cnc-e1") and "no state reported" in row_of(html, "cnc-e1")
     # The history ends at midnight before today: every machine's last state is there, and stale.
     for machine in MACHINES:
         row = row_of(html, machine)
@@ -101,38 +128,53 @@ async def test_overview_shows_the_tree_with_numbers_and_each_machines_state(
     assert '<html lang="zh-CN">' in chinese.text and "设备综合效率" in chinese.text and "已过期" in chinese.text
 
 
+async def test_a_sites_key_sees_its_own_site_only(browser: httpx.AsyncClient, keys: WebKeys) -> None:
+    await sign_in(browser, keys.site_auditor)
+    html = (await browser.get("/ui/overview", params={"period": "7d"})).text
+    assert re.findall(r'data-scope="([^"]+)"', html) == [SITE, "hist-shop", "hist-line", *MACHINES]
+    reports = (await browser.get("/ui/reports")).text
+    options = re.findall(r'<option value="([^"]+)"', reports)
+    assert SITE in options and OTHER_SITE not in options and PARK not in options and "east-line" not in options
+
+
 async def test_overview_takes_a_custom_period_of_local_days_and_refuses_a_backwards_one(
-    browser: httpx.AsyncClient, history: HistoryData
+    browser: httpx.AsyncClient, keys: WebKeys, history: HistoryData
 ) -> None:
-    await sign_in(browser)
+    await sign_in(browser, keys.auditor)
     first, end = history.baseline
-    last = end.fromordinal(end.toordinal() - 1)
+    last = end - timedelta(days=1)
     page = await browser.get("/ui/overview", params={"period": "custom", "from": str(first), "to": str(last)})
     assert page.status_code == 200
     assert f"Window: {first} 00:00 CST – {end} 00:00 CST" in page.text
     backwards = await browser.get("/ui/overview", params={"period": "custom", "from": str(last), "to": str(first)})
     assert backwards.status_code == 422 and "is before the first" in backwards.text
+    empty_dates = await browser.get("/ui/overview", params={"period": "24h", "from": "", "to": ""})
+    assert empty_dates.status_code == 200  # what a form sends when its date fields are left empty
+
+
+def report_form(history: HistoryData, **changes: str) -> dict[str, str]:
+    form = {
+        "lang": "en",
+        "scope": SITE,
+        "scheme": SCHEME,
+        "baseline_first": str(history.baseline[0]),
+        "baseline_last": str(history.baseline[1] - timedelta(days=1)),
+        "assessment_first": str(history.assessment[0]),
+        "assessment_last": str(history.assessment[1] - timedelta(days=1)),
+        "report_lang": "zh",
+    }
+    return {**form, **changes}
 
 
 async def test_report_viewer_generates_opens_and_links_every_format(
-    browser: httpx.AsyncClient, history: HistoryData
+    browser: httpx.AsyncClient, keys: WebKeys, history: HistoryData
 ) -> None:
-    await sign_in(browser)
+    await sign_in(browser, keys.auditor)
     page = await browser.get("/ui/reports", params={"lang": "en"})
     assert page.status_code == 200 and "No reports yet." in page.text
-    assert '<option value="hist-site"' in page.text and '<option value="pilot_targets"' in page.text
+    assert f'<option value="{SITE}"' in page.text and f'<option value="{SCHEME}"' in page.text
 
-    form = {
-        "lang": "en",
-        "scope": "hist-site",
-        "scheme": "pilot_targets",
-        "baseline_first": str(history.baseline[0]),
-        "baseline_last": str(history.baseline[1].fromordinal(history.baseline[1].toordinal() - 1)),
-        "assessment_first": str(history.assessment[0]),
-        "assessment_last": str(history.assessment[1].fromordinal(history.assessment[1].toordinal() - 1)),
-        "report_lang": "zh",
-    }
-    created = await browser.post("/ui/reports", data=form)
+    created = await browser.post("/ui/reports", data=report_form(history))
     assert created.status_code == 303, created.text
     location = created.headers["location"]
     archive_id = location.split("/")[-1].split("?")[0]
@@ -141,10 +183,11 @@ async def test_report_viewer_generates_opens_and_links_every_format(
     assert report.status_code == 200
     assert re.search(
         r'id="verification" class="ok"[^>]*>\s*<strong>Verification:</strong> '
-        r"verified \(key hist-site, fingerprint [0-9a-f]{64}\)",
+        rf"verified \(key {SITE}, fingerprint [0-9a-f]{{64}}\)",
         report.text,
     )
-    assert 'id="overall-verdict"' in report.text and report.text.count('class="chart"') >= 1
+    assert 'id="overall-verdict"' in report.text and report.text.count('class="chart"') == 4  # one per rule
+    assert "Defect rate" in report.text
     assert f'src="/v1/reports/{archive_id}.html?lang=en"' in report.text
     for fmt in ("pdf", "csv", "json"):
         assert f'id="download-{fmt}" href="/v1/reports/{archive_id}.{fmt}' in report.text
@@ -162,24 +205,21 @@ async def test_report_viewer_generates_opens_and_links_every_format(
 
 
 async def test_report_viewer_says_why_a_report_cannot_be_generated(
-    browser: httpx.AsyncClient, history: HistoryData
+    browser: httpx.AsyncClient, keys: WebKeys, history: HistoryData
 ) -> None:
-    await sign_in(browser)
-    form = {
-        "lang": "en",
-        "scope": "hist-site",
-        "scheme": "pilot_targets",
-        "assessment_first": "2026-01-10",
-        "assessment_last": "2026-01-01",
-    }
-    page = await browser.post("/ui/reports", data=form)
-    assert page.status_code == 422 and "must end after it starts" in page.text
-    unknown = await browser.post("/ui/reports", data={**form, "scope": "elsewhere"})
-    assert unknown.status_code == 403
+    await sign_in(browser, keys.site_auditor)
+    backwards = await browser.post(
+        "/ui/reports", data=report_form(history, assessment_first="2026-01-10", assessment_last="2026-01-01")
+    )
+    assert backwards.status_code == 422 and "must end after it starts" in backwards.text
+    half = await browser.post("/ui/reports", data=report_form(history, baseline_last=""))
+    assert half.status_code == 422 and "Give the baseline" in half.text
+    elsewhere = await browser.post("/ui/reports", data=report_form(history, scope="east-line"))
+    assert elsewhere.status_code == 403 and "may not see" in elsewhere.text
 
 
-async def test_pages_load_nothing_from_another_host(browser: httpx.AsyncClient) -> None:
-    await sign_in(browser)
+async def test_pages_load_nothing_from_another_host(browser: httpx.AsyncClient, keys: WebKeys) -> None:
+    await sign_in(browser, keys.auditor)
     for path in ("/ui/signin", "/ui/overview?period=24h", "/ui/reports"):
         html = (await browser.get(path)).text
         links = re.findall(r'(?:src|href|action)="([^"]*)"', html)

@@ -1,4 +1,7 @@
-"""``/v1/reports`` over HTTP against a real SQLite store of generated history: generate, archive, verify, download."""
+"""``/v1/reports`` over HTTP against a real SQLite store of generated history: generate, archive, verify, download.
+
+A park of two sites (tests/web_support.py): hist-site holds two weeks of history, east-site nothing.
+"""
 
 from __future__ import annotations
 
@@ -11,10 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from api.keys import key_id_of
 from core.stores.sqlite import SqliteStore
-from tests.web_support import AUDITOR_KEY, VIEWER_KEY, HistoryData, web_app, write_history_store
+from tests.web_support import OTHER_SITE, PARK, SITE, HistoryData, WebKeys, web_app, write_history_store
 
-AUDITOR = {"X-API-Key": AUDITOR_KEY}
+SCHEME = "cq-13fyp-pilot-targets"
 
 
 @pytest.fixture(scope="module")
@@ -28,18 +32,18 @@ def reports_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-async def client(history: HistoryData, reports_dir: Path) -> AsyncIterator[httpx.AsyncClient]:
+async def web(history: HistoryData, tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, WebKeys]]:
     store = SqliteStore(history.store_path)
-    transport = httpx.ASGITransport(app=web_app(history, store, reports_dir))
-    async with httpx.AsyncClient(transport=transport, base_url="http://api.test") as client:
-        yield client
+    app, keys, _ = web_app(history, store, tmp_path)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test") as client:
+        yield client, keys
     await store.close()
 
 
 def request_body(history: HistoryData, **changes: object) -> dict[str, object]:
     body: dict[str, object] = {
-        "scope": "hist-site",
-        "scheme": "pilot_targets",
+        "scope": SITE,
+        "scheme": SCHEME,
         "baseline_start": history.baseline[0].isoformat(),
         "baseline_end": history.baseline[1].isoformat(),
         "assessment_start": history.assessment[0].isoformat(),
@@ -50,120 +54,200 @@ def request_body(history: HistoryData, **changes: object) -> dict[str, object]:
     return body
 
 
+def as_key(secret: str) -> dict[str, str]:
+    return {"X-API-Key": secret}
+
+
 async def test_a_generated_report_is_archived_signed_and_served_byte_for_byte(
-    client: httpx.AsyncClient, history: HistoryData, reports_dir: Path
+    web: tuple[httpx.AsyncClient, WebKeys], history: HistoryData, reports_dir: Path
 ) -> None:
-    response = await client.post("/v1/reports", headers=AUDITOR, json=request_body(history))
+    client, keys = web
+    response = await client.post("/v1/reports", headers=as_key(keys.auditor), json=request_body(history))
     assert response.status_code == 201, response.text
     created = response.json()
     report_id = created["id"]
     assert response.headers["Location"] == f"/v1/reports/{report_id}"
     assert created["verification"]["verified"] is True and created["verification"]["reason"] is None
-    assert created["verification"]["key"] == "hist-site"
+    assert created["verification"]["key"] == SITE
     assert re.fullmatch(r"[0-9a-f]{64}", created["verification"]["fingerprint"])  # SHA-256 of the public key
     assert created["verdict"] in ("pass", "fail", "insufficient_evidence")
+    assert created["scheme"] == SCHEME and created["scope"] == SITE
     assert created["links"]["pdf"] == f"/v1/reports/{report_id}.pdf"
 
     archived = list(reports_dir.iterdir())  # noqa: ASYNC240 (the test's own temporary files)
-    assert [p.stem for p in archived] == [report_id]
-    signed = await client.get(f"/v1/reports/{report_id}.json", headers=AUDITOR)
+    assert [p.name for p in archived] == [f"{report_id}.json"]
+    signed = await client.get(f"/v1/reports/{report_id}.json", headers=as_key(keys.auditor))
     assert signed.status_code == 200 and signed.headers["content-type"] == "application/json"
     assert signed.content == archived[0].read_bytes()
     document = json.loads(signed.content)
-    assert document["report"]["scope"] == "hist-site" and document["report"]["language"] == "en"
+    assert document["report"]["scope"] == SITE and document["report"]["language"] == "en"
     assert document["report"]["provenance"]["query"]["assessment"] == (
         f"{history.assessment[0].isoformat()}/{history.assessment[1].isoformat()}"
     )
+    assert document["signature"]["site"] == SITE
 
-    again = await client.get(f"/v1/reports/{report_id}", headers=AUDITOR)
+    again = await client.get(f"/v1/reports/{report_id}", headers=as_key(keys.auditor))
     assert again.json() == created
 
 
-async def test_every_format_renders_in_either_language(client: httpx.AsyncClient, history: HistoryData) -> None:
-    report_id = (await client.post("/v1/reports", headers=AUDITOR, json=request_body(history, language="zh"))).json()[
-        "id"
-    ]
-    pdf = await client.get(f"/v1/reports/{report_id}.pdf", headers=AUDITOR)
+async def test_every_format_renders_in_either_language(
+    web: tuple[httpx.AsyncClient, WebKeys], history: HistoryData
+) -> None:
+    client, keys = web
+    auditor = as_key(keys.auditor)
+    created = await client.post("/v1/reports", headers=auditor, json=request_body(history, language="zh"))
+    report_id = created.json()["id"]
+    pdf = await client.get(f"/v1/reports/{report_id}.pdf", headers=auditor)
     assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
     assert pdf.content.startswith(b"%PDF")
     assert pdf.headers["content-disposition"] == f'attachment; filename="{report_id}-zh.pdf"'
-    english = await client.get(f"/v1/reports/{report_id}.html", headers=AUDITOR, params={"lang": "en"})
-    chinese = await client.get(f"/v1/reports/{report_id}.html", headers=AUDITOR)
+    english = await client.get(f"/v1/reports/{report_id}.html", headers=auditor, params={"lang": "en"})
+    chinese = await client.get(f"/v1/reports/{report_id}.html", headers=auditor)
     assert english.status_code == chinese.status_code == 200
-    assert "lang='en'" in english.text or 'lang="en"' in english.text
-    assert "<svg" in english.text and english.text != chinese.text
-    csv = await client.get(f"/v1/reports/{report_id}.csv", headers=AUDITOR, params={"lang": "en"})
-    assert csv.headers["content-type"] == "text/csv; charset=utf-8" and "OEE" in csv.text
+    assert re.search(r"<html lang=.en", english.text) and re.search(r"<html lang=.zh", chinese.text)
+    assert "<svg" in english.text and "Defect rate" in english.text and "不良品率" in chinese.text
+    csv = await client.get(f"/v1/reports/{report_id}.csv", headers=auditor, params={"lang": "en"})
+    assert csv.headers["content-type"] == "text/csv; charset=utf-8"
+    assert re.search(r"Pass|Fail|Insufficient evidence", csv.text)
 
 
 async def test_reports_are_never_overwritten_and_are_listed_newest_first(
-    client: httpx.AsyncClient, history: HistoryData, reports_dir: Path
+    web: tuple[httpx.AsyncClient, WebKeys], history: HistoryData, reports_dir: Path
 ) -> None:
-    first = (await client.post("/v1/reports", headers=AUDITOR, json=request_body(history))).json()
-    second = (await client.post("/v1/reports", headers=AUDITOR, json=request_body(history))).json()
+    client, keys = web
+    auditor = as_key(keys.auditor)
+    first = (await client.post("/v1/reports", headers=auditor, json=request_body(history))).json()
+    second = (await client.post("/v1/reports", headers=auditor, json=request_body(history))).json()
     assert first["id"] != second["id"]
     assert len(list(reports_dir.iterdir())) == 2  # noqa: ASYNC240
-    listed = (await client.get("/v1/reports", headers=AUDITOR)).json()["reports"]
+    listed = (await client.get("/v1/reports", headers=auditor)).json()["reports"]
     assert [r["id"] for r in listed] == [second["id"], first["id"]]
     assert all(r["verification"]["verified"] for r in listed)
 
 
 async def test_a_report_altered_by_one_byte_fails_verification_and_is_not_rendered(
-    client: httpx.AsyncClient, history: HistoryData, reports_dir: Path
+    web: tuple[httpx.AsyncClient, WebKeys], history: HistoryData, reports_dir: Path
 ) -> None:
-    report_id = (await client.post("/v1/reports", headers=AUDITOR, json=request_body(history))).json()["id"]
+    client, keys = web
+    auditor = as_key(keys.auditor)
+    report_id = (await client.post("/v1/reports", headers=auditor, json=request_body(history))).json()["id"]
     path = reports_dir / f"{report_id}.json"
     data = bytearray(path.read_bytes())
     at = data.index(b'"verdict":"') + len(b'"verdict":"')
-    data[at] = ord("x") if data[at] != ord("x") else ord("y")  # one byte of the overall verdict
+    data[at] = ord("x") if data[at] != ord("x") else ord("y")  # one byte of a verdict
     path.write_bytes(bytes(data))
 
-    status = (await client.get(f"/v1/reports/{report_id}", headers=AUDITOR)).json()["verification"]
+    status = (await client.get(f"/v1/reports/{report_id}", headers=auditor)).json()["verification"]
     assert status["verified"] is False and status["reason"]
-    pdf = await client.get(f"/v1/reports/{report_id}.pdf", headers=AUDITOR)
+    pdf = await client.get(f"/v1/reports/{report_id}.pdf", headers=auditor)
     assert pdf.status_code == 409
     assert pdf.headers["content-type"] == "application/problem+json"
-    assert "fails verification" in pdf.json()["detail"]
-    raw = await client.get(f"/v1/reports/{report_id}.json", headers=AUDITOR)
+    assert "fails verification" in pdf.json()["detail"] and pdf.json()["instance"] == f"/v1/reports/{report_id}.pdf"
+    raw = await client.get(f"/v1/reports/{report_id}.json", headers=auditor)
     assert raw.status_code == 200 and raw.content == bytes(data)
     assert raw.headers["X-Report-Verified"] == "false"
+
+
+async def test_a_report_signed_with_another_sites_key_fails_verification(
+    web: tuple[httpx.AsyncClient, WebKeys], history: HistoryData, reports_dir: Path, tmp_path: Path
+) -> None:
+    client, keys = web
+    auditor = as_key(keys.auditor)
+    report_id = (await client.post("/v1/reports", headers=auditor, json=request_body(history))).json()["id"]
+    # east-site's key in hist-site's place, as if east-site had signed hist-site's report.
+    key_dir = tmp_path / "site-keys"
+    for suffix in (".pem", ".pub"):
+        (key_dir / f"{SITE}{suffix}").write_bytes((key_dir / f"{OTHER_SITE}{suffix}").read_bytes())
+    status = (await client.get(f"/v1/reports/{report_id}", headers=auditor)).json()["verification"]
+    assert status["verified"] is False and status["key"] == SITE
 
 
 @pytest.mark.parametrize(
     ("changes", "status", "words"),
     [
-        ({"scope": "no-such-line"}, 404, "unknown scope"),
+        ({"scope": "no-such-line"}, 404, "unknown scope 'no-such-line'"),
         ({"scheme": "no-such-scheme"}, 422, "no scheme 'no-such-scheme'"),
         ({"assessment_end": "2020-01-01"}, 422, "must end after it starts"),
         ({"baseline_end": None}, 422, "baseline_start and baseline_end"),
+        ({"assessment_start": "1999-12-31"}, 422, "must lie between 2000-01-01 and 2100-01-01"),
+        ({"baseline_start": "2020-01-01"}, 422, "at most 366"),
     ],
 )
 async def test_a_request_that_cannot_be_served_says_why(
-    client: httpx.AsyncClient, history: HistoryData, changes: dict[str, object], status: int, words: str
+    web: tuple[httpx.AsyncClient, WebKeys],
+    history: HistoryData,
+    changes: dict[str, object],
+    status: int,
+    words: str,
 ) -> None:
-    response = await client.post("/v1/reports", headers=AUDITOR, json=request_body(history, **changes))
+    client, keys = web
+    response = await client.post("/v1/reports", headers=as_key(keys.auditor), json=request_body(history, **changes))
     assert response.status_code == status, response.text
-    assert words in response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert words in response.json()["detail"]
 
 
-async def test_a_site_without_a_signing_key_is_told_how_to_make_one(history: HistoryData, tmp_path: Path) -> None:
-    store = SqliteStore(history.store_path)
-    app = web_app(history, store, tmp_path / "reports")
-    for key in (tmp_path / "site-keys").iterdir():
+async def test_a_site_without_a_signing_key_is_told_how_to_make_one(
+    web: tuple[httpx.AsyncClient, WebKeys], history: HistoryData, tmp_path: Path
+) -> None:
+    client, keys = web
+    for key in (tmp_path / "site-keys").glob(f"{SITE}.*"):
         key.unlink()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test") as client:
-        response = await client.post("/v1/reports", headers=AUDITOR, json=request_body(history))
-    await store.close()
+    response = await client.post("/v1/reports", headers=as_key(keys.auditor), json=request_body(history))
     assert response.status_code == 409
     assert response.headers["content-type"] == "application/problem+json"
-    assert "factory report keygen --site hist-site" in response.json()["detail"]
+    assert f"factory report keygen --site {SITE}" in response.json()["detail"]
 
 
-async def test_reports_need_an_auditor_key(client: httpx.AsyncClient, history: HistoryData) -> None:
+async def test_a_park_report_is_signed_with_the_parks_key(
+    web: tuple[httpx.AsyncClient, WebKeys], history: HistoryData
+) -> None:
+    client, keys = web
+    created = await client.post("/v1/reports", headers=as_key(keys.auditor), json=request_body(history, scope=PARK))
+    assert created.status_code == 201, created.text
+    assert created.json()["verification"] == {**created.json()["verification"], "verified": True, "key": PARK}
+
+
+async def test_a_sites_key_sees_and_generates_its_own_sites_reports_only(
+    web: tuple[httpx.AsyncClient, WebKeys], history: HistoryData
+) -> None:
+    client, keys = web
+    ours = await client.post("/v1/reports", headers=as_key(keys.site_auditor), json=request_body(history))
+    assert ours.status_code == 201, ours.text
+    theirs = await client.post(
+        "/v1/reports", headers=as_key(keys.auditor), json=request_body(history, scope="east-line")
+    )
+    assert theirs.status_code == 201, theirs.text
+    park = await client.post("/v1/reports", headers=as_key(keys.auditor), json=request_body(history, scope=PARK))
+    ours_id, theirs_id, park_id = ours.json()["id"], theirs.json()["id"], park.json()["id"]
+
+    listed = (await client.get("/v1/reports", headers=as_key(keys.site_auditor))).json()["reports"]
+    assert [r["id"] for r in listed] == [ours_id]
+    other_listed = (await client.get("/v1/reports", headers=as_key(keys.other_auditor))).json()["reports"]
+    assert [r["id"] for r in other_listed] == [theirs_id]
+    everything = (await client.get("/v1/reports", headers=as_key(keys.auditor))).json()["reports"]
+    assert [r["id"] for r in everything] == [park_id, theirs_id, ours_id]
+
+    for refused in (theirs_id, park_id):
+        for path in (f"/v1/reports/{refused}", f"/v1/reports/{refused}.json", f"/v1/reports/{refused}.pdf"):
+            response = await client.get(path, headers=as_key(keys.site_auditor))
+            assert response.status_code == 403, path
+            assert response.headers["content-type"] == "application/problem+json"
+    for scope in ("east-line", OTHER_SITE, PARK):
+        response = await client.post(
+            "/v1/reports", headers=as_key(keys.site_auditor), json=request_body(history, scope=scope)
+        )
+        assert response.status_code == 403, scope
+
+
+async def test_reports_need_a_working_key(web: tuple[httpx.AsyncClient, WebKeys], history: HistoryData) -> None:
+    client, keys = web
     assert (await client.get("/v1/reports")).status_code == 401
-    assert (await client.get("/v1/reports", headers={"X-API-Key": "not-a-key-0123456789"})).status_code == 401
-    assert (await client.get("/v1/reports", headers={"X-API-Key": VIEWER_KEY})).status_code == 403
-    created = await client.post("/v1/reports", headers={"X-API-Key": VIEWER_KEY}, json=request_body(history))
-    assert created.status_code == 403
-    assert (await client.get("/v1/reports/nothing-here", headers=AUDITOR)).status_code == 404
-    assert (await client.get("/v1/reports/..%2F..%2Fetc.json", headers=AUDITOR)).status_code == 404
+    assert (await client.get("/v1/reports", headers=as_key("fk_not-a-key-0123456789"))).status_code == 401
+    key_id = key_id_of(keys.site_auditor)
+    assert key_id is not None
+    keys.store.revoke(key_id)
+    revoked = await client.post("/v1/reports", headers=as_key(keys.site_auditor), json=request_body(history))
+    assert revoked.status_code == 401 and "revoked" in revoked.json()["detail"]
+    assert (await client.get("/v1/reports/nothing-here", headers=as_key(keys.auditor))).status_code == 404
+    assert (await client.get("/v1/reports/..%2F..%2Fetc.json", headers=as_key(keys.auditor))).status_code == 404

@@ -1,8 +1,9 @@
-"""Shared by the web tests: a real SQLite store holding generated history with a known improvement.
+"""Shared by the web tests: a park of two sites, one of them with generated history of a known improvement.
 
-The history generator writes a baseline and an assessment period ending today (so the overview's
-"last 7 days" and a report over those dates have real numbers), then the rollups are backfilled,
-as the KPI worker would have done.
+The history generator writes a baseline and an assessment week ending today for ``hist-site`` (so
+the overview's "last 7 days" and a report over those dates have real numbers), then the rollups
+are backfilled, as the KPI worker would have done. ``east-site`` has one machine and no data: the
+other factory, whose key must not see ``hist-site`` (and the other way round).
 """
 
 from __future__ import annotations
@@ -15,12 +16,10 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from api.app import create_app
-from api.web import (
-    pending,  # TEMP until the reporting branch lands (site keys via its keygen)
-    site_keys_dir,
-)
+from api.keys import KeyStore, Role
+from api.reporting import SiteKeys
 from core.assets import EquipmentType
-from core.settings import ApiSettings, Settings
+from core.settings import ApiSettings, InputsSettings, ReportSettings, Settings
 from core.stores.sqlite import SqliteStore
 from core.wire import ns_to_datetime
 from kpi.backfill import backfill
@@ -28,13 +27,34 @@ from kpi.engine import KpiEngine
 from simulators.history import HistoryGenerator, HistoryOptions, write_history
 from simulators.history_model import day_bounds
 from simulators.scenario import FactoryScenario, load_scenario
-from tests.test_history_model import SCENARIO, write_scenario
+from tests.test_history_model import ASSETS, SCENARIO
 
-AUDITOR_KEY = "auditor-key-0123456789abcdef"
-ADMIN_KEY = "admin-key-0123456789abcdef"
-VIEWER_KEY = "viewer-key-0123456789abcdef"
-KEYS = {AUDITOR_KEY: "auditor", ADMIN_KEY: "admin", VIEWER_KEY: "viewer"}
+PARK = "hist-park"
+SITE = "hist-site"
+OTHER_SITE = "east-site"
+MACHINES = ("cnc-h1", "cnc-h2", "robot-h1")
 WEEK = 7
+
+_EAST = """\
+    - id: east-site
+      name: East works
+      timezone: Asia/Shanghai
+      workshops:
+        - id: east-shop
+          lines:
+            - id: east-line
+              equipment:
+                - {id: cnc-e1, type: cnc, numerically_controlled: true, process_step: milling, key_process: true,
+                   ideal_cycle_time_s: 30}
+"""
+
+
+def park_assets() -> str:
+    """The history tests' site, as the first of a park of two."""
+    header, site = ASSETS.split("site:\n", 1)
+    lines = site.splitlines()
+    moved = ["    - " + lines[0].strip(), *("    " + line for line in lines[1:])]
+    return f"{header}park:\n  id: {PARK}\n  name: History park\n  sites:\n" + "\n".join(moved) + "\n" + _EAST
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,8 +74,12 @@ def scenario_ending_today(directory: Path, days_each: int = WEEK) -> tuple[Path,
         f"  baseline: {{start: {baseline[0]}, end: {baseline[1]}}}\n"
         f"  assessment: {{start: {assessment[0]}, end: {assessment[1]}}}\n",
         SCENARIO,
-    )
-    return write_scenario(directory, text), baseline, assessment
+    ).replace("seed: 11\n", f"seed: 11\nsite: {SITE}\n")
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "assets.yaml").write_text(park_assets())
+    path = directory / "scenario.yaml"
+    path.write_text(text)
+    return path, baseline, assessment
 
 
 async def write_history_store(directory: Path, days_each: int = WEEK) -> HistoryData:
@@ -76,13 +100,44 @@ async def write_history_store(directory: Path, days_each: int = WEEK) -> History
     return HistoryData(scenario, store_path, baseline, assessment)
 
 
-def web_settings(data: HistoryData, reports_dir: Path) -> Settings:
-    settings = Settings(assets=Path(data.scenario.assets.source), api=ApiSettings(reports_dir=reports_dir))
-    keys = pending.SiteKeys(site_keys_dir(settings))
-    if not keys.public_path(data.scenario.assets.site.id).exists():
-        keys.generate(data.scenario.assets.site.id)
+@dataclass(frozen=True, slots=True)
+class WebKeys:
+    """API keys of each kind the tests need, as their secrets."""
+
+    auditor: str  # the park's
+    admin: str  # the park's
+    site_auditor: str  # hist-site's only
+    other_auditor: str  # east-site's only
+    store: KeyStore
+
+
+def web_settings(data: HistoryData, directory: Path) -> Settings:
+    """Settings whose every file lives in ``directory``; every site of the park and the park have signing keys."""
+    settings = Settings(
+        assets=Path(data.scenario.assets.source),
+        api=ApiSettings(reports_dir=directory / "reports", keys_path=directory / "api-keys.sqlite"),
+        inputs=InputsSettings(path=directory / "inputs.sqlite"),
+        reports=ReportSettings(keys_dir=directory / "site-keys"),
+    )
+    keys = SiteKeys(settings.reports.keys_dir)
+    for signer in (PARK, SITE, OTHER_SITE):
+        if not keys.public_path(signer).exists():
+            keys.generate(signer)
     return settings
 
 
-def web_app(data: HistoryData, store: SqliteStore, reports_dir: Path) -> FastAPI:
-    return create_app(web_settings(data, reports_dir), store, data.scenario.assets, KEYS)
+def web_keys(settings: Settings) -> WebKeys:
+    store = KeyStore(settings.api.keys_path)
+    return WebKeys(
+        auditor=store.create("park auditor", Role.AUDITOR, None, "test").secret,
+        admin=store.create("park admin", Role.ADMIN, None, "test").secret,
+        site_auditor=store.create("hist auditor", Role.AUDITOR, SITE, "test").secret,
+        other_auditor=store.create("east auditor", Role.AUDITOR, OTHER_SITE, "test").secret,
+        store=store,
+    )
+
+
+def web_app(data: HistoryData, store: SqliteStore, directory: Path) -> tuple[FastAPI, WebKeys, Settings]:
+    settings = web_settings(data, directory)
+    keys = web_keys(settings)
+    return create_app(settings, store, data.scenario.assets, keys.store), keys, settings

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Query
 from fastapi.exceptions import RequestValidationError
 from pydantic import AwareDatetime
 
-from api.deps import AssetsDep, EngineDep, Viewer
+from api.deps import AssetsDep, Auditor, EngineDep, require_scope
 from api.models import KpiReportPublic
 from kpi.engine import ALL_KPI_KEYS as KPI_KEYS
 from kpi.report import KpiReport
@@ -26,12 +26,16 @@ def _invalid(field: str, message: str, value: Any) -> RequestValidationError:
     return RequestValidationError([{"type": "value_error", "loc": ("query", field), "msg": message, "input": value}])
 
 
-@router.get("/kpi", response_model=KpiReportPublic, responses={404: {"description": "unknown scope"}})
+@router.get(
+    "/kpi",
+    response_model=KpiReportPublic,
+    responses={403: {"description": "the scope is outside the key's site"}, 404: {"description": "unknown scope"}},
+)
 async def kpi_report(
     engine: EngineDep,
     assets: AssetsDep,
-    _: Viewer,
-    scope: Annotated[str, Query(description="site, workshop, line or equipment id")],
+    caller: Auditor,
+    scope: Annotated[str, Query(description="the park, a site, workshop, line or equipment id within the key's scope")],
     start: Annotated[AwareDatetime | None, Query(description="ISO-8601 with timezone; default end - 1 h")] = None,
     end: Annotated[AwareDatetime | None, Query(description="ISO-8601 with timezone; default now")] = None,
     kpis: Annotated[
@@ -39,23 +43,20 @@ async def kpi_report(
     ] = None,
     group_by: Annotated[
         Literal["hour", "shift", "day", "week", "month"] | None,
-        Query(description="also report each hour, shift, day, week or month of the window (the site's local time)"),
+        Query(description="also report each hour, shift, day, week or month of the window (each site's local time)"),
     ] = None,
     source: Annotated[
         Literal["auto", "raw"],
         Query(description="auto: rollups for settled hours, raw series for the rest; raw: raw series only"),
     ] = "auto",
 ) -> KpiReport:
+    require_scope(caller, assets, scope)
     end = end or datetime.now(UTC)
     start = start or end - DEFAULT_WINDOW
     if end <= start:
         raise _invalid("end", f"end ({end.isoformat()}) must be after start ({start.isoformat()})", end.isoformat())
     if end - start > MAX_WINDOW:
         raise _invalid("start", f"the window may span at most {MAX_WINDOW.days} days", start.isoformat())
-    if not assets.has_scope(scope):
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND, f"unknown scope {scope!r}: not a site, workshop, line or equipment id"
-        )
     chosen = [k.strip() for k in kpis.split(",") if k.strip()] if kpis is not None else None
     if chosen is not None:
         unknown = [k for k in chosen if k not in KPI_KEYS]

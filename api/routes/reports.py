@@ -9,14 +9,13 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, cast
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import AssetsDep, Caller
+from api.deps import AssetsDep, Auditor, Caller, require_scope
+from api.problems import ApiProblem
 from api.report_service import MEDIA_TYPES, Format, ReportQuery, ReportService, StoredReport
-from api.web import pending  # TEMP until the access and park branches land
-from api.web.pending import Auditor
 from kpi.certification_models import Language, Verdict
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
@@ -44,7 +43,9 @@ class ReportRequest(BaseModel):
 
     def query(self) -> ReportQuery:
         if (self.baseline_start is None) != (self.baseline_end is None):
-            raise HTTPException(422, "give both baseline_start and baseline_end, or neither")
+            raise ApiProblem(
+                422, "Invalid period", "give both baseline_start and baseline_end, or neither", slug="invalid-period"
+            )
         baseline = (self.baseline_start, self.baseline_end) if self.baseline_start and self.baseline_end else None
         return ReportQuery(
             scope=self.scope,
@@ -117,13 +118,19 @@ def public(stored: StoredReport) -> ReportPublic:
 
 
 def visible(caller: Caller, stored: StoredReport) -> bool:
-    return stored.scope is not None and pending.may_see(caller, stored.site)
+    return stored.scope is not None and caller.may_see(stored.site)
 
 
 async def read_visible(service: ReportService, caller: Caller, archive_id: str) -> tuple[StoredReport, bytes]:
     stored, data = await run_in_threadpool(service.read, archive_id)
     if not visible(caller, stored):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, f"report {archive_id} is outside this key's site")
+        raise ApiProblem(
+            status.HTTP_403_FORBIDDEN,
+            "Outside the key's scope",
+            f"report {archive_id} is of scope {stored.scope!r}, outside site {caller.site!r} of API key "
+            f"{caller.key_id}",
+            slug="out-of-scope",
+        )
     return stored, data
 
 
@@ -137,7 +144,7 @@ async def generate_report(
     body: ReportRequest, caller: Auditor, assets: AssetsDep, service: ReportServiceDep, response: Response
 ) -> ReportPublic:
     query = body.query()
-    pending.require_scope(caller, assets, query.scope)
+    require_scope(caller, assets, query.scope)
     archive_id = await service.generate(query)
     stored, _ = await run_in_threadpool(service.read, archive_id)
     response.headers["Location"] = f"/v1/reports/{archive_id}"

@@ -14,24 +14,23 @@ from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
 from api.context import AppContext
+from api.problems import problem, problem_type
 from api.report_service import ReportArchive, ReportError, ReportService, software_version
-from api.web import pending  # TEMP until the certification and reporting branches land
+from api.reporting import SiteKeys
 from api.web.pages import router as pages_router
 from core.settings import Settings
+from kpi.certification import Certifier
+from kpi.schemes import SchemeRegistry
 
 STATIC = Path(__file__).parent / "static"
-
-
-def site_keys_dir(settings: Settings) -> Path:
-    """TEMP until the reporting branch lands (its settings name the keys' directory)."""
-    return settings.api.reports_dir.parent / "site-keys"
+_SLUGS = {404: "report-not-found", 409: "report-conflict", 422: "invalid-report-request", 500: "report-failed"}
 
 
 def report_service(settings: Settings, context: AppContext) -> ReportService:
-    schemes = pending.SchemeRegistry.load()
-    certifier = pending.Certifier(context.engine, context.assets, schemes, software_version())
+    schemes = SchemeRegistry.from_settings(settings.certification)
+    certifier = Certifier(context.engine, context.assets, context.inputs, schemes, software_version())
     return ReportService(
-        certifier, context.assets, pending.SiteKeys(site_keys_dir(settings)), ReportArchive(settings.api.reports_dir)
+        certifier, context.assets, SiteKeys(settings.reports.keys_dir), ReportArchive(settings.api.reports_dir)
     )
 
 
@@ -43,5 +42,5 @@ def install(app: FastAPI, settings: Settings) -> None:
 
     @app.exception_handler(ReportError)
     async def _report_error(request: Request, exc: ReportError) -> JSONResponse:
-        response: JSONResponse = pending.problem(exc.status, exc.title, exc.detail)
-        return response
+        slug = _SLUGS.get(exc.status, "report-failed")
+        return problem(exc.status, exc.title, exc.detail, type=problem_type(slug), instance=request.url.path)

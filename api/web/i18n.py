@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from api.web import pending  # TEMP until the reporting branch lands (api.reporting.labels)
+from api.reporting.labels import TEXT, verdict_label
 
 Lang = Literal["zh", "en"]
 LANGS: tuple[Lang, ...] = ("zh", "en")
@@ -92,19 +92,39 @@ _TEXT: dict[str, tuple[str, str]] = {
     "skip": ("Skip to content", "跳到正文"),
     "switch_lang": ("中文", "English"),
     "forbidden": ("This key may not see that.", "此密钥无权查看该内容。"),
-    "role_low": ("This page needs an auditor key or above.", "此页面需要审核员及以上权限的密钥。"),
+    "revoked_key": ("This key was revoked; ask an admin for a new one.", "此密钥已被吊销，请向管理员申请新密钥。"),
+    "throttled": (
+        "Too many wrong keys from this address; try again in {s} s.",
+        "此地址输入错误密钥次数过多，请 {s} 秒后再试。",
+    ),
 }
 
-# Labels shared with the reports (api.reporting.labels) where they exist, so page and report agree.
-_SHARED = ("pass", "fail", "insufficient_evidence", "baseline", "assessment", "verdict", "threshold")
+# Words the report renderings use too (api.reporting.labels), so that page and report agree.
+_SHARED = {
+    "baseline": "baseline",
+    "assessment": "assessment",
+    "threshold": "threshold",
+    "verdict": "rule_verdict",
+    "change": "change",
+    "target": "target",
+    "coverage": "coverage",
+    "rules": "rules",
+    "rule": "rule",
+    "scheme": "scheme",
+    "scope": "scope",
+    "baseline_value": "baseline_value",
+    "assessment_value": "assessment_value",
+}
+_VERDICTS = ("pass", "fail", "insufficient_evidence")
 
 
 def t(name: str, lang: Lang, /, **values: object) -> str:
-    if name in _SHARED:
-        shared = pending.label(name, lang)
-        if shared != name:
-            return shared
-    en, zh = _TEXT.get(name, (name, name))
+    if name in _VERDICTS:
+        return verdict_label(name, lang)  # type: ignore[arg-type]
+    if name in _SHARED and _SHARED[name] in TEXT:
+        en, zh = TEXT[_SHARED[name]]
+    else:
+        en, zh = _TEXT.get(name, (name, name))
     text = zh if lang == "zh" else en
     return text.format(**values) if values else text
 

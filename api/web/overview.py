@@ -2,8 +2,8 @@
 
 Each node gets one KPI-engine report over the chosen window (rollups for settled hours, raw series
 for the rest, as every report), and each machine its last reported state with its age. For the
-demo's size (a park of one site, about ten machines) that is fifteen-odd reports and well under a
-second; a park of hundreds of machines would want the per-node reports cached per period.
+demo's size (a park of two sites, about ten machines) that is fifteen-odd reports and about a
+second at most (docs/web.md); a park of hundreds of machines would want them cached per period.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo
 
 from api.deps import Caller
-from api.web import pending  # TEMP until the park and access branches land
-from core.assets import AssetModel
+from core.assets import AssetModel, ScopeKind
 from core.signals import OFFLINE, Measurement
 from kpi.engine import KpiEngine
 from kpi.report import KpiValue
@@ -81,7 +80,7 @@ class MachineState:
 class Node:
     id: str
     name: str
-    kind: pending.ScopeKind
+    kind: ScopeKind
     depth: int
     kpis: dict[str, KpiValue] = field(default_factory=dict)
     state: MachineState | None = None
@@ -99,13 +98,13 @@ class Overview:
 
 def _tree(assets: AssetModel, caller: Caller) -> list[Node]:
     nodes: list[Node] = []
-    park_id, park_name = pending.park_of(assets)
+    park = assets.park
     depth = 0
-    if pending.may_see(caller, None):
-        nodes.append(Node(park_id, park_name, "park", 0))
+    if caller.may_see(None):
+        nodes.append(Node(park.id, park.name or park.id, "park", 0))
         depth = 1
-    for site in pending.sites_of(assets):
-        if not pending.may_see(caller, site.id):
+    for site in assets.sites:
+        if not caller.may_see(site.id):
             continue
         nodes.append(Node(site.id, site.name or site.id, "site", depth))
         for workshop in site.workshops:
@@ -145,8 +144,7 @@ async def build_overview(
     machine_set = set(machines)
     states = await machine_states(engine, machines, now)
     for node in nodes:
-        target = pending.engine_scope(assets, node.id)
-        report = await engine.report(target, window.start, window.end, kpis=OVERVIEW_KPIS)
+        report = await engine.report(node.id, window.start, window.end, kpis=OVERVIEW_KPIS)
         node.kpis = {k.key: k for k in report.kpis}
         node.machines = [eq for eq in report.equipment if eq in machine_set]
         node.reporting = sum(1 for eq in node.machines if eq in states and not states[eq].stale)

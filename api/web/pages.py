@@ -18,16 +18,14 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
-from api.context import Role
-from api.deps import Caller, get_context
+from api.deps import KEY_COOKIE, Caller, authenticate, get_context, set_key_cookie
+from api.problems import ApiProblem
 from api.report_service import ReportError, ReportQuery, ReportService, StoredReport
 from api.web import format as fmt
-from api.web import pending  # TEMP until the access and park branches land
 from api.web.i18n import LANGS, Lang, pick_language, t
 from api.web.overview import OVERVIEW_KPIS, PERIODS, PeriodError, build_overview, window_of
 from kpi.certification_models import CertificationReport
 
-COOKIE = pending.COOKIE
 HERE = Path(__file__).parent
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -45,14 +43,21 @@ def _service(request: Request) -> ReportService:
     return service
 
 
-def page_caller(request: Request) -> Caller | None:
-    key = request.cookies.get(COOKIE)
+async def _caller_of(request: Request, key: str) -> Caller | ApiProblem:
+    """The API's own authentication (key store, revocation, throttling) applied to a key from a page."""
+    try:
+        return await authenticate(request, get_context(request), None, None, key)
+    except ApiProblem as refused:
+        return refused
+
+
+async def page_caller(request: Request) -> Caller | None:
+    """Who is signed in (the ``factory_key`` cookie), or None: not signed in, or the key no longer works."""
+    key = request.cookies.get(KEY_COOKIE)
     if not key:
         return None
-    caller = pending.caller_for_key(get_context(request), key)
-    if caller is None or caller.role.rank < Role.AUDITOR.rank:
-        return None
-    return caller
+    caller = await _caller_of(request, key)
+    return caller if isinstance(caller, Caller) else None
 
 
 def _lang(request: Request, lang: str | None) -> Lang:
@@ -92,7 +97,7 @@ def _to_signin(lang: Lang) -> RedirectResponse:
 @router.get("/")
 async def home(request: Request) -> RedirectResponse:
     lang = _lang(request, request.query_params.get("lang"))
-    if page_caller(request) is None:
+    if await page_caller(request) is None:
         return _to_signin(lang)
     return RedirectResponse(f"/ui/overview?lang={lang}", status_code=303)
 
@@ -110,29 +115,24 @@ async def signin(
     key = key.strip()
     if not key:
         return render(request, "signin.html", language, status_code=400, error=t("no_key", language), signed_in=False)
-    caller = pending.caller_for_key(get_context(request), key)
-    if caller is None:
-        return render(
-            request, "signin.html", language, status_code=401, error=t("wrong_key", language), signed_in=False
-        )
-    if caller.role.rank < Role.AUDITOR.rank:
-        return render(request, "signin.html", language, status_code=403, error=t("role_low", language), signed_in=False)
+    caller = await _caller_of(request, key)
+    if isinstance(caller, ApiProblem):
+        if caller.status_code == 429:
+            error = t("throttled", language, s=caller.extra.get("retry_after_s", "?"))
+        elif caller.type.endswith(":revoked-key"):
+            error = t("revoked_key", language)
+        else:
+            error = t("wrong_key", language)
+        return render(request, "signin.html", language, status_code=caller.status_code, error=error, signed_in=False)
     response = RedirectResponse(f"/ui/overview?lang={language}", status_code=303)
-    response.set_cookie(
-        COOKIE,
-        key,
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-        path="/",
-    )
+    set_key_cookie(response, key, secure=request.url.scheme == "https")
     return response
 
 
 @router.post("/ui/signout")
 async def signout(request: Request, lang: Annotated[str, Form()] = "en") -> RedirectResponse:
     response = _to_signin(_lang(request, lang))
-    response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict")
+    response.delete_cookie(KEY_COOKIE, path="/", httponly=True, samesite="strict")
     return response
 
 
@@ -145,16 +145,18 @@ async def overview(
     last_text: Annotated[str | None, Query(alias="to", max_length=10)] = None,
 ) -> Response:
     language = _lang(request, lang)
-    caller = page_caller(request)
+    caller = await page_caller(request)
     if caller is None:
         return _to_signin(language)
     context = get_context(request)
     now = datetime.now(UTC)
+    # Local days of the key's site; for a key of the park, the park's zone (by default its first site's).
+    zone = context.assets.timezone_of(caller.site or context.assets.park.id)
     first = last = None
     try:
         # A form sends empty date fields as "": no date, not a validation error.
         first, last = _day(first_text, "from"), _day(last_text, "to")
-        window = window_of(period, first, last, now, context.assets.timezone)
+        window = window_of(period, first, last, now, zone)
     except PeriodError as exc:
         return render(
             request,
@@ -181,7 +183,7 @@ async def overview(
         first=first,
         last=last,
         kpi_keys=OVERVIEW_KPIS,
-        zone=context.assets.timezone,
+        zone=zone,
     )
 
 
@@ -207,11 +209,11 @@ def _report_form_defaults() -> dict[str, date]:
 def _scopes(request: Request, caller: Caller, lang: Lang) -> list[tuple[str, str]]:
     assets = get_context(request).assets
     scopes: list[tuple[str, str]] = []
-    park_id, park_name = pending.park_of(assets)
-    if pending.may_see(caller, None):
-        scopes.append((park_id, f"{t('k_park', lang)}: {park_name}"))
-    for site in pending.sites_of(assets):
-        if not pending.may_see(caller, site.id):
+    park = assets.park
+    if caller.may_see(None):
+        scopes.append((park.id, f"{t('k_park', lang)}: {park.name or park.id}"))
+    for site in assets.sites:
+        if not caller.may_see(site.id):
             continue
         scopes.append((site.id, f"{t('k_site', lang)}: {site.name or site.id}"))
         for workshop in site.workshops:
@@ -232,7 +234,7 @@ async def _reports_page(
 ) -> HTMLResponse:
     service = _service(request)
     stored = await run_in_threadpool(service.all)
-    visible = [s for s in stored if s.scope is not None and pending.may_see(caller, s.site)]
+    visible = [s for s in stored if s.scope is not None and caller.may_see(s.site)]
     return render(
         request,
         "reports.html",
@@ -250,7 +252,7 @@ async def _reports_page(
 @router.get("/ui/reports", response_model=None)
 async def reports(request: Request, lang: str | None = None) -> Response:
     language = _lang(request, lang)
-    caller = page_caller(request)
+    caller = await page_caller(request)
     if caller is None:
         return _to_signin(language)
     return await _reports_page(request, caller, language)
@@ -269,7 +271,7 @@ async def generate(
     lang: Annotated[str, Form()] = "en",
 ) -> Response:
     language = _lang(request, lang)
-    caller = page_caller(request)
+    caller = await page_caller(request)
     if caller is None:
         return _to_signin(language)
     try:
@@ -286,7 +288,7 @@ async def generate(
         "report_lang": report_lang,
     }
     assets = get_context(request).assets
-    if not pending.has_scope(assets, scope) or not pending.may_see(caller, pending.site_of(assets, scope)):
+    if not assets.has_scope(scope) or not caller.may_see(assets.site_of(scope)):
         return await _reports_page(
             request, caller, language, error=t("forbidden", language), form=form, status_code=403
         )
@@ -321,8 +323,8 @@ def _chart_data(report: CertificationReport, lang: Lang) -> list[dict[str, Any]]
                 "unit": rule.unit,
                 "target": rule.target,
                 "bars": [
-                    *([{"label": t("baseline", lang), "value": rule.baseline.value}] if rule.baseline else []),
-                    {"label": t("assessment", lang), "value": rule.assessment.value},
+                    *([{"label": t("baseline_value", lang), "value": rule.baseline.value}] if rule.baseline else []),
+                    {"label": t("assessment_value", lang), "value": rule.assessment.value},
                 ],
                 "series": [{"label": p.key, "value": p.value, "group": p.period} for p in rule.series],
             }
@@ -333,14 +335,14 @@ def _chart_data(report: CertificationReport, lang: Lang) -> list[dict[str, Any]]
 @router.get("/ui/reports/{archive_id}", response_model=None)
 async def report_page(request: Request, archive_id: str, lang: str | None = None) -> Response:
     language = _lang(request, lang)
-    caller = page_caller(request)
+    caller = await page_caller(request)
     if caller is None:
         return _to_signin(language)
     try:
         stored, _ = await run_in_threadpool(_service(request).read, archive_id)
     except ReportError as exc:
         return render(request, "error.html", language, status_code=exc.status, message=exc.detail)
-    if stored.scope is None or not pending.may_see(caller, stored.site):
+    if stored.scope is None or not caller.may_see(stored.site):
         return render(request, "error.html", language, status_code=403, message=t("forbidden", language))
     charts = _chart_data(stored.report, language) if stored.report is not None else []
     return render(

@@ -41,11 +41,15 @@ class SqliteFile:
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return self.locked(lambda conn: conn.execute(sql, params).fetchall())
 
-    def transaction(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``work`` in one transaction, rolled back if it fails."""
+    def transaction(self, work: Callable[[sqlite3.Connection], T], *, immediate: bool = False) -> T:
+        """Run ``work`` in one transaction, rolled back if it fails.
+
+        ``immediate``: take the write lock at the start, for work that reads, decides, then writes
+        (another process cannot write in between).
+        """
 
         def run(conn: sqlite3.Connection) -> T:
-            conn.execute("BEGIN")
+            conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
             try:
                 result = work(conn)
             except BaseException:

@@ -84,6 +84,20 @@ def test_demo_serves_a_non_trivial_oee_and_stops_cleanly_on_ctrl_c(tmp_path: Pat
             assert browser.post("/ui/signin", data={"key": key}).status_code == 303
             overview = browser.get("/ui/overview")
             assert overview.status_code == 200 and 'data-scope="cq-demo"' in overview.text
+            # The demo signs its reports with keys it made: a report of the last hour is generated and verified.
+            today = time.strftime("%Y-%m-%d", time.gmtime())
+            created = browser.post(
+                "/v1/reports",
+                json={
+                    "scope": "cq-demo",
+                    "scheme": "cq-digital-workshop",
+                    "assessment_start": today,
+                    "assessment_end": time.strftime("%Y-%m-%d", time.gmtime(time.time() + 2 * 86400)),
+                },
+            )
+            assert created.status_code == 201, created.text
+            assert created.json()["verification"]["verified"] is True
+        assert (tmp_path / "keys" / "cq-demo.pem").is_file() and (tmp_path / "keys" / "cq-park.pub").is_file()
 
         oee = None
         with httpx.Client(base_url=url, headers={"X-API-Key": key}, timeout=10) as client:

@@ -116,7 +116,12 @@ async def test_overview_shows_the_tree_with_numbers_and_each_machines_state(
         oee = re.search(r'<td class="num status-ok" >(\d+\.\d) %</td>', row_of(html, scope))
         assert oee and 30 < float(oee.group(1)) < 95, scope
     # The other site has no data: its numbers are withheld, not zeros.
-    assert "— (insufficient evidence)" in row_of(html, "cnc-e1") and "no state reported" in row_of(html, "cnc-e1")
+    withheld = re.findall(
+        r'<td class="num status-insufficient_evidence" title="insufficient evidence: ([^"]+)">—<span class="sr-only">',
+        row_of(html, "cnc-e1"),
+    )
+    assert len(withheld) >= 4 and all(withheld), withheld  # OEE and its factors at least, each with its reason
+    assert "no state reported" in row_of(html, "cnc-e1")
     # The history ends at midnight before today: every machine's last state is there, and stale.
     for machine in MACHINES:
         row = row_of(html, machine)

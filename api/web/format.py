@@ -35,12 +35,22 @@ def percent(value: float | None) -> str:
 
 
 def kpi_value(kpi: KpiValue | None, lang: Lang) -> str:
-    if kpi is None:
+    """The number as shown; a withheld one is a dash (the reason is the cell's title, see ``kpi_note``)."""
+    if kpi is None or kpi.value is None or kpi.status == "insufficient_evidence":
         return DASH
-    if kpi.status == "insufficient_evidence" or kpi.value is None:
-        return f"{DASH} ({t('insufficient', lang)})" if kpi.status == "insufficient_evidence" else DASH
     shown = number(kpi.value, kpi.unit)
-    return f"{shown} ({t('flagged', lang)})" if kpi.status == "flagged" else shown
+    return f"{shown} ⚠" if kpi.status == "flagged" else shown
+
+
+def kpi_note(kpi: KpiValue | None, lang: Lang) -> str:
+    """Why a value is withheld or flagged, for the cell's title and for screen readers ("" when it is fine)."""
+    if kpi is None:
+        return ""
+    if kpi.status == "insufficient_evidence":
+        return f"{t('insufficient', lang)}: {kpi.reason}" if kpi.reason else t("insufficient", lang)
+    if kpi.status == "flagged":
+        return f"{t('flagged', lang)}: {kpi.reason}" if kpi.reason else t("flagged", lang)
+    return ""
 
 
 def kpi_label(kpi: KpiValue | None, key: str, lang: Lang) -> str:

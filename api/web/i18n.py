@@ -43,6 +43,12 @@ _TEXT: dict[str, tuple[str, str]] = {
         "计算耗时 {s} 秒（{n} 个引擎报告，已结算小时使用汇总数据）",
     ),
     "insufficient": ("insufficient evidence", "证据不足"),
+    "legend": (
+        "— : withheld, the period's data do not support a number (point at it for the reason). "
+        "⚠ : shown but not final (e.g. above 100 %). stale: the last state is older than a reading may count.",
+        "— ：数据不足，不给出数值（鼠标悬停查看原因）。⚠ ：数值存疑，不能作为最终结果（如超过 100 %）。"
+        "已过期：最后状态早于证据规则允许的时长。",
+    ),
     "flagged": ("flagged", "存疑"),
     "k_park": ("park", "园区"),
     "k_site": ("site", "工厂"),

@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import KEY_COOKIE, Caller, authenticate, get_context, set_key_cookie
 from api.problems import ApiProblem
 from api.report_service import ReportError, ReportQuery, ReportService, StoredReport
+from api.reporting.view import threshold_text
 from api.web import format as fmt
 from api.web.i18n import LANGS, Lang, pick_language, t
 from api.web.overview import OVERVIEW_KPIS, PERIODS, PeriodError, build_overview, window_of
@@ -366,8 +367,10 @@ templates.globals.update(
     number=fmt.number,
     percent=fmt.percent,
     kpi_value=fmt.kpi_value,
+    kpi_note=fmt.kpi_note,
     kpi_label=fmt.kpi_label,
     age=fmt.age,
     local_time=fmt.local_time,
     oee_chart=fmt.oee_chart,
+    threshold_text=threshold_text,
 )

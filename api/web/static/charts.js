@@ -78,12 +78,23 @@
     return svg;
   }
 
+  function finite(items) {
+    return (items || []).some(function (item) { return item.value !== null && isFinite(item.value); });
+  }
+
   function draw(node) {
     var spec;
     try { spec = JSON.parse(node.getAttribute("data-chart")); } catch (e) { return; }
     node.textContent = "";
-    if ((spec.bars || []).length) node.appendChild(barChart(spec));
-    if ((spec.series || []).length) node.appendChild(lineChart(spec));
+    if (finite(spec.bars)) node.appendChild(barChart(spec));
+    if (finite(spec.series)) node.appendChild(lineChart(spec));
+    if (!node.firstChild) {
+      // Nothing the evidence supports: say so rather than draw an empty axis.
+      var empty = document.createElement("p");
+      empty.className = "no-data";
+      empty.textContent = "—";
+      node.appendChild(empty);
+    }
   }
 
   function drawAll() { Array.prototype.forEach.call(document.querySelectorAll("[data-chart]"), draw); }

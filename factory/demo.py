@@ -30,6 +30,7 @@ from core.store import Store
 from core.stores import open_store
 from edge.agent import EdgeAgent
 from factory.broker import EmbeddedBroker
+from factory.demo_certification import prepare_certification_demo
 from factory.runtime import ApiServer, closing_store, install_stop_signals
 from ingest.service import IngestService
 from kpi.energy import load_energy_factors
@@ -206,6 +207,10 @@ async def run_demo(settings: Settings, assets: AssetModel, args: argparse.Namesp
             await _require_broker(settings.broker)
         store = await stack.enter_async_context(closing_store(open_store(settings.store)))
         await _require_store(store)
+        certification = None
+        if scenario is None:
+            # Two weeks of history, business inputs and signing keys for a certification report; once.
+            certification = await prepare_certification_demo(settings, store, assets)
         if scenario is not None:
             # The platform must know the scenario's equipment; at speed S it must also see ideal cycle
             # times divided by S, or performance would read S times too high.
@@ -259,6 +264,13 @@ async def run_demo(settings: Settings, assets: AssetModel, args: argparse.Namesp
             "              its KPIs say insufficient_evidence until half the window has data)\n",
             flush=True,
         )
+        if certification is not None:
+            print(
+                f"  report     site {certification.site}: baseline {certification.baseline[0]} .. "
+                f"{certification.baseline[1]}, assessment {certification.assessment[0]} .. "
+                f"{certification.assessment[1]} (end dates exclusive; history, inputs and keys are ready)\n",
+                flush=True,
+            )
         engine = KpiEngine.from_settings(store, assets, settings.kpi)
         status = asyncio.create_task(_print_status(engine, assets, site, started, edge), name="demo-status")
         try:

@@ -14,14 +14,14 @@ import logging
 import os
 import secrets
 import socket
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import aiomqtt
 
+from api import web
 from api.app import create_app
 from api.keys import KeyStore, Role
-from api.reporting import SiteKeys
 from core.assets import AssetModel
 from core.errors import StartupError
 from core.mqtt import mqtt_client
@@ -42,6 +42,7 @@ from simulators.scenario import load_scenario
 
 log = logging.getLogger("factory.demo")
 STATUS_INTERVAL_S = 20.0
+DEMO_SCHEME = "cq-13fyp-pilot-targets"  # the scheme the demo's history was made to pass
 PROBE_TIMEOUT_S = 5.0
 DEMO_KEY_FILE = "demo-admin.key"
 
@@ -157,19 +158,6 @@ async def _print_status(engine: KpiEngine, assets: AssetModel, site: str, since:
         print(f"[demo {elapsed // 60:02d}:{elapsed % 60:02d}] " + " | ".join(parts), flush=True)
 
 
-def demo_signing_keys(keys: SiteKeys, assets: AssetModel) -> list[str]:
-    """Make the signing keys the demo's reports need (the park's and each site's) where there are none yet.
-
-    A real site makes its own, once, with ``factory report keygen --site X``; existing keys are kept.
-    """
-    made = []
-    for signer in [assets.park.id, *(site.id for site in assets.sites)]:
-        if not keys.private_path(signer).exists() and not keys.public_path(signer).exists():
-            keys.generate(signer)
-            made.append(signer)
-    return made
-
-
 def print_web_page(url: str, key: str) -> None:
     """The first thing the demo says: where to look, and the key to sign in with."""
     print(f"Open {url}/ in a browser and sign in with the key {key} (the page is up in a few seconds).", flush=True)
@@ -237,9 +225,17 @@ async def run_demo(settings: Settings, assets: AssetModel, args: argparse.Namesp
             EdgeAgent(edge_settings, settings.broker, settings.uplink, assets=assets)
         )
         await stack.enter_async_context(KpiWorker(settings, store, assets))
-        signing_keys = SiteKeys(settings.reports.keys_dir)
-        new_signing_keys = demo_signing_keys(signing_keys, assets)
-        api = ApiServer(create_app(settings, store, assets, keys), settings.api.host, api_port)
+        app = create_app(settings, store, assets, keys)
+        if certification is not None:
+            # The report form offers the weeks of the demo's history, so a newcomer's first report has data.
+            web.suggest_report(
+                app,
+                certification.site,
+                (date.fromisoformat(certification.assessment[0]), date.fromisoformat(certification.assessment[1])),
+                (date.fromisoformat(certification.baseline[0]), date.fromisoformat(certification.baseline[1])),
+                scheme=DEMO_SCHEME,
+            )
+        api = ApiServer(app, settings.api.host, api_port)
         await stack.enter_async_context(api)
 
         url = f"http://{settings.api.host}:{api.port}"
@@ -255,9 +251,8 @@ async def run_demo(settings: Settings, assets: AssetModel, args: argparse.Namesp
             f"  machines   {len(opcua)} on {len(set(simulator.endpoints.values()))} OPC UA servers,"
             f" {len(meters)} MQTT meters" + (f", {args.speed:g}x accelerated" if args.speed != 1 else "") + "\n"
             f"  park       {assets.park.id}: sites {', '.join(s.id for s in assets.sites)}; simulating {site}\n"
-            f"  reports    signed with the keys in {signing_keys.keys_dir}"
-            + (f" (new: {', '.join(new_signing_keys)})" if new_signing_keys else "")
-            + f"; archived in {settings.api.reports_dir}\n"
+            f"  reports    archived in {settings.api.reports_dir}, signed with the keys in "
+            f"{settings.reports.keys_dir}\n"
             f"  try        curl -H 'X-API-Key: {admin_key}' '{url}/v1/kpi?scope={site}&start={since}'\n"
             f"             (scope={assets.park.id} for the whole park)\n"
             "             (without start= the window is the last hour, which a new demo has not filled yet:\n"

@@ -56,6 +56,22 @@ def _banner(demo: subprocess.Popen[bytes], log: IO[str], within_s: float = 60) -
         time.sleep(0.5)
 
 
+def _offered(page: str) -> dict[str, str]:
+    """The values the report form offers: its selected options and its date fields."""
+    offered = {}
+    for name in ("scope", "scheme"):
+        select = re.search(rf'<select id="{name}" name="{name}">(.*?)</select>', page, re.S)
+        assert select, name
+        chosen = re.search(r'<option value="([^"]+)" selected>', select.group(1))
+        assert chosen, f"nothing offered for {name}"
+        offered[name] = chosen.group(1)
+    for name in ("baseline_first", "baseline_last", "assessment_first", "assessment_last"):
+        field = re.search(rf'id="{name}" name="{name}"[^>]*value="([^"]*)"', page)
+        assert field and field.group(1), name
+        offered[name] = field.group(1)
+    return offered
+
+
 def _stop_with_ctrl_c(demo: subprocess.Popen[bytes], log: IO[str]) -> str:
     demo.send_signal(signal.SIGINT)
     assert demo.wait(timeout=30) == 0
@@ -79,24 +95,23 @@ def test_demo_serves_a_non_trivial_oee_and_stops_cleanly_on_ctrl_c(tmp_path: Pat
         # Before anything else: the web page and the key to sign in with; and it works.
         first = Path(log.name).read_text().splitlines()[0]
         assert first == f"Open {url}/ in a browser and sign in with the key {key} (the page is up in a few seconds)."
-        with httpx.Client(base_url=url, timeout=10) as browser:
+        with httpx.Client(base_url=url, timeout=60) as browser:
             assert browser.get("/").headers["location"].startswith("/ui/signin")
             assert browser.post("/ui/signin", data={"key": key}).status_code == 303
             overview = browser.get("/ui/overview")
             assert overview.status_code == 200 and 'data-scope="cq-demo"' in overview.text
-            # The demo signs its reports with keys it made: a report of the last hour is generated and verified.
-            today = time.strftime("%Y-%m-%d", time.gmtime())
-            created = browser.post(
-                "/v1/reports",
-                json={
-                    "scope": "cq-demo",
-                    "scheme": "cq-digital-workshop",
-                    "assessment_start": today,
-                    "assessment_end": time.strftime("%Y-%m-%d", time.gmtime(time.time() + 2 * 86400)),
-                },
-            )
-            assert created.status_code == 201, created.text
-            assert created.json()["verification"]["verified"] is True
+            # A newcomer's first report: the form offers the weeks of the demo's history; generated as offered,
+            # it is verified and the pilot targets pass (the history was made with that improvement).
+            form = _offered(browser.get("/ui/reports").text)
+            assert form["scope"] == "cq-demo" and form["scheme"] == "cq-13fyp-pilot-targets", form
+            created = browser.post("/ui/reports", data={**form, "lang": "en", "report_lang": "en"})
+            assert created.status_code == 303, created.text
+            report = browser.get(created.headers["location"]).text
+            assert re.search(r'id="verification" class="ok"', report), report[-3000:]
+            assert 'id="overall-verdict">Pass<' in report, re.findall(r"verdict-\w+\">[^<]+<", report)
+            archive_id = created.headers["location"].split("/")[-1].split("?")[0]
+            pdf = browser.get(f"/v1/reports/{archive_id}.pdf", params={"lang": "zh"})
+            assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
         assert (tmp_path / "keys" / "cq-demo.pem").is_file() and (tmp_path / "keys" / "cq-park.pub").is_file()
 
         oee = None

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -17,6 +18,7 @@ from api.context import AppContext
 from api.problems import problem, problem_type
 from api.report_service import ReportArchive, ReportError, ReportService, software_version
 from api.reporting import SiteKeys
+from api.web.pages import ReportSuggestion
 from api.web.pages import router as pages_router
 from core.settings import Settings
 from kpi.certification import Certifier
@@ -32,6 +34,17 @@ def report_service(settings: Settings, context: AppContext) -> ReportService:
     return ReportService(
         certifier, context.assets, SiteKeys(settings.reports.keys_dir), ReportArchive(settings.api.reports_dir)
     )
+
+
+def suggest_report(
+    app: FastAPI,
+    scope: str,
+    assessment: tuple[date, date],
+    baseline: tuple[date, date] | None = None,
+    scheme: str | None = None,
+) -> None:
+    """Pre-fill the report form with these (local dates [start, end)); the demo suggests its history's weeks."""
+    app.state.report_suggestion = ReportSuggestion(scope, baseline, assessment, scheme)
 
 
 def install(app: FastAPI, settings: Settings) -> None:

@@ -8,6 +8,7 @@ Content-Security-Policy: scripts, styles and images from this server only, nothi
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -197,7 +198,33 @@ def _day(text: str | None, field: str) -> date | None:
         raise PeriodError(f"{field}: {text!r} is not a date (YYYY-MM-DD)") from None
 
 
-def _report_form_defaults() -> dict[str, date]:
+@dataclass(frozen=True, slots=True)
+class ReportSuggestion:
+    """What the report form offers first (the demo suggests the periods of its history); local dates [start, end)."""
+
+    scope: str
+    baseline: tuple[date, date] | None
+    assessment: tuple[date, date]
+    scheme: str | None = None
+
+
+def _report_form_defaults(request: Request, caller: Caller) -> dict[str, Any]:
+    suggestion: ReportSuggestion | None = getattr(request.app.state, "report_suggestion", None)
+    assets = get_context(request).assets
+    if (
+        suggestion is not None
+        and assets.has_scope(suggestion.scope)
+        and caller.may_see(assets.site_of(suggestion.scope))
+    ):
+        baseline = suggestion.baseline
+        return {
+            "scope": suggestion.scope,
+            "scheme": suggestion.scheme,
+            "assessment_first": suggestion.assessment[0],
+            "assessment_last": suggestion.assessment[1] - timedelta(days=1),  # the form's last day is inclusive
+            "baseline_first": baseline[0] if baseline else None,
+            "baseline_last": baseline[1] - timedelta(days=1) if baseline else None,
+        }
     today = datetime.now(UTC).date()
     return {
         "assessment_first": today - timedelta(days=30),
@@ -245,7 +272,7 @@ async def _reports_page(
         error=error,
         scopes=_scopes(request, caller, lang),
         schemes=service.certifier.schemes.all(),
-        form=form or _report_form_defaults(),
+        form=form or _report_form_defaults(request, caller),
         langs=LANGS,
     )
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from api import web
 from api.deps import KEY_COOKIE as COOKIE
 from api.keys import key_id_of
 from core.stores.sqlite import SqliteStore
@@ -207,6 +208,20 @@ async def test_report_viewer_generates_opens_and_links_every_format(
     assert document["report"]["provenance"]["query"]["assessment"] == (
         f"{history.assessment[0]}/{history.assessment[1]}"
     )
+
+
+async def test_the_report_form_offers_a_suggested_report_to_keys_that_may_see_it(
+    site: tuple[httpx.ASGITransport, WebKeys], browser: httpx.AsyncClient, keys: WebKeys, history: HistoryData
+) -> None:
+    web.suggest_report(site[0].app, "hist-line", history.assessment, history.baseline, scheme=SCHEME)  # type: ignore[arg-type]
+    await sign_in(browser, keys.site_auditor)
+    page = (await browser.get("/ui/reports")).text
+    assert '<option value="hist-line" selected>' in page and f'<option value="{SCHEME}" selected>' in page
+    last = history.assessment[1] - timedelta(days=1)  # shown inclusive
+    assert f'id="assessment_first" name="assessment_first" required value="{history.assessment[0]}"' in page
+    assert f'id="assessment_last" name="assessment_last" required value="{last}"' in page
+    await sign_in(browser, keys.other_auditor)  # not its site: the usual defaults
+    assert '<option value="hist-line"' not in (await browser.get("/ui/reports")).text
 
 
 async def test_report_viewer_says_why_a_report_cannot_be_generated(

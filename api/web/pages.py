@@ -23,7 +23,7 @@ from api.deps import KEY_COOKIE, Caller, authenticate, get_context, set_key_cook
 from api.problems import ApiProblem
 from api.report_service import ReportError, ReportQuery, ReportService, StoredReport
 from api.reporting.view import threshold_text
-from api.web import format as fmt
+from api.web import display as fmt
 from api.web.i18n import LANGS, Lang, pick_language, t
 from api.web.overview import OVERVIEW_KPIS, PERIODS, PeriodError, build_overview, window_of
 from kpi.certification_models import CertificationReport

@@ -137,8 +137,10 @@ async def test_a_report_altered_by_one_byte_fails_verification_and_is_not_render
     data[at] = ord("x") if data[at] != ord("x") else ord("y")  # one byte of a verdict
     path.write_bytes(bytes(data))
 
-    status = (await client.get(f"/v1/reports/{report_id}", headers=auditor)).json()["verification"]
+    altered = (await client.get(f"/v1/reports/{report_id}", headers=auditor)).json()
+    status = altered["verification"]
     assert status["verified"] is False and status["reason"]
+    assert altered["verdict"] is None  # what the altered file claims is not shown as a verdict
     pdf = await client.get(f"/v1/reports/{report_id}.pdf", headers=auditor)
     assert pdf.status_code == 409
     assert pdf.headers["content-type"] == "application/problem+json"

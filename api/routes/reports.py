@@ -82,7 +82,9 @@ class ReportPublic(BaseModel):
     scope_name: str | None
     scheme: str | None
     language: Language
-    verdict: Verdict | None
+    verdict: Verdict | None = Field(
+        description="the overall verdict; null unless the file verifies (a claim is no verdict)"
+    )
     generated_at: datetime | None
     size: int
     verification: VerificationPublic
@@ -107,7 +109,7 @@ def public(stored: StoredReport) -> ReportPublic:
         scope_name=report.scope_name if report else None,
         scheme=stored.scheme,
         language=stored.language,
-        verdict=stored.verdict,
+        verdict=stored.verdict if stored.verified else None,
         generated_at=stored.generated_at,
         size=stored.size,
         verification=VerificationPublic(

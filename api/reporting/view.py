@@ -8,6 +8,7 @@ come from the evaluator); the display rounds only what a person reads.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 
 from api.reporting import labels as L
@@ -32,7 +33,9 @@ def format_number(value: float | None, unit: str = "", *, signed: bool = False) 
         text = f"{int(value):+,d}" if signed else f"{int(value):,d}"
     else:
         magnitude = abs(value)
-        decimals = 0 if magnitude >= 1000 else 1 if magnitude >= 100 else 2 if magnitude >= 1 else 4
+        # Below 1: four significant digits, so 0.0001337 (万元 per part) is not shown as 0.0001 beside 0.0001.
+        small = min(12, max(4, 3 - math.floor(math.log10(magnitude))))
+        decimals = 0 if magnitude >= 1000 else 1 if magnitude >= 100 else 2 if magnitude >= 1 else small
         text = f"{value:+,.{decimals}f}" if signed else f"{value:,.{decimals}f}"
     return text.replace("-", "−")  # a real minus sign
 

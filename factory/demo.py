@@ -160,7 +160,11 @@ async def _print_status(engine: KpiEngine, assets: AssetModel, site: str, since:
 
 def print_web_page(url: str, key: str) -> None:
     """The first thing the demo says: where to look, and the key to sign in with."""
-    print(f"Open {url}/ in a browser and sign in with the key {key} (the page is up in a few seconds).", flush=True)
+    print(
+        f"Open {url}/ in a browser and sign in with the key {key}\n"
+        "(the page is up in a few seconds; on the first run, after the demo's history is written: about a minute).",
+        flush=True,
+    )
 
 
 async def run_demo(settings: Settings, assets: AssetModel, args: argparse.Namespace) -> None:

@@ -94,7 +94,7 @@ def test_demo_serves_a_non_trivial_oee_and_stops_cleanly_on_ctrl_c(tmp_path: Pat
         assert f"kept in {key_file}" in Path(log.name).read_text()
         # Before anything else: the web page and the key to sign in with; and it works.
         first = Path(log.name).read_text().splitlines()[0]
-        assert first == f"Open {url}/ in a browser and sign in with the key {key} (the page is up in a few seconds)."
+        assert first == f"Open {url}/ in a browser and sign in with the key {key}"
         with httpx.Client(base_url=url, timeout=60) as browser:
             assert browser.get("/").headers["location"].startswith("/ui/signin")
             assert browser.post("/ui/signin", data={"key": key}).status_code == 303

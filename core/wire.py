@@ -247,6 +247,35 @@ def _outside_window(ts: datetime, now: datetime, limits: WireLimits) -> str | No
     return None
 
 
+def _parse_json(payload: bytes, limits: WireLimits) -> Any:
+    """The payload's JSON, within the size limit; what the parser can raise becomes a WireFormatError."""
+    if len(payload) > limits.max_payload_bytes:
+        raise WireFormatError(f"payload of {len(payload)} bytes exceeds the limit of {limits.max_payload_bytes}")
+    try:
+        return json.loads(payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise WireFormatError(f"payload is not JSON: {exc}") from None
+    except RecursionError:
+        raise WireFormatError("payload nests deeper than the JSON decoder allows") from None
+    except ValueError as exc:  # an integer literal beyond sys.get_int_max_str_digits()
+        raise WireFormatError(f"payload is not usable JSON: {exc}") from None
+
+
+def _sample_or_rejection(raw: Any, index: int, limits: WireLimits, now: datetime | None) -> Sample | RejectedSample:
+    try:
+        sample = Sample.model_validate(raw)
+    except ValidationError as exc:
+        reason = f"samples[{index}].{_first_error(exc)}"
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:  # what a validator did not foresee
+        reason = f"samples[{index}]: {type(exc).__name__}: {exc}"
+    else:
+        window = None if now is None else _outside_window(sample.ts, now, limits)
+        if window is None:
+            return sample
+        reason = f"samples[{index}].ts: {window}"
+    return RejectedSample(index, raw, reason)
+
+
 def decode_batch(payload: bytes, *, limits: WireLimits | None = None, now: datetime | None = None) -> DecodedBatch:
     """Parse one uplink message. A broken envelope raises WireFormatError; bad samples are listed.
 
@@ -255,16 +284,7 @@ def decode_batch(payload: bytes, *, limits: WireLimits | None = None, now: datet
     payload holds, the result is a batch or a WireFormatError with the reason.
     """
     limits = limits or WireLimits()
-    if len(payload) > limits.max_payload_bytes:
-        raise WireFormatError(f"payload of {len(payload)} bytes exceeds the limit of {limits.max_payload_bytes}")
-    try:
-        body = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise WireFormatError(f"payload is not JSON: {exc}") from None
-    except RecursionError:
-        raise WireFormatError("payload nests deeper than the JSON decoder allows") from None
-    except ValueError as exc:  # an integer literal beyond sys.get_int_max_str_digits()
-        raise WireFormatError(f"payload is not usable JSON: {exc}") from None
+    body = _parse_json(payload, limits)
     if not isinstance(body, dict):
         raise WireFormatError(f"payload must be a JSON object, got {type(body).__name__}")
     try:
@@ -273,17 +293,28 @@ def decode_batch(payload: bytes, *, limits: WireLimits | None = None, now: datet
         raise WireFormatError(_first_error(exc)) from None
     batch = DecodedBatch(edge=envelope.edge, seq=envelope.seq, fingerprint=_fingerprint(envelope.samples))
     for i, raw in enumerate(envelope.samples):
-        try:
-            sample = Sample.model_validate(raw)
-        except ValidationError as exc:
-            reason = f"samples[{i}].{_first_error(exc)}"
-        except (ValueError, TypeError, OverflowError, RecursionError) as exc:  # what a validator did not foresee
-            reason = f"samples[{i}]: {type(exc).__name__}: {exc}"
+        decoded = _sample_or_rejection(raw, i, limits, now)
+        if isinstance(decoded, Sample):
+            batch.samples.append(decoded)
         else:
-            window = None if now is None else _outside_window(sample.ts, now, limits)
-            if window is None:
-                batch.samples.append(sample)
-                continue
-            reason = f"samples[{i}].ts: {window}"
-        batch.rejected.append(RejectedSample(i, raw, reason))
+            batch.rejected.append(decoded)
     return batch
+
+
+def decode_sample(
+    payload: bytes, *, index: int = 0, limits: WireLimits | None = None, now: datetime | None = None
+) -> Sample:
+    """Parse one sample on its own (as a dead letter keeps it), within the bounds it has in a batch.
+
+    ``index`` is its place in the batch it came in, for the reason (``samples[3].value: …``).
+    Whatever the payload holds, the result is a sample or a WireFormatError with the reason.
+    """
+    limits = limits or WireLimits()
+    try:
+        raw = _parse_json(payload, limits)
+    except WireFormatError as exc:
+        raise WireFormatError(f"samples[{index}]: {exc.reason}") from None
+    decoded = _sample_or_rejection(raw, index, limits, now)
+    if isinstance(decoded, RejectedSample):
+        raise WireFormatError(decoded.reason)
+    return decoded

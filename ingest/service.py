@@ -66,9 +66,9 @@ from core.mqtt import mqtt_client
 from core.settings import Settings
 from core.store import Point, Store
 from core.tasks import cancel_and_wait
-from core.wire import EDGE_ID_PATTERN, Sample, decode_batch, sample_to_json
-from ingest.deadletter import DeadLetter, DeadLetterStore
-from ingest.mapping import UnmappableSample, sample_to_point
+from core.wire import Sample, decode_batch, sample_to_json
+from ingest.admission import Refused, admit_sample, edge_of, names_another_edge, not_an_uplink_topic
+from ingest.deadletter import DeadLetter, DeadLetterStore, LetterKind
 from ingest.metrics import MetricsServer, Timing, render
 from ingest.repeated_warnings import RepeatedWarnings
 from ingest.sequence import SequenceTracker, SeqVerdict
@@ -122,6 +122,7 @@ class _Pending:
     edge: str
     seq: int
     delivery: _Delivery
+    received_at: datetime  # when its message arrived: a dead letter keeps that, not when the store refused
 
 
 def _failure(task: asyncio.Task[None]) -> list[BaseException]:
@@ -161,9 +162,6 @@ def _manual_acknowledgement(client: aiomqtt.Client) -> paho.Client:
     inner: paho.Client = client._client
     inner.manual_ack_set(True)
     return inner
-
-
-_EDGE_ID = re.compile(EDGE_ID_PATTERN)
 
 
 def _payload_bytes(payload: object) -> bytes:
@@ -429,61 +427,44 @@ class IngestService:
         (deploy/mosquitto). A payload naming another edge is refused whole; a sample for equipment
         the asset model assigns to another gateway is refused on its own.
         """
-        edge = self._edge_of(topic)
+        edge = edge_of(topic, self.settings.uplink.topic_prefix)
         if edge is None:
-            not_uplink = f"topic {topic!r} is not an uplink topic {self.settings.uplink.topic_prefix}/<edge id>"
+            not_uplink = not_an_uplink_topic(topic, self.settings.uplink.topic_prefix)
             return [], [DeadLetter(received_at, topic, None, None, not_uplink, payload)]
         try:
             batch = decode_batch(payload, limits=self._wire_limits, now=received_at)
         except WireFormatError as exc:
             return [], [DeadLetter(received_at, topic, edge, None, exc.reason, payload)]
-        if batch.edge != edge:
+        if (other := names_another_edge(batch.edge, edge)) is not None:
             self._counters["refused_batches"] += 1
-            other = f"edge: the payload names edge {batch.edge!r} but came on the uplink topic of edge {edge!r}"
             return [], [DeadLetter(received_at, topic, edge, batch.seq, other, payload)]
         if not self._check_sequence(edge, batch.seq, batch.fingerprint):
             original = self._in_progress.get((edge, batch.seq))
             delivery.after = original  # acknowledged once the first copy is stored, not before
             return [], []
 
-        letters = [DeadLetter(received_at, topic, edge, batch.seq, r.reason, r.payload) for r in batch.rejected]
+        sample_letter = LetterKind.SAMPLE
+        letters = [
+            DeadLetter(received_at, topic, edge, batch.seq, r.reason, r.payload, kind=sample_letter)
+            for r in batch.rejected
+        ]
         rejected_at = {r.index for r in batch.rejected}
         total = len(batch.samples) + len(batch.rejected)
         self._counters["samples"] += total
         indices = [i for i in range(total) if i not in rejected_at]
         points: list[_Pending] = []
         for index, sample in zip(indices, batch.samples, strict=True):
-            reason: str | None = None
-            if sample.equipment not in self.assets:
-                reason = (
-                    f"samples[{index}].equipment: unknown equipment {sample.equipment!r}"
-                    f" (not in the asset model {self.assets.source})"
+            admitted = admit_sample(sample, index, edge, self.assets)
+            if isinstance(admitted, Refused):
+                payload_json = json.dumps(sample_to_json(sample)).encode()
+                letters.append(
+                    DeadLetter(received_at, topic, edge, batch.seq, admitted.reason, payload_json, kind=sample_letter)
                 )
             else:
-                placement = self.assets.placement(sample.equipment)
-                if placement.gateway is not None and placement.gateway != edge:
-                    reason = (
-                        f"samples[{index}].equipment: {sample.equipment!r} is reported by gateway"
-                        f" {placement.gateway!r} in the asset model, not by edge {edge!r}"
-                    )
-                else:
-                    try:
-                        point = sample_to_point(sample, placement)
-                    except UnmappableSample as exc:
-                        reason = f"samples[{index}].value: {exc}"
-                    else:
-                        points.append(_Pending(point, sample, topic, edge, batch.seq, delivery))
-            if reason is not None:
-                payload_json = json.dumps(sample_to_json(sample)).encode()
-                letters.append(DeadLetter(received_at, topic, edge, batch.seq, reason, payload_json))
+                points.append(_Pending(admitted, sample, topic, edge, batch.seq, delivery, received_at))
         if points:
             self._in_progress[(edge, batch.seq)] = delivery
         return points, letters
-
-    def _edge_of(self, topic: str) -> str | None:
-        prefix = f"{self.settings.uplink.topic_prefix}/"
-        edge = topic[len(prefix) :] if topic.startswith(prefix) else ""
-        return edge if _EDGE_ID.fullmatch(edge) else None
 
     def _check_sequence(self, edge: str, seq: int, fingerprint: Hashable) -> bool:
         """Count what the sequence number says; False for a duplicate, which is not written again.
@@ -652,7 +633,8 @@ class IngestService:
 
     async def _dead_letter_rejected(self, pending: _Pending, exc: StoreRejected) -> None:
         payload = json.dumps(sample_to_json(pending.sample)).encode()
+        reason = f"store rejected: {exc}"
         letter = DeadLetter(
-            datetime.now(UTC), pending.topic, pending.edge, pending.seq, f"store rejected: {exc}", payload
+            pending.received_at, pending.topic, pending.edge, pending.seq, reason, payload, kind=LetterKind.SAMPLE
         )
         await self._dead_letter([letter])

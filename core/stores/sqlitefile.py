@@ -18,10 +18,18 @@ T = TypeVar("T")
 
 
 class SqliteFile:
-    def __init__(self, path: Path | str, schema: str, what: str):
+    def __init__(
+        self,
+        path: Path | str,
+        schema: str,
+        what: str,
+        *,
+        migrate: Callable[[sqlite3.Connection], None] | None = None,
+    ):
         self.path = Path(path)
         self.what = what  # e.g. "SQLite store", "dead-letter store": how messages name the file
         self._schema = schema
+        self._migrate = migrate  # brings a file an older version made up to the schema, after it ran
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
 
@@ -33,6 +41,8 @@ class SqliteFile:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
                 conn.executescript(self._schema)
+                if self._migrate is not None:
+                    self._migrate(conn)
             except (sqlite3.Error, OSError) as exc:
                 raise StoreUnavailable(f"cannot open {self.what} {self.path}: {exc}") from exc
             self._conn = conn

@@ -26,6 +26,7 @@ from core.assets import AssetModel, load_asset_model
 from core.errors import ConfigError, StartupError
 from core.settings import Settings, load_settings
 from core.stores import open_store
+from factory.deadletters_cli import add_deadletters_arguments, run_deadletters
 from factory.inputs_cli import add_inputs_arguments, run_inputs
 from factory.report_cli import add_report_arguments, run_report
 from factory.runtime import (
@@ -367,6 +368,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-age", type=float, default=30.0, help="seconds (default 30)")
     p = sub.add_parser("history", help="write months of simulated history straight into the store")
     add_history_arguments(p)
+    p = sub.add_parser(
+        "deadletters", help="what ingest could not write: list, show, replay once the cause is fixed, purge"
+    )
+    add_deadletters_arguments(p)
     p = sub.add_parser("inputs", help="business inputs: import a CSV file, list entries, show an entry's history")
     add_inputs_arguments(p)
     p = sub.add_parser("report", help="certification report keys and offline verification of signed reports")
@@ -409,6 +414,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_history(settings, args)
         if args.command == "inputs":
             return run_inputs(settings, assets, args)
+        if args.command == "deadletters":
+            return run_deadletters(settings, assets, args)
         runner, _ = SERVICES[args.command]
         asyncio.run(runner(settings, assets, args))
     except ConfigError as exc:

@@ -29,6 +29,7 @@ from ingest.deadletter import DeadLetter, DeadLetterStore, LetterFilter, LetterK
 from ingest.replay import Replay
 
 DEFAULT_LIMIT = 50
+MAX_LIMIT = 100_000
 REASON_WIDTH = 100  # characters of the reason in list's table; show and --json give it whole
 MOST_COMMON_REASONS = 10
 
@@ -71,11 +72,11 @@ def add_deadletters_arguments(parser: argparse.ArgumentParser) -> None:
 def _moment(text: str | None, option: str, now: datetime) -> datetime | None:
     if text is None:
         return None
-    if span := _AGO.match(text.strip()):
-        return now - timedelta(seconds=float(span.group(1)) * _UNIT_S[span.group(2)])
     try:
+        if span := _AGO.match(text.strip()):
+            return now - timedelta(seconds=float(span.group(1)) * _UNIT_S[span.group(2)])
         moment = datetime.fromisoformat(text)
-    except ValueError:
+    except (ValueError, OverflowError):
         reason = f"{text!r} is neither ISO-8601 (2026-11-25T08:00) nor a span back (90m, 2h, 7d)"
         raise ConfigError(option, reason) from None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
@@ -190,8 +191,8 @@ async def _deadletters(settings: Settings, assets: AssetModel, args: argparse.Na
             return 0
         where = _filter(args, now)
         if args.action == "list":
-            if args.limit < 1:
-                raise ConfigError("--limit", "must be at least 1")
+            if not 1 <= args.limit <= MAX_LIMIT:
+                raise ConfigError("--limit", f"must be between 1 and {MAX_LIMIT:,}")
             found = await letters.list(limit=args.limit, where=where)
             _print_list(found, args.json)
             total = await letters.count(where)

@@ -31,7 +31,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from core.stores.sqlitefile import SqliteFile
-from core.wire import INT64_MAX, datetime_to_ns, ns_to_datetime
+from core.wire import INT64_MAX, INT64_MIN, datetime_to_ns, ns_to_datetime
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +134,11 @@ def _letter(row: Sequence[Any]) -> DeadLetter:
     )
 
 
+def _int64(n: int) -> int:
+    """SQLite binds nothing beyond int64 (OverflowError); a bound out there selects the same clamped."""
+    return max(INT64_MIN, min(INT64_MAX, n))
+
+
 @dataclass(frozen=True, slots=True)
 class LetterFilter:
     """Which letters: every condition given must hold; none given selects every letter."""
@@ -161,15 +166,15 @@ class LetterFilter:
             params.append(self.edge)
         if self.since is not None:
             terms.append("received_ns >= ?")
-            params.append(datetime_to_ns(self.since))
+            params.append(_int64(datetime_to_ns(self.since)))
         if self.until is not None:
             terms.append("received_ns < ?")
-            params.append(datetime_to_ns(self.until))
+            params.append(_int64(datetime_to_ns(self.until)))
         if self.replayed is not None:
             terms.append("replayed_ns IS NOT NULL" if self.replayed else "replayed_ns IS NULL")
         if self.ids:
             terms.append(f"id IN ({', '.join('?' * len(self.ids))})")
-            params.extend(self.ids)
+            params.extend(map(_int64, self.ids))
         return (f"WHERE {' AND '.join(terms)}" if terms else ""), params
 
 

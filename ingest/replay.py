@@ -40,7 +40,7 @@ from core.wire import DecodedBatch, Sample, decode_batch, decode_sample, sample_
 from ingest.admission import Refused, admit_sample, edge_of, names_another_edge, not_an_uplink_topic
 from ingest.deadletter import DeadLetter, DeadLetterStore, LetterFilter, LetterKind, Settled
 
-PAGE = 500  # letters read, checked, written and settled together
+PAGE = 100  # letters read, checked, written and settled together (each up to 1 MiB of payload)
 
 _SAMPLE_INDEX = re.compile(r"^samples\[(\d+)\]")
 

@@ -12,6 +12,7 @@ import pytest
 from factory.cli import main
 from ingest.deadletter import DeadLetter, DeadLetterStore, LetterKind
 from tests.conftest import REPO
+from tests.servers import free_port
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 TOPIC = "factory/uplink/gw-1"
@@ -43,12 +44,16 @@ def settings(tmp_path: Path) -> Path:
         ),
     ]
 
-    async def keep() -> None:
-        async with DeadLetterStore(tmp_path / "dead.sqlite") as store:
+    keep(path, *letters)
+    return path
+
+
+def keep(settings: Path, *letters: DeadLetter) -> None:
+    async def add() -> None:
+        async with DeadLetterStore(settings.parent / "dead.sqlite") as store:
             await store.add(letters)
 
-    asyncio.run(keep())
-    return path
+    asyncio.run(add())
 
 
 def run(settings: Path, *argv: str) -> int:
@@ -113,3 +118,22 @@ def test_a_time_that_is_neither_iso_nor_a_span_is_a_configuration_error(
 ) -> None:
     assert run(settings, "list", "--since", "yesterday") == 2
     assert "--since: 'yesterday' is neither ISO-8601" in capsys.readouterr().err
+    assert run(settings, "list", "--since", "99999999999d") == 2
+    assert run(settings, "list", "--since", "0001-01-01", "--until", "9999-12-31T23:59:59+00:00", "--json") == 0
+    assert len(capsys.readouterr().out.splitlines()) == 3  # bounds beyond int64 nanoseconds select all
+    assert run(settings, "purge", str(2**70), "--dry-run") == 0
+    assert capsys.readouterr().out.startswith("would delete 0 letters")
+
+
+def test_a_replay_with_the_store_away_says_so_and_leaves_the_letters_waiting(
+    settings: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with settings.open("a") as f:
+        f.write(f"store: {{kind: influxdb, influx_url: 'http://127.0.0.1:{free_port()}', timeout_s: 1}}\n")
+    good = b'{"equipment": "cnc-02", "signal": "parts_total", "ts": "2026-11-25T08:00:00.000000Z", "value": 3}'
+    keep(settings, DeadLetter(NOW, TOPIC, "gw-1", 10, "samples[0].equipment: unknown", good, kind=LetterKind.SAMPLE))
+    assert run(settings, "replay", "4") == 1
+    err = capsys.readouterr().err
+    assert "cannot connect" in err and "replay again for the rest" in err
+    assert run(settings, "list", "--waiting", "--json") == 0
+    assert len(capsys.readouterr().out.splitlines()) == 4

@@ -48,7 +48,7 @@ _SAMPLE_INDEX = re.compile(r"^samples\[(\d+)\]")
 @dataclass(slots=True)
 class ReplayReport:
     letters: int = 0  # letters looked at (waiting ones the filter selects)
-    stored: int = 0  # letters now stored in full, marked replayed
+    stored: int = 0  # letters marked replayed: every point stored (a message's samples that fail are split off)
     refused: int = 0  # letters still refused, kept with their reason
     split: int = 0  # letters of their own for samples of replayed messages that are still refused
     points_written: int = 0

@@ -216,7 +216,7 @@ async def _extend_to_a_year(engine: KpiEngine, store: Store, tz: ZoneInfo, first
     await store.write(copies)
     months = local_spans(MONTH, datetime_to_ns(_midnight(year_start, tz)), datetime_to_ns(end), tz)
     ids = sorted({p.tags["equipment"] for p in rows})
-    await engine.rollups.refresh_spans(MONTH, ids, months, datetime_to_ns(end))
+    await engine.rollups.refresh_spans(MONTH, ids, months, datetime_to_ns(end), tz)
     return year_start
 
 
@@ -228,7 +228,7 @@ async def history_evaluator(tmp: Path, days: int) -> AsyncIterator[Evaluate]:
     from kpi.schemes import SchemeRegistry
 
     scenario = load_scenario(PLANT_SCENARIO)
-    tz = ZoneInfo(scenario.assets.site.timezone)
+    tz = scenario.timezone
     database = tmp / "history.sqlite"
     store = SqliteStore(database)
     try:
@@ -263,7 +263,7 @@ async def history_evaluator(tmp: Path, days: int) -> AsyncIterator[Evaluate]:
         middle = year_first + timedelta(days=182)
         baseline, assessment = (year_first, middle), (middle, end_day)
         print(f"periods: baseline {baseline[0]}..{baseline[1]}, assessment {assessment[0]}..{assessment[1]}")
-        inputs = _business_inputs(scenario.assets.site.id, year_first, end_day)
+        inputs = _business_inputs(scenario.site.id, year_first, end_day)
         certifier = Certifier(engine, scenario.assets, inputs, SchemeRegistry.load(), "bench", clock=lambda: now)
 
         async def evaluate(scheme_id: str, language: Language) -> CertificationReport:

@@ -3,22 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
-from core.settings import StoreSettings
-from core.store import Point
+from core.assets import load_asset_model
+from core.settings import load_settings
 from core.stores.influx import InfluxStore
 from core.stores.influx_setup import set_up
 from core.stores.retention import RetentionPolicy
+from core.wire import Sample, datetime_to_ns
 from factory.cli import main
+from ingest.mapping import sample_to_point
+from kpi.rollup import HourRow
+from kpi.worker import KpiWorker
 from tests.servers import InfluxServer
 
 pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parent.parent
+HOUR = 3_600_000_000_000
 
 
 def settings_file(tmp_path: Path, influx_server: InfluxServer, database: str, **store: str) -> Path:
@@ -115,31 +121,48 @@ def test_without_policies_in_the_settings_setup_makes_only_the_database(
     assert setup_output(config, capsys)[-1] == "nothing to change"
 
 
-def test_after_setup_the_services_write_raw_points_and_rollups_where_they_belong(
+def test_after_setup_ingest_and_the_kpi_worker_keep_raw_points_and_rollups_apart(
     tmp_path: Path, influx_server: InfluxServer, influx_database: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    store_settings = {"influx_retention_policy": "raw", "influx_rollup_retention_policy": "rollups"}
-    setup_output(settings_file(tmp_path, influx_server, influx_database, **store_settings), capsys)
-    settings = StoreSettings(
-        kind="influxdb", influx_url=influx_server.url, influx_database=influx_database, **store_settings
+    config = settings_file(
+        tmp_path,
+        influx_server,
+        influx_database,
+        influx_retention_policy="raw",
+        influx_rollup_retention_policy="rollups",
     )
+    setup_output(config, capsys)
+    settings = load_settings(config, environ={})
+    assets = load_asset_model(settings.assets)
+    start = datetime(2026, 11, 24, 8, tzinfo=UTC)
+    samples = [Sample(equipment="cnc-01", signal="state", ts=start, value="PRODUCING", raw="PRODUCING")]
+    samples += [
+        Sample(equipment="cnc-01", signal="parts_total", ts=start + timedelta(minutes=m), value=100 + m)
+        for m in range(120)
+    ]
 
-    async def write_and_look() -> dict[str, list[str]]:
-        async with InfluxStore.from_settings(settings) as store:
-            await store.write(
-                [
-                    Point("energy", {"equipment": "m-1"}, {"value": 1.0}, 10**18),
-                    Point("kpi_base_hourly", {"equipment": "m-1"}, {"value": 2.0}, 10**18),
-                ]
+    async def run_worker() -> tuple[int, dict[tuple[str, int], HourRow], dict[str, list[str]]]:
+        async with InfluxStore.from_settings(settings.store) as store:
+            await store.write([sample_to_point(s, assets.placement(s.equipment)) for s in samples])
+            worker = KpiWorker(settings, store, assets)
+            written = await worker.recompute(now=start + timedelta(hours=2, minutes=5))
+            stored = await worker.rollups.read_hours(
+                ["cnc-01"], datetime_to_ns(start), datetime_to_ns(start) + 2 * HOUR
             )
-            names = {}
+            where = {}
             for rp in ("raw", "rollups"):
                 results = await store.execute(f'SELECT count(*) FROM "{influx_database}"."{rp}"./.*/')
-                names[rp] = [series["name"] for result in results for series in result.get("series", [])]
-            return names
+                where[rp] = sorted(series["name"] for result in results for series in result.get("series", []))
+            return written, stored, where
 
-    names = asyncio.run(write_and_look())
-    assert names == {"raw": ["energy"], "rollups": ["kpi_base_hourly"]}
+    written, stored, where = asyncio.run(run_worker())
+    assert written > 0
+    hours = sorted(hour for _, hour in stored)
+    assert hours == [datetime_to_ns(start), datetime_to_ns(start) + HOUR]  # read back from the rollups' policy
+    assert sum(row.base.parts_produced for row in stored.values()) == 119
+    assert where["raw"] == ["machine_state", "part_counter"]
+    assert "kpi_base_hourly" in where["rollups"]
+    assert not set(where["rollups"]) & {"machine_state", "part_counter"}
 
 
 def test_setup_on_sqlite_has_nothing_to_do(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

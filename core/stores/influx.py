@@ -310,9 +310,12 @@ class InfluxStore(FrameReads):
     async def write(self, points: Sequence[Point]) -> None:
         if not points:
             return
-        by_policy: dict[str | None, list[Point]] = {}
-        for point in points:
-            by_policy.setdefault(self.policy_of(point.measurement), []).append(point)
+        by_policy: dict[str | None, Sequence[Point]] = {self.retention_policy: points}
+        if self.measurement_policies:
+            grouped: dict[str | None, list[Point]] = {}
+            for point in points:
+                grouped.setdefault(self.policy_of(point.measurement), []).append(point)
+            by_policy = dict(grouped)
         # Encode everything first: a point line protocol cannot carry refuses the call before any I/O.
         size = self.batch_size
         requests = [

@@ -42,11 +42,22 @@ class StoreError(FactoryError):
 
 
 class StoreUnavailable(StoreError):
-    """The store could not be reached (connection refused, timeout, 5xx); the request may be retried."""
+    """The store could not be reached (connection refused, timeout, 5xx); the request may be retried.
+
+    ``retry_after_s`` is how long the server asked to be left alone (``Retry-After``), when it said.
+    """
+
+    def __init__(self, message: str, *, retry_after_s: float | None = None):
+        self.retry_after_s = retry_after_s
+        super().__init__(message)
 
 
 class StoreRejected(StoreError):
     """The store refused the data itself (HTTP 400 and the like); retrying the same data cannot help."""
+
+
+class StoreTooLarge(StoreRejected):
+    """The request was larger than the store takes (HTTP 413): smaller requests may pass."""
 
 
 class StartupError(FactoryError):

@@ -14,13 +14,14 @@ from collections.abc import Mapping
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from core.errors import ConfigError
 from core.signals import MachineState
+from core.stores.retention import RetentionPolicy, parse_duration
 from core.wire import MAX_PAYLOAD_BYTES, TimestampSource, WireLimits
 from core.yamlconfig import read_yaml, validation_to_config_error
 
@@ -48,15 +49,68 @@ class BrokerSettings(_Section):
 
 
 class StoreSettings(_Section):
+    """The time-series store; for InfluxDB where it is, how to sign in and where points are kept (docs/influxdb.md)."""
+
     kind: Literal["sqlite", "influxdb"] = "sqlite"
     sqlite_path: Path = Path("var/factory.sqlite")
     influx_url: str = "http://127.0.0.1:8086"
-    influx_database: str = "factory"
-    influx_retention_policy: str | None = None
+    influx_database: str = Field(default="factory", min_length=1, description="1.x: the database; 2.x/3.x: DBRP")
+    influx_retention_policy: str | None = Field(
+        default=None, min_length=1, description="raw points are written here; none: the database's default policy"
+    )
+    influx_raw_retention: str = Field(
+        default="INF",
+        description="how long `factory store setup` has influx_retention_policy keep raw points (90d, 52w, INF)",
+    )
+    influx_rollup_retention_policy: str | None = Field(
+        default=None,
+        min_length=1,
+        description="KPI rollups (kpi_base_*, kpi_rollup_meta) are written here; none: beside the raw points",
+    )
+    influx_rollup_retention: str = Field(
+        default="INF", description="how long `factory store setup` has influx_rollup_retention_policy keep rollups"
+    )
     influx_username: str | None = None
     influx_password: SecretStr | None = None
     influx_token: SecretStr | None = None
+    influx_gzip: bool = Field(default=True, description="send /write bodies gzip-compressed (Content-Encoding: gzip)")
     timeout_s: float = Field(default=10.0, gt=0)
+
+    @field_validator("influx_raw_retention", "influx_rollup_retention")
+    @classmethod
+    def _a_duration(cls, value: str) -> str:
+        parse_duration(value)  # ValueError names what is wrong
+        return value.strip()
+
+    @field_validator("influx_database", "influx_retention_policy", "influx_rollup_retention_policy")
+    @classmethod
+    def _a_name(cls, value: str | None) -> str | None:
+        if value is not None and any(ord(c) < 32 for c in value):
+            raise ValueError("must not contain control characters")
+        return value
+
+    @model_validator(mode="after")
+    def _rollups_apart_or_beside(self) -> Self:
+        if self.influx_rollup_retention_policy is not None and (
+            self.influx_rollup_retention_policy == self.influx_retention_policy
+        ):
+            raise ValueError(
+                "influx_rollup_retention_policy names the raw points' policy;"
+                " leave it unset to keep rollups beside them"
+            )
+        return self
+
+    def retention_policies(self) -> list[RetentionPolicy]:
+        """The policies ``factory store setup`` keeps: raw points (the database's default) and rollups."""
+        policies = []
+        if self.influx_retention_policy is not None:
+            raw = RetentionPolicy(self.influx_retention_policy, self.influx_raw_retention, True, "raw points")
+            policies.append(raw)
+        if self.influx_rollup_retention_policy is not None:
+            policies.append(
+                RetentionPolicy(self.influx_rollup_retention_policy, self.influx_rollup_retention, holds="KPI rollups")
+            )
+        return policies
 
 
 class UplinkSettings(_Section):

@@ -65,6 +65,15 @@ class Measurement(StrEnum):
     ENERGY = "energy"  # field value: cumulative consumption (float), unit given by the signal name
     PROCESS = "process_value"  # field value: free process value (float)
     BASE_HOURLY = "kpi_base_hourly"  # hourly additive base quantities written by the KPI worker
+    BASE_DAILY = "kpi_base_daily"  # their sums per local day of the site
+    BASE_MONTHLY = "kpi_base_monthly"  # their sums per local month of the site
+    ROLLUP_META = "kpi_rollup_meta"  # per site: the configuration the rollups were computed with
+
+
+# What the KPI worker writes: kept long, while raw points may expire (store.influx_rollup_retention_policy).
+ROLLUP_MEASUREMENTS = frozenset(
+    {Measurement.BASE_HOURLY, Measurement.BASE_DAILY, Measurement.BASE_MONTHLY, Measurement.ROLLUP_META}
+)
 
 
 def measurement_for(signal: str) -> Measurement:

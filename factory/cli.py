@@ -37,6 +37,7 @@ from factory.runtime import (
     heartbeat_age_s,
     serve_until_stopped,
 )
+from factory.store_cli import add_store_arguments, run_store
 from simulators.history_cli import add_history_arguments
 
 log = logging.getLogger("factory")
@@ -376,6 +377,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_inputs_arguments(p)
     p = sub.add_parser("report", help="certification report keys and offline verification of signed reports")
     add_report_arguments(p)
+    p = sub.add_parser("store", help="the time-series store: setup creates InfluxDB's database and retention policies")
+    add_store_arguments(p)
     p = sub.add_parser("demo", help="the whole pipeline in one process on embedded defaults")
     p.add_argument("--config", type=Path, default=DEMO_CONFIG, help=f"default: {DEMO_CONFIG.relative_to(REPO)}")
     p.add_argument("--api-port", type=int, help="override the API port (0: any free port)")
@@ -416,6 +419,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_inputs(settings, assets, args)
         if args.command == "deadletters":
             return run_deadletters(settings, assets, args)
+        if args.command == "store":
+            return run_store(settings, args)
         runner, _ = SERVICES[args.command]
         asyncio.run(runner(settings, assets, args))
     except ConfigError as exc:

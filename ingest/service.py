@@ -13,9 +13,11 @@ Two tasks share a bounded in-memory queue of points:
   seq and samples) is a counted duplicate and not written again.
 * the **writer** takes up to ``batch_max_points`` points (or what ``flush_interval_s`` collected) and
   writes them. While the store is unavailable it retries the same batch with backoff and holds
-  everything behind it; when the queue is full the reader disconnects (the broker queues for us) and
-  reconnects once the writer has drained half of it. When the store rejects a batch, the writer
-  splits it until the bad points are isolated and dead-letters only those, with the store's reason.
+  everything behind it (waiting what a 429/503's ``Retry-After`` asks, when the store passes it on);
+  when the queue is full the reader stops taking messages (the broker queues for us) until the
+  writer has drained half of it. When the store rejects a batch, the writer splits it until the bad
+  points are isolated and dead-letters only those, each with the store's reason (InfluxDB's own
+  words). A request too large for the server (413) is split by the store itself.
 
 **Acknowledge after write.** A QoS 1 message is acknowledged to the broker (PUBACK) only once every
 point it carried is in the store or in the dead-letter store, so a crash (``kill -9``, power loss)
@@ -61,7 +63,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from core.assets import AssetModel
-from core.errors import StoreError, StoreRejected, WireFormatError
+from core.errors import StoreError, StoreRejected, StoreUnavailable, WireFormatError
 from core.mqtt import mqtt_client
 from core.settings import Settings
 from core.store import Point, Store
@@ -147,6 +149,17 @@ def _reason_kind(reason: str) -> str:
 _INDEX = re.compile(r"\[\d+\]")
 _NUMBER = re.compile(r"\d+")
 MAX_REASON_KINDS = 100  # dead letters by reason for the metrics; beyond this they count as "other"
+
+
+def _retry_delay(exc: StoreError, backoff_s: float) -> float:
+    """How long to wait before writing again: what the store asked for (429/503 Retry-After), else the backoff.
+
+    The store bounds what it was asked (``core.stores.influx.MAX_RETRY_AFTER_S``); an ask of 0 still
+    waits the first backoff step, so a server that always says 0 is not hammered.
+    """
+    if isinstance(exc, StoreUnavailable) and exc.retry_after_s is not None:
+        return max(exc.retry_after_s, BACKOFF_START_S)
+    return backoff_s
 
 
 def _timed(timing: Timing, seconds: float) -> Timing:
@@ -612,7 +625,7 @@ class IngestService:
                     log.warning("store %s unavailable; holding points, retrying: %s", self.store.backend, exc)
                     self._store_lost = True
                 self._counters["write_retries"] += 1
-                await asyncio.sleep(delay)
+                await asyncio.sleep(_retry_delay(exc, delay))
                 delay = min(delay * 2, BACKOFF_MAX_S)
                 continue
             parts.pop()

@@ -34,8 +34,8 @@ from kpi.fold import Carry, EvidenceRules
 
 ROLLUP_SCHEMA = 2  # bump when the same raw data would give different rollup fields
 HOURLY = Measurement.BASE_HOURLY.value
-DAILY = "kpi_base_daily"
-MONTHLY = "kpi_base_monthly"
+DAILY = Measurement.BASE_DAILY.value
+MONTHLY = Measurement.BASE_MONTHLY.value
 
 
 def fingerprint(eq: Equipment, rules: EvidenceRules, calendar: str = "") -> str:

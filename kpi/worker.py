@@ -39,7 +39,7 @@ from kpi.rollup import ROLLUP_SCHEMA, HourRow
 
 log = logging.getLogger(__name__)
 
-META = "kpi_rollup_meta"
+META = Measurement.ROLLUP_META.value
 _YEARS = timedelta(days=3 * 366)  # how far back the worker looks for the first rollup and its meta point
 
 
@@ -220,7 +220,7 @@ class KpiWorker:
 
     async def _first_rollup_ns(self, equipment_id: str, now: datetime) -> int | None:
         # The oldest daily row is the cheapest bound on where rollups begin; hourly rows narrow it.
-        for measurement in ("kpi_base_daily", Measurement.BASE_HOURLY.value):
+        for measurement in (Measurement.BASE_DAILY.value, Measurement.BASE_HOURLY.value):
             points = await self.store.read_points(measurement, now - _YEARS, now, {"equipment": [equipment_id]})
             if points:
                 return points[0].time_ns

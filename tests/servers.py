@@ -88,8 +88,11 @@ class InfluxServer:
 
 
 @contextlib.contextmanager
-def influxdb(workdir: Path) -> Iterator[InfluxServer]:
-    """InfluxDB 1.x bound to 127.0.0.1 only, with reporting off and every directory under workdir."""
+def influxdb(workdir: Path, *, max_body_size: int = 0) -> Iterator[InfluxServer]:
+    """InfluxDB 1.x bound to 127.0.0.1 only, with reporting off and every directory under workdir.
+
+    ``max_body_size``: larger write requests are refused with 413 (0: no limit).
+    """
     binary = _require("influxd", "influxdb")
     workdir.mkdir(parents=True, exist_ok=True)
     http_port, rpc_port = free_port(), free_port()
@@ -106,7 +109,7 @@ bind-address = "127.0.0.1:{rpc_port}"
 [http]
   bind-address = "127.0.0.1:{http_port}"
   log-enabled = false
-  max-body-size = 0
+  max-body-size = {max_body_size}
 [monitor]
   store-enabled = false
 [continuous_queries]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import sqlite3
 from collections.abc import Iterator
 from datetime import date, datetime, timedelta
@@ -163,6 +164,13 @@ async def test_rerun_skips_written_days_and_an_interrupted_run_resumes_with_the_
         await pieces.close()
 
 
+def line_protocol_of(request: httpx.Request) -> bytes:
+    """A write request's lines, uncompressed (the store sends them gzip-compressed by default)."""
+    if request.headers.get("Content-Encoding") == "gzip":
+        return gzip.decompress(request.content)
+    return request.content
+
+
 class _SecondDayFails(httpx.AsyncBaseTransport):
     """The real transport, except that batches of the second day only wait until the first day is
     marked as written and then get a 503: a store that goes away in the middle of a run.
@@ -174,7 +182,7 @@ class _SecondDayFails(httpx.AsyncBaseTransport):
         self._marked = asyncio.Event()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        body = request.content
+        body = line_protocol_of(request)
         if request.url.path == "/write":
             if body.startswith(PROGRESS_MEASUREMENT.encode()):
                 response = await self._inner.handle_async_request(request)
@@ -255,10 +263,11 @@ async def test_influx_batches_carry_every_line_once_and_each_day_is_marked_after
     def influx(request: httpx.Request) -> httpx.Response:
         if request.url.path == "/query":
             return httpx.Response(200, json={"results": [{"statement_id": 0}]})
-        if request.content.startswith(PROGRESS_MEASUREMENT.encode()):
-            markers.append((len(bodies), request.content))
+        body = line_protocol_of(request)
+        if body.startswith(PROGRESS_MEASUREMENT.encode()):
+            markers.append((len(bodies), body))
         else:
-            bodies.append(request.content)
+            bodies.append(body)
         return httpx.Response(204)
 
     async with InfluxStore("http://influx.invalid", "db", transport=httpx.MockTransport(influx)) as store:

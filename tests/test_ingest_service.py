@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
+import itertools
 import json
 import logging
+import re
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
@@ -12,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import aiomqtt
+import httpx
 import pytest
 
 from core.assets import AssetModel, load_asset_model
@@ -427,3 +431,80 @@ async def test_a_clean_restart_is_not_sent_again_what_the_last_run_wrote(
     assert (await sqlite_store.read("part_counter", *WINDOW, {"equipment": "cnc-02"}))["value"].tolist() == list(
         range(6)
     )
+
+
+# --- The writer against InfluxDB's answers that the real server cannot be made to give ----------------
+
+
+class InfluxAnswering(httpx.AsyncBaseTransport):
+    """Answers /write as a busy or size-limited InfluxDB would; keeps each write's time and lines."""
+
+    def __init__(self, answers: list[tuple[int, Callable[[], dict[str, str]]]], too_large: str | None = None):
+        self.answers = list(answers)  # the first writes' statuses and headers (made when answering); 204 after
+        self.too_large = too_large  # a body holding this text is refused with 413
+        self.writes: list[tuple[float, int]] = []  # (loop time, lines)
+        self.stored: list[bytes] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/query":
+            return httpx.Response(200, json={"results": [{"statement_id": 0}]})
+        body = gzip.decompress(await request.aread())
+        self.writes.append((asyncio.get_running_loop().time(), body.count(b"\n")))
+        if self.too_large is not None and self.too_large.encode() in body:
+            return httpx.Response(413, json={"error": "Request Entity Too Large"})
+        if self.answers:
+            status, headers = self.answers.pop(0)
+            return httpx.Response(status, json={"error": "engine busy"}, headers=headers())
+        self.stored.extend(body.splitlines())
+        return httpx.Response(204)
+
+
+async def test_the_writer_waits_as_long_as_a_429_or_503_asks_before_writing_again(
+    make_settings: Callable[..., Settings], assets: AssetModel, publisher: aiomqtt.Client
+) -> None:
+    def in_three_seconds() -> dict[str, str]:
+        return {"Retry-After": (datetime.now(UTC) + timedelta(seconds=3)).strftime("%a, %d %b %Y %H:%M:%S GMT")}
+
+    answers = [(503, lambda: {"Retry-After": "1"}), (429, in_three_seconds), (503, dict)]
+    transport = InfluxAnswering(answers)
+    settings = make_settings()
+    async with (
+        bounded(SCENARIO_WITHIN_S, "ingest against a busy InfluxDB"),
+        InfluxStore("http://influx.invalid", "factory", transport=transport) as store,
+        IngestService(settings, store, assets) as service,
+    ):
+        await started(service)
+        await publish(publisher, settings, encode_batch(EDGE, 0, [sample("cnc-01", "parts_total", 0, 1)]))
+        await wait_until(lambda: service.stats()["acks"] == 1, "the batch written after three refusals")
+        stats = service.stats()
+    times = [t for t, _ in transport.writes]
+    waits = [later - earlier for earlier, later in itertools.pairwise(times)]
+    assert len(waits) == 3
+    assert 0.95 <= waits[0] < 1.5  # Retry-After: 1 (the backoff alone would wait 0.2 s)
+    assert 1.9 <= waits[1] < 3.5  # an HTTP date three seconds ahead (in whole seconds: 2 .. 3 s)
+    assert waits[2] < 0.9  # no Retry-After: the writer's own backoff (0.4 s by then)
+    assert (stats["write_retries"], stats["points_written"], stats["dead_letters"]) == (3, 1, 0)
+
+
+async def test_a_point_too_large_for_the_server_is_dead_lettered_with_its_reason_and_the_rest_written(
+    make_settings: Callable[..., Settings], assets: AssetModel, publisher: aiomqtt.Client
+) -> None:
+    transport = InfluxAnswering([], too_large="cnc-02")
+    settings = make_settings()
+    samples = [sample(eq, "parts_total", i, i) for i, eq in enumerate(["cnc-01", "cnc-03", "cnc-02", "cnc-04"])]
+    async with (
+        bounded(SCENARIO_WITHIN_S, "ingest against an InfluxDB refusing one point as too large"),
+        InfluxStore("http://influx.invalid", "factory", transport=transport) as store,
+        IngestService(settings, store, assets) as service,
+    ):
+        await started(service)
+        await publish(publisher, settings, encode_batch(EDGE, 0, samples))
+        await wait_until(lambda: service.stats()["acks"] == 1, "the batch written or dead-lettered")
+        (letter,) = await service.dead_letters.list()
+        stats = service.stats()
+    assert letter.reason.startswith("store rejected: InfluxDB http://influx.invalid/write: HTTP 413:")
+    assert "Request Entity Too Large: one point of" in letter.reason
+    assert json.loads(letter.payload) == sample_to_json(samples[2])
+    written = {eq for line in transport.stored for eq in re.findall(rb"equipment=([^,]+)", line)}
+    assert written == {b"cnc-01", b"cnc-03", b"cnc-04"}
+    assert (stats["points_written"], stats["dead_letters"]) == (3, 1)

@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
-from core.errors import StoreError, StoreRejected, StoreUnavailable
+from core.errors import StoreError, StoreRejected, StoreTooLarge, StoreUnavailable
 from core.settings import StoreSettings
+from core.signals import Measurement
 from core.store import Point, Store
-from core.stores.influx import InfluxStore, quote_identifier, quote_string, where_clause
+from core.stores.influx import (
+    MAX_RETRY_AFTER_S,
+    InfluxStore,
+    quote_identifier,
+    quote_string,
+    retry_after_s,
+    where_clause,
+)
 from core.wire import datetime_to_ns
-from tests.servers import InfluxServer, free_port
+from tests.servers import InfluxServer, free_port, influxdb
 
 pytestmark = pytest.mark.integration
 
@@ -289,7 +299,8 @@ async def test_token_auth_and_a_refused_create_database_as_on_influxdb_2() -> No
     assert write.headers["Authorization"] == "Token s3cr3t-token"
     assert dict(write.url.params) == {"db": "factory", "rp": "autogen", "precision": "ns"}
     line = f"energy,equipment=cnc-01,line=line-a,site=cq-demo,workshop=machining value=1 {NS0}\n"
-    assert write.content == line.encode()
+    assert write.headers["Content-Encoding"] == "gzip"
+    assert gzip.decompress(write.content) == line.encode()
 
 
 async def test_username_and_password_are_sent_as_basic_auth() -> None:
@@ -388,3 +399,201 @@ def test_influxql_quoting() -> None:
         "time >= 1 AND time < 2 AND (\"a\" = 'x' OR \"a\" = 'y') AND \"b\" = 'z'"
     )
     assert where_clause(1, 2, {"a": []}) is None
+
+
+# --- Where points are kept: one policy by default, rollups apart when the settings say so ---------
+
+
+class RecordingTransport(httpx.AsyncHTTPTransport):
+    """The real transport, keeping every request it sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[httpx.Request] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return await super().handle_async_request(request)
+
+    def statements(self) -> list[str]:
+        return [dict(httpx.QueryParams(r.content.decode()))["q"] for r in self.requests if r.url.path == "/query"]
+
+
+async def admin_query(url: str, statement: str) -> list[list[object]]:
+    async with httpx.AsyncClient(base_url=url) as admin:
+        response = await admin.post("/query", data={"q": statement})
+        response.raise_for_status()
+    series = response.json()["results"][0].get("series", [])
+    return [row for s in series for row in s["values"]]
+
+
+async def test_by_default_every_point_goes_to_the_default_policy_as_before(
+    influx_server: InfluxServer, influx_database: str
+) -> None:
+    transport = RecordingTransport()
+    settings = StoreSettings(kind="influxdb", influx_url=influx_server.url, influx_database=influx_database)
+    async with InfluxStore.from_settings(settings, transport=transport) as store:
+        hourly = Point(Measurement.BASE_HOURLY, TAGS, {"value": 1.0}, NS0)
+        await store.write([Point("energy", TAGS, {"value": 1.0}, NS0), hourly])
+        assert len(await store.read_points(Measurement.BASE_HOURLY, T0, T0 + timedelta(hours=1))) == 1
+    writes = [r for r in transport.requests if r.url.path == "/write"]
+    assert [dict(r.url.params) for r in writes] == [{"db": influx_database, "precision": "ns"}]
+    assert any('SELECT * FROM "kpi_base_hourly" WHERE' in q for q in transport.statements())
+
+
+async def test_rollups_are_written_to_and_read_from_their_own_policy(
+    influx_server: InfluxServer, influx_database: str
+) -> None:
+    for statement in (
+        f'CREATE DATABASE "{influx_database}"',
+        f'CREATE RETENTION POLICY "raw" ON "{influx_database}" DURATION 36500d REPLICATION 1 DEFAULT',
+        f'CREATE RETENTION POLICY "rollups" ON "{influx_database}" DURATION INF REPLICATION 1',
+    ):
+        await admin_query(influx_server.url, statement)
+    settings = StoreSettings(
+        kind="influxdb",
+        influx_url=influx_server.url,
+        influx_database=influx_database,
+        influx_retention_policy="raw",
+        influx_rollup_retention_policy="rollups",
+    )
+    kpi_tags = {**TAGS, "signal": "base"}
+    counter = tagged(signal="parts_total")
+    raw = [Point("part_counter", counter, {"value": n, "quality": "good"}, NS0 + n) for n in (1, 2)]
+    rollups = [
+        Point(Measurement.BASE_HOURLY, kpi_tags, {"value": 3.0, "quality": "good"}, NS0),
+        Point(Measurement.BASE_DAILY, kpi_tags, {"value": 4.0, "quality": "good"}, NS0),
+        Point(Measurement.ROLLUP_META, {"site": "cq-demo"}, {"value": "digest", "quality": "good"}, NS0),
+    ]
+    async with InfluxStore.from_settings(settings) as store:
+        await store.write([raw[0], rollups[0], raw[1], rollups[1], rollups[2]])  # mixed in one call
+        window = (T0, T0 + timedelta(hours=1))
+        assert [p.fields["value"] for p in await store.read_points("part_counter", *window)] == [1, 2]
+        hourly = await store.read_points(Measurement.BASE_HOURLY, *window)
+        assert [p.fields["value"] for p in hourly] == [3.0]
+        assert isinstance(hourly[0].fields["value"], float)  # the field types come from the rollups' policy
+        last = await store.last_points(Measurement.BASE_DAILY, T0 + timedelta(seconds=1), timedelta(hours=1))
+        assert [p.fields["value"] for p in last] == [4.0]
+        counts = await store.count_by_hour(["part_counter", Measurement.BASE_HOURLY], *window, "equipment")
+        assert counts == {("cnc-01", NS0): 3}
+        assert (await store.read(Measurement.ROLLUP_META, *window))["value"].tolist() == ["digest"]
+
+    db = f'"{influx_database}"'
+    assert await admin_query(influx_server.url, f'SELECT count("value") FROM {db}."rollups"."part_counter"') == []
+    assert await admin_query(influx_server.url, f'SELECT count("value") FROM {db}."raw"."kpi_base_hourly"') == []
+    measurements = await admin_query(influx_server.url, f"SHOW MEASUREMENTS ON {db}")
+    assert sorted(row[0] for row in measurements) == sorted(
+        ["part_counter", "kpi_base_hourly", "kpi_base_daily", "kpi_rollup_meta"]
+    )
+
+
+async def test_a_retention_policy_that_does_not_exist_is_a_configuration_fault(
+    influx_server: InfluxServer, influx_database: str
+) -> None:
+    # InfluxDB 1.x answers with a 500, which would otherwise read as "unavailable: retry forever".
+    async with InfluxStore(influx_server.url, influx_database, retention_policy="nope") as store:
+        with pytest.raises(StoreError, match=r"retention policy not found.*factory store setup") as caught:
+            await store.write([Point("energy", TAGS, {"value": 1.0}, NS0)])
+    assert not isinstance(caught.value, StoreRejected | StoreUnavailable)
+
+
+# --- gzip and requests too large (413), on the real server -----------------------------------------
+
+
+async def test_write_bodies_are_gzip_compressed_and_the_server_takes_them(
+    influx_server: InfluxServer, influx_database: str
+) -> None:
+    transport = RecordingTransport()
+    async with InfluxStore(influx_server.url, influx_database, transport=transport) as store:
+        await store.write([Point("process_value", TAGS, {"value": float(i)}, NS0 + i) for i in range(500)])
+        frame = await store.read("process_value", T0, T0 + timedelta(seconds=1))
+    (write,) = [r for r in transport.requests if r.url.path == "/write"]
+    assert write.headers["Content-Encoding"] == "gzip"
+    assert len(gzip.decompress(write.content)) > 5 * len(write.content)
+    assert frame["value"].tolist() == [float(i) for i in range(500)]
+
+
+@pytest.fixture(scope="module")
+def small_influx(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[InfluxServer]:
+    """An InfluxDB that takes write requests of at most 4,000 bytes (as sent: compressed when gzip)."""
+    with influxdb(tmp_path_factory.mktemp("influx-small"), max_body_size=4000) as server:
+        yield server
+
+
+@pytest.mark.parametrize("compress", [False, True])
+async def test_a_request_too_large_is_split_until_each_part_fits(
+    small_influx: InfluxServer, influx_database: str, compress: bool
+) -> None:
+    transport = RecordingTransport()
+    # Random text does not compress, so the compressed body is too large as well.
+    points = [Point("process_value", TAGS, {"value": i, "note": secrets.token_hex(40)}, NS0 + i) for i in range(300)]
+    async with InfluxStore(small_influx.url, influx_database, gzip=compress, transport=transport) as store:
+        await store.write(points)
+        frame = await store.read("process_value", T0, T0 + timedelta(seconds=1))
+    assert frame["value"].tolist() == list(range(300))
+    assert frame["note"].tolist() == [p.fields["note"] for p in points]
+    writes = [r for r in transport.requests if r.url.path == "/write"]
+    assert len(writes) > 8  # refused, then halves of halves
+    assert max(len(r.content) for r in writes) > 4000  # the first, refused
+
+
+async def test_a_single_point_too_large_is_refused_with_the_servers_reason(
+    small_influx: InfluxServer, influx_database: str
+) -> None:
+    big = Point("process_value", TAGS, {"value": 1, "note": secrets.token_hex(5000)}, NS0)
+    async with InfluxStore(small_influx.url, influx_database) as store:
+        with pytest.raises(StoreTooLarge, match=r"HTTP 413: Request Entity Too Large: one point of \d+ bytes"):
+            await store.write([Point("process_value", TAGS, {"value": 0}, NS0 - 1), big])
+        assert (await store.read("process_value", T0 - timedelta(seconds=1), T0))["value"].tolist() == [0]
+
+
+# --- Retry-After --------------------------------------------------------------------------------
+
+
+def test_retry_after_is_read_as_seconds_or_an_http_date_and_bounded() -> None:
+    now = datetime(2026, 11, 29, 12, 0, 0, tzinfo=UTC)
+    assert retry_after_s("7", now) == 7.0
+    assert retry_after_s(" 0 ", now) == 0.0
+    assert retry_after_s("Sun, 29 Nov 2026 12:00:30 GMT", now) == 30.0
+    assert retry_after_s("Sun, 29 Nov 2026 11:59:00 GMT", now) == 0.0  # already past
+    assert retry_after_s("86400", now) == MAX_RETRY_AFTER_S
+    assert retry_after_s("Mon, 29 Nov 2027 12:00:00 GMT", now) == MAX_RETRY_AFTER_S
+    for unreadable in (None, "", "soon", "-5", "1.5e3", "Xyz, 99 Foo 2026"):
+        assert retry_after_s(unreadable, now) is None, unreadable
+
+
+@pytest.mark.parametrize(
+    ("status", "header", "expected"),
+    [(429, "3", 3.0), (503, "1", 1.0), (503, None, None), (500, "2", 2.0), (429, "whenever", None)],
+)
+async def test_an_unavailable_store_passes_on_how_long_it_asked_to_be_left_alone(
+    status: int, header: str | None, expected: float | None
+) -> None:
+    headers = {"Retry-After": header} if header is not None else {}
+    transport = replying(status, '{"error":"busy"}', headers)
+    async with InfluxStore("http://influx.invalid", "factory", transport=transport) as store:
+        with pytest.raises(StoreUnavailable) as caught:
+            await store.write([Point("energy", TAGS, {"value": 1.0}, NS0)])
+    assert caught.value.retry_after_s == expected
+
+
+def replying_too_large(limit_lines: int, seen: list[int]) -> httpx.MockTransport:
+    """Answers a write of more than ``limit_lines`` lines as InfluxDB does when its body limit is exceeded."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/query":
+            return httpx.Response(200, json={"results": [{"statement_id": 0}]})
+        lines = gzip.decompress(request.content).count(b"\n")
+        seen.append(lines)
+        if lines > limit_lines:
+            return httpx.Response(413, json={"error": "Request Entity Too Large"})
+        return httpx.Response(204)
+
+    return httpx.MockTransport(handler)
+
+
+async def test_a_413_splits_the_request_in_halves_down_to_what_fits() -> None:
+    seen: list[int] = []
+    async with InfluxStore("http://influx.invalid", "factory", transport=replying_too_large(3, seen)) as store:
+        await store.write([Point("energy", TAGS, {"value": float(i)}, NS0 + i) for i in range(10)])
+    assert seen == [10, 5, 2, 3, 5, 2, 3]

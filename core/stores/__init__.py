@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from core.settings import StoreSettings
+from typing import TYPE_CHECKING
+
 from core.store import Store
+
+if TYPE_CHECKING:  # core.settings imports core.stores.retention, which comes through here
+    from core.settings import StoreSettings
 
 
 def open_store(settings: StoreSettings) -> Store:

@@ -6,27 +6,42 @@ back as exact integers. Authentication is a token (``Authorization: Token …``,
 on the v1 API, where the database is a bucket reached through its DBRP mapping) or a username and
 password (HTTP basic auth, which 1.x and the 2.x v1 API both accept).
 
+Where points are kept: every point goes to ``retention_policy`` (none: the database's default, as
+before), except the measurements ``measurement_policies`` names, which go to theirs. From settings,
+that puts the KPI rollups (``core.signals.ROLLUP_MEASUREMENTS``) in a long-lived policy of their own
+while raw points expire (``store.influx_rollup_retention_policy``, docs/influxdb.md). Writes name the
+policy (``rp=``), reads name it in the query (``"db"."rp"."measurement"``).
+
+Bodies go gzip-compressed (``Content-Encoding: gzip``) unless ``gzip=False``. A body the server finds
+too large (413) is split in halves until each part fits; a single point that is still too large is
+refused as ``StoreTooLarge``.
+
 Errors are mapped here, once: no connection, timeouts, 5xx and 429 raise ``StoreUnavailable`` (retry
-later); 401/403 (credentials) and 404 (no such database or bucket) raise plain ``StoreError``, since
-they are configuration faults rather than bad data; any other 4xx raises ``StoreRejected`` with the
-server's own reason.
+later), carrying the server's ``Retry-After`` when it sent one (seconds or an HTTP date, at most
+``MAX_RETRY_AFTER_S``); 401/403 (credentials), 404 (no such database or bucket) and a retention
+policy that does not exist (which 1.x answers with a 500) raise plain ``StoreError``, since they are
+configuration faults rather than bad data; any other 4xx raises ``StoreRejected`` with the server's
+own reason.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any, Self
 
 import httpx
 
-from core.errors import StoreError, StoreRejected, StoreUnavailable
+from core.errors import StoreError, StoreRejected, StoreTooLarge, StoreUnavailable
 from core.settings import StoreSettings
+from core.signals import ROLLUP_MEASUREMENTS
 from core.store import BAD_QUALITY, Point, StoreHealth, TagFilter
 from core.stores.frames import FrameReads
 from core.stores.lineprotocol import encode_points
@@ -35,6 +50,8 @@ from core.wire import datetime_to_ns
 log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 5000
+MAX_RETRY_AFTER_S = 120.0  # a longer Retry-After is taken as this: the writer tries again no later
+GZIP_LEVEL = 1  # most of the size for a fraction of the time of the default level 9
 
 
 def quote_identifier(name: str) -> str:
@@ -82,6 +99,27 @@ def _error_text(response: httpx.Response) -> str:
     return text[:500]
 
 
+def retry_after_s(header: str | None, now: datetime) -> float | None:
+    """The wait a ``Retry-After`` header asks for (delay-seconds or an HTTP date), within 0..MAX_RETRY_AFTER_S.
+
+    None when there is no header or it is unreadable: the caller then waits as it would anyway.
+    """
+    if header is None:
+        return None
+    text = header.strip()
+    if text.isdigit():
+        seconds = float(text)
+    else:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if when.tzinfo is None:  # HTTP dates are GMT; a date without a zone is read as such
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - now).total_seconds()
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_S)
+
+
 class InfluxStore(FrameReads):
     """The Store interface on InfluxDB's v1-compatible HTTP API."""
 
@@ -93,11 +131,13 @@ class InfluxStore(FrameReads):
         database: str,
         *,
         retention_policy: str | None = None,
+        measurement_policies: Mapping[str, str] | None = None,
         username: str | None = None,
         password: str | None = None,
         token: str | None = None,
         timeout_s: float = 10.0,
         batch_size: int = DEFAULT_BATCH_SIZE,
+        gzip: bool = True,
         transport: httpx.AsyncBaseTransport | None = None,
     ):
         if batch_size < 1:
@@ -105,7 +145,9 @@ class InfluxStore(FrameReads):
         self.url = url.rstrip("/")
         self.database = database
         self.retention_policy = retention_policy
+        self.measurement_policies = dict(measurement_policies or {})
         self.batch_size = batch_size
+        self.gzip = gzip
         headers = {"Authorization": f"Token {token}"} if token else {}
         auth = httpx.BasicAuth(username, password or "") if username and not token else None
         self._client = httpx.AsyncClient(
@@ -117,15 +159,19 @@ class InfluxStore(FrameReads):
         self._field_types: dict[str, dict[str, str]] = {}
 
     @classmethod
-    def from_settings(cls, settings: StoreSettings) -> InfluxStore:
+    def from_settings(cls, settings: StoreSettings, transport: httpx.AsyncBaseTransport | None = None) -> InfluxStore:
+        rollups = settings.influx_rollup_retention_policy
         return cls(
             settings.influx_url,
             settings.influx_database,
             retention_policy=settings.influx_retention_policy,
+            measurement_policies=dict.fromkeys(ROLLUP_MEASUREMENTS, rollups) if rollups else None,
             username=settings.influx_username,
             password=settings.influx_password.get_secret_value() if settings.influx_password else None,
             token=settings.influx_token.get_secret_value() if settings.influx_token else None,
             timeout_s=settings.timeout_s,
+            gzip=settings.influx_gzip,
+            transport=transport,
         )
 
     async def __aenter__(self) -> Self:
@@ -149,10 +195,13 @@ class InfluxStore(FrameReads):
         params: Mapping[str, str],
         content: bytes | None = None,
         data: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> httpx.Response:
         what = f"InfluxDB {self.url}{path}"
         try:
-            response = await self._client.request(method, path, params=params, content=content, data=data)
+            response = await self._client.request(
+                method, path, params=params, content=content, data=data, headers=headers
+            )
         except httpx.TimeoutException as exc:
             raise StoreUnavailable(f"{what}: timed out ({type(exc).__name__})") from exc
         except httpx.TransportError as exc:
@@ -161,10 +210,20 @@ class InfluxStore(FrameReads):
         if status < 300:
             return response
         reason = _error_text(response)
+        if status >= 500 and reason.startswith("retention policy not found"):
+            # 1.x answers a write to a policy that does not exist with a 500: no retry makes it exist.
+            raise StoreError(
+                f"{what}: HTTP {status}: {reason} (on database {self.database!r};"
+                " `factory store setup` creates the policies the settings name)"
+            )
         if status == 429 or status >= 500:
-            retry_after = response.headers.get("Retry-After")
-            hint = f" (Retry-After: {retry_after})" if retry_after else ""
-            raise StoreUnavailable(f"{what}: HTTP {status}: {reason}{hint}")
+            header = response.headers.get("Retry-After")
+            hint = f" (Retry-After: {header})" if header else ""
+            raise StoreUnavailable(
+                f"{what}: HTTP {status}: {reason}{hint}", retry_after_s=retry_after_s(header, datetime.now(UTC))
+            )
+        if status == 413:
+            raise StoreTooLarge(f"{what}: HTTP 413: {reason}")
         if status in (401, 403):
             raise StoreError(
                 f"{what}: HTTP {status}: the server refused the credentials (check the token or"
@@ -178,15 +237,39 @@ class InfluxStore(FrameReads):
             )
         raise StoreRejected(f"{what}: HTTP {status}: {reason}")
 
-    def _db_params(self) -> dict[str, str]:
+    def _db_params(self, policy: str | None = None) -> dict[str, str]:
         params = {"db": self.database}
-        if self.retention_policy:
-            params["rp"] = self.retention_policy
+        if policy:
+            params["rp"] = policy
         return params
 
-    async def _query(self, statement: str) -> list[dict[str, Any]]:
+    def policy_of(self, measurement: str) -> str | None:
+        """The retention policy ``measurement`` is kept in; None: the database's default."""
+        return self.measurement_policies.get(measurement, self.retention_policy)
+
+    def _source(self, measurement: str) -> str:
+        """The measurement as a FROM clause names it: with its database and policy when it has one."""
+        policy = self.policy_of(measurement)
+        if policy is None:
+            return quote_identifier(measurement)
+        return f"{quote_identifier(self.database)}.{quote_identifier(policy)}.{quote_identifier(measurement)}"
+
+    async def execute(self, statement: str) -> list[dict[str, Any]]:
+        """Run one administrative InfluxQL statement (``factory store setup``'s SHOW, CREATE, ALTER).
+
+        Sent without a database, so it names the database itself; results as ``_query`` gives them.
+        """
+        return await self._query(statement, params={})
+
+    async def server_version(self) -> str:
+        """What ``/ping`` says the server is (``1.6.7~rc0``, ``v2.7.10``); StoreError if it cannot be reached."""
+        response = await self._request("GET", "/ping", params={})
+        return response.headers.get("X-Influxdb-Version", "unknown")
+
+    async def _query(self, statement: str, params: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
         """Run InfluxQL; return the results of every chunk, raising on a statement error."""
-        params = {**self._db_params(), "epoch": "ns", "chunked": "true"}
+        base = self._db_params(self.retention_policy) if params is None else params
+        params = {**base, "epoch": "ns", "chunked": "true"}
         response = await self._request("POST", "/query", params=params, data={"q": statement})
         results: list[dict[str, Any]] = []
         # chunked=true streams one JSON document per line; without it there is just one document.
@@ -227,29 +310,63 @@ class InfluxStore(FrameReads):
     async def write(self, points: Sequence[Point]) -> None:
         if not points:
             return
+        by_policy: dict[str | None, Sequence[Point]] = {self.retention_policy: points}
+        if self.measurement_policies:
+            grouped: dict[str | None, list[Point]] = {}
+            for point in points:
+                grouped.setdefault(self.policy_of(point.measurement), []).append(point)
+            by_policy = dict(grouped)
         # Encode everything first: a point line protocol cannot carry refuses the call before any I/O.
         size = self.batch_size
-        bodies = [encode_points(points[i : i + size]) for i in range(0, len(points), size)]
+        requests = [
+            (policy, part, encode_points(part))
+            for policy, group in by_policy.items()
+            for part in (group[i : i + size] for i in range(0, len(group), size))
+        ]
         await self._ensure_database()
-        params = {**self._db_params(), "precision": "ns"}
-        for body in bodies:
+        for policy, part, body in requests:
+            await self._write_fitting(policy, part, body)
+
+    async def _write_fitting(self, policy: str | None, points: Sequence[Point], body: bytes) -> None:
+        """Post ``body`` (the encoded ``points``); on 413 post each half instead, down to one point."""
+        try:
+            await self._post_write(policy, body)
+        except StoreTooLarge as exc:
+            if len(points) == 1:
+                (point,) = points
+                raise StoreTooLarge(
+                    f"{exc}: one point of {len(body)} bytes ({point.measurement!r} at {point.time_ns})"
+                    " is more than the server takes in a request"
+                ) from exc
+            middle = len(points) // 2
+            log.debug("InfluxDB refused %d bytes as too large; writing %d points in halves", len(body), len(points))
+            for half in (points[:middle], points[middle:]):
+                await self._write_fitting(policy, half, encode_points(half))
+
+    async def _post_write(self, policy: str | None, body: bytes) -> None:
+        params = {**self._db_params(policy), "precision": "ns"}
+        if self.gzip:
+            content = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
+            await self._request("POST", "/write", params=params, content=content, headers={"Content-Encoding": "gzip"})
+        else:
             await self._request("POST", "/write", params=params, content=body)
 
     async def write_line_protocol(self, body: bytes) -> None:
         """Post ready-made line protocol (``precision=ns``) in one request; errors as for ``write``.
 
-        For bulk loaders that encode in bulk themselves (the history generator); the caller keeps
-        each body to a sensible number of lines (``batch_size``) and has escaped it correctly.
+        For bulk loaders that encode in bulk themselves (the history generator): raw points only,
+        which go to ``retention_policy``. The caller keeps each body to a sensible number of lines
+        (``batch_size``) and has escaped it correctly.
         """
         if not body:
             return
         await self._ensure_database()
-        await self._request("POST", "/write", params={**self._db_params(), "precision": "ns"}, content=body)
+        await self._post_write(self.retention_policy, body)
 
     async def _types_of(self, measurement: str, columns: set[str]) -> dict[str, str]:
         known = self._field_types.get(measurement)
         if known is None or not columns <= known.keys():
-            results = await self._query(f"SHOW FIELD KEYS FROM {quote_identifier(measurement)}")
+            results = await self._query(f"SHOW FIELD KEYS FROM {self._source(measurement)}")
             known = {row[0]: row[1] for s in self._series(results) for row in s.values if len(row) >= 2}
             self._field_types[measurement] = known
         return known
@@ -292,7 +409,7 @@ class InfluxStore(FrameReads):
         if where is None:
             return []
         # GROUP BY * hands back the tags per series, so tags and fields never need telling apart.
-        statement = f"SELECT * FROM {quote_identifier(measurement)} WHERE {where} GROUP BY *"
+        statement = f"SELECT * FROM {self._source(measurement)} WHERE {where} GROUP BY *"
         return await self._select(measurement, statement)
 
     async def last_points(
@@ -302,7 +419,7 @@ class InfluxStore(FrameReads):
         where = where_clause(datetime_to_ns(before - lookback), end_ns, tags)
         if where is None:
             return []
-        table = quote_identifier(measurement)
+        table = self._source(measurement)
         usable = f'"quality" != {quote_string(BAD_QUALITY)}'
         statement = f'SELECT last("value") AS "value" FROM {table} WHERE {where} AND {usable} GROUP BY *'
         return await self._select(measurement, statement)
@@ -317,7 +434,7 @@ class InfluxStore(FrameReads):
         # out of a count over several measurements at once.
         for measurement in measurements:
             statement = (
-                f'SELECT count("value") FROM {quote_identifier(measurement)} WHERE {where}'
+                f'SELECT count("value") FROM {self._source(measurement)} WHERE {where}'
                 f" GROUP BY time(1h), {quote_identifier(tag_key)} fill(none)"
             )
             for s in self._series(await self._query(statement)):
@@ -331,8 +448,7 @@ class InfluxStore(FrameReads):
 
     async def health(self) -> StoreHealth:
         try:
-            response = await self._request("GET", "/ping", params={})
+            version = await self.server_version()
         except StoreError as exc:
             return StoreHealth(False, self.backend, str(exc))
-        version = response.headers.get("X-Influxdb-Version", "unknown version")
         return StoreHealth(True, self.backend, f"{self.url} (InfluxDB {version}, database {self.database!r})")

@@ -25,7 +25,8 @@ def number(value: float | None, unit: str = "") -> str:
         return f"{value:,.0f}"
     if magnitude >= 1:
         return f"{value:.2f}"
-    return f"{value:.3g}"
+    # Three significant digits without an exponent: 0.0000783, not 7.83e-05 (万元 per part).
+    return f"{value:.{min(12, max(3, 2 - math.floor(math.log10(magnitude))))}f}"
 
 
 def percent(value: float | None) -> str:

@@ -27,10 +27,10 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Literal, Protocol, cast
+from typing import Literal
 from zoneinfo import ZoneInfo
 
-from core.assets import AssetModel, Site
+from core.assets import AssetModel
 from core.business import INPUT_UNIT, BusinessInputs, InputEntry, InputKind
 from kpi import business
 from kpi.certification_models import (
@@ -117,76 +117,11 @@ def judge(
     return "fail", change, target, f"{assessment:.6g} is not {sign} {target:.6g}"
 
 
-# ---------------------------------------------------------------------------------------------
-# Asset-model adapters. The park level (the ``park`` branch: ``assets.site_of``, ``.sites``,
-# ``.scope_kind``, ``.scope_name``, ``.digest()``) is used when the model has it; until it is on main
-# these fall back to the single-site model (``assets.site``). Once it is, each is one call to the model.
-
-
-class _Named(Protocol):
-    id: str
-    name: str
-
-
-class _SingleSite(Protocol):
-    site: Site
-
-
-class _Park(Protocol):
-    sites: list[_Named]
-
-    def site_of(self, scope_id: str) -> str | None: ...
-    def scope_kind(self, scope_id: str) -> ScopeKind: ...
-    def scope_name(self, scope_id: str) -> str: ...
-    def digest(self) -> str: ...
-
-
-def _park(assets: AssetModel) -> _Park | None:
-    return cast(_Park, assets) if hasattr(assets, "site_of") else None
-
-
 def scope_sites(assets: AssetModel, scope: str) -> list[str]:
     """The sites a scope belongs to (a park scope: all of them); KeyError for an unknown scope."""
     assets.scope(scope)
-    if (park := _park(assets)) is None:
-        return [cast(_SingleSite, assets).site.id]
-    site = park.site_of(scope)
-    return [site] if site is not None else [s.id for s in park.sites]
-
-
-def scope_kind(assets: AssetModel, scope: str) -> ScopeKind:
-    if (park := _park(assets)) is not None:
-        return park.scope_kind(scope)
-    site = cast(_SingleSite, assets).site
-    if scope == site.id:
-        return "site"
-    for workshop in site.workshops:
-        if scope == workshop.id:
-            return "workshop"
-        if any(scope == line.id for line in workshop.lines):
-            return "line"
-    assets.equipment(scope)
-    return "equipment"
-
-
-def scope_name(assets: AssetModel, scope: str) -> str:
-    if (park := _park(assets)) is not None:
-        return park.scope_name(scope)
-    site = cast(_SingleSite, assets).site
-    named = {site.id: site.name, **{w.id: w.name for w in site.workshops}}
-    named.update({ln.id: ln.name for w in site.workshops for ln in w.lines})
-    if scope not in named:
-        named[scope] = assets.equipment(scope).name
-    return named[scope] or scope
-
-
-def asset_digest(assets: AssetModel) -> str:
-    """SHA-256 of the asset model as canonical JSON (provenance)."""
-    if (park := _park(assets)) is not None:
-        return park.digest()
-    site = cast(_SingleSite, assets).site
-    canonical = json.dumps(site.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    site = assets.site_of(scope)
+    return [site] if site is not None else [s.id for s in assets.sites]
 
 
 def _partial_site(assets: AssetModel, scope: str, sites: Sequence[str]) -> str | None:
@@ -337,7 +272,7 @@ class Certifier:
                 end=_local_midnight(baseline[1], zone),
                 label=_label(*baseline),
             )
-        digest = asset_digest(self.assets)
+        digest = self.assets.digest()
         report_id = self._report_id(scheme, scope, language, a_period, b_period, digest, used, rules)
         return CertificationReport(
             report_id=report_id,
@@ -350,8 +285,8 @@ class Certifier:
                 sha256=scheme.sha256,
             ),
             scope=scope,
-            scope_kind=scope_kind(self.assets, scope),
-            scope_name=scope_name(self.assets, scope),
+            scope_kind=self.assets.scope_kind(scope),
+            scope_name=self.assets.scope_name(scope),
             sites=sites,
             baseline=b_period,
             assessment=a_period,

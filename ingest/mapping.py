@@ -15,12 +15,15 @@ class UnmappableSample(ValueError):
     """A sample passed the wire format but cannot become a point (e.g. a NaN process value)."""
 
 
+_STATE, _COUNTER = Measurement.STATE, Measurement.COUNTER  # a member looked up on its class costs a descriptor call
+
+
 def _typed_value(measurement: Measurement, sample: Sample) -> FieldValue:
     # InfluxDB refuses a field-type change within a measurement, so each measurement has one type.
     value = sample.value
-    if measurement is Measurement.STATE:
+    if measurement is _STATE:
         return str(value)
-    if measurement is Measurement.COUNTER:
+    if measurement is _COUNTER:
         return int(value)
     if isinstance(value, str):
         raise UnmappableSample(f"{measurement.value} needs a number, got {value!r}")

@@ -21,8 +21,10 @@ ValueError from an integer of 5,000 digits) becomes a precise reason.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -135,6 +137,174 @@ class BatchEnvelope(BaseModel):
         if v != WIRE_VERSION:
             raise ValueError(f"unsupported wire version {v} (this build reads version {WIRE_VERSION})")
         return v
+
+
+# --- the fast path -------------------------------------------------------------------------------
+#
+# Nearly every sample an edge sends has the one shape ``encode_batch`` writes. ``fast_sample`` checks
+# that shape in plain Python and builds the Sample without pydantic; whatever it is not sure about
+# (another timestamp form, a non-ASCII string, a bool where a number goes, any bound crossed) it
+# leaves to ``Sample.model_validate``, which then accepts or rejects with its own reason. So the fast
+# path only ever accepts what the model accepts, with the same values, and every reason is the
+# model's. tests/test_core_wire_fast.py holds the two against each other on generated samples.
+
+_SAMPLE_KEYS = frozenset(Sample.model_fields)
+_STATES = frozenset(MachineState.__members__) | {OFFLINE}
+_QUALITIES = {q.value: q for q in Quality}
+_TS_SOURCES = {s.value: s for s in TimestampSource}
+_SIGNAL = re.compile(r"[a-z][a-z0-9_]*")
+# The datetimes whose nanoseconds fit in int64 (datetimes hold whole microseconds).
+_TS_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=-(-INT64_MIN // 1_000))
+_TS_LATEST = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=INT64_MAX // 1_000)
+_new = object.__new__
+_set = object.__setattr__
+
+
+def _plain_signal(signal: str) -> bool:
+    return signal.isascii() and _SIGNAL.fullmatch(signal) is not None
+
+
+@functools.lru_cache(maxsize=4_096)
+def _signal_kind(signal: str) -> int:
+    """0: not a name the fast path takes; 1: state; 2: part counter; 3: energy counter; 4: process value."""
+    if not _plain_signal(signal):
+        return 0
+    if signal == Signal.STATE:
+        return 1
+    if signal in PART_COUNTERS:
+        return 2
+    if signal in ENERGY_COUNTERS:
+        return 3
+    return 4
+
+
+def _utc_timestamp(text: str) -> datetime | None:
+    """``YYYY-MM-DDTHH:MM:SS[.ffffff]Z`` (what ``format_ts`` writes) within int64 ns; None for anything else."""
+    size = len(text)
+    if not (
+        (size == 27 or size == 20)
+        and text[-1] == "Z"
+        and text[10] == "T"
+        and text[4] == "-"
+        and text[7] == "-"
+        and text[13] == ":"
+        and text[16] == ":"
+        and (size == 20 or text[19] == ".")
+        and text.isascii()
+    ):
+        return None
+    try:
+        ts = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return ts if _TS_EARLIEST <= ts <= _TS_LATEST else None
+
+
+def _fast_value(kind: int, value: Any) -> SampleValue | None:
+    """The value as the model keeps it, for the plain cases only; None: let the model decide."""
+    of = type(value)
+    if kind == 1:
+        return value if of is str and value in _STATES else None
+    if of is int:
+        if kind == 3:
+            return float(value) if 0 <= value <= INT64_MAX else None
+        return value if (0 if kind == 2 else INT64_MIN) <= value <= INT64_MAX else None
+    if of is float and kind != 2 and math.isfinite(value) and (kind == 4 or value >= 0):
+        return value
+    return None
+
+
+def _plain_text(text: Any, longest: int) -> bool:
+    return type(text) is str and 0 < len(text) <= longest and text.isascii()
+
+
+def fast_sample(raw: Any) -> Sample | None:
+    """The Sample ``Sample.model_validate(raw)`` would give, when ``raw`` has the plain shape; else None."""
+    if type(raw) is not dict or not _SAMPLE_KEYS.issuperset(raw):
+        return None
+    equipment = raw.get("equipment")
+    signal = raw.get("signal")
+    text = raw.get("ts")
+    if not _plain_text(equipment, 64) or type(signal) is not str or len(signal) > 64 or type(text) is not str:
+        return None
+    kind = _signal_kind(signal)  # cached: only names of at most 64 characters get this far
+    if kind == 0 or "value" not in raw:
+        return None
+    value = _fast_value(kind, raw["value"])
+    ts = _utc_timestamp(text)
+    if value is None or ts is None:
+        return None
+    raw_text = raw.get("raw")
+    if raw_text is not None and not (type(raw_text) is str and len(raw_text) <= 128 and raw_text.isascii()):
+        return None
+    quality = raw.get("quality", "good")
+    ts_source = raw.get("ts_source", "device")
+    if type(quality) is not str or type(ts_source) is not str:
+        return None
+    quality = _QUALITIES.get(quality)
+    ts_source = _TS_SOURCES.get(ts_source)
+    if quality is None or ts_source is None:
+        return None
+    flags: tuple[str, ...] = ()
+    if "flags" in raw:
+        listed = raw["flags"]
+        if type(listed) is not list or len(listed) > MAX_FLAGS:
+            return None
+        if not all(_plain_text(flag, MAX_FLAG_LENGTH) for flag in listed):
+            return None
+        flags = tuple(listed)
+    sample = _new(Sample)
+    _set(
+        sample,
+        "__dict__",
+        {
+            "equipment": equipment,
+            "signal": signal,
+            "ts": ts,
+            "value": value,
+            "raw": raw_text,
+            "quality": quality,
+            "ts_source": ts_source,
+            "flags": flags,
+        },
+    )
+    _set(sample, "__pydantic_fields_set__", set(raw))
+    _set(sample, "__pydantic_extra__", None)
+    _set(sample, "__pydantic_private__", None)
+    return sample
+
+
+@dataclass(frozen=True, slots=True)
+class _PlainEnvelope:
+    edge: str
+    seq: int
+    samples: list[dict[str, Any]]
+
+
+_ENVELOPE_KEYS = frozenset(BatchEnvelope.model_fields)
+_EDGE_ID = re.compile(EDGE_ID_PATTERN.removeprefix("^").removesuffix("$"))
+
+
+def _fast_envelope(body: dict[str, Any]) -> _PlainEnvelope | None:
+    """What ``BatchEnvelope.model_validate(body)`` keeps, when the envelope has the plain shape; else None.
+
+    The samples are the parsed dicts themselves (the model copies them, to the same content).
+    """
+    if not _ENVELOPE_KEYS.issuperset(body):
+        return None
+    v, edge, seq, samples = body.get("v"), body.get("edge"), body.get("seq"), body.get("samples")
+    if type(v) is not int or v != WIRE_VERSION or type(seq) is not int or not 0 <= seq <= INT64_MAX:
+        return None
+    if type(edge) is not str or not edge.isascii() or _EDGE_ID.fullmatch(edge) is None:
+        return None
+    sent_at = body.get("sent_at")
+    if sent_at is not None and (type(sent_at) is not str or _utc_timestamp(sent_at) is None):
+        return None
+    if type(samples) is not list or not 1 <= len(samples) <= MAX_SAMPLES_PER_BATCH:
+        return None
+    if not all(type(sample) is dict for sample in samples):
+        return None
+    return _PlainEnvelope(edge, seq, samples)
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,39 +431,72 @@ def _parse_json(payload: bytes, limits: WireLimits) -> Any:
         raise WireFormatError(f"payload is not usable JSON: {exc}") from None
 
 
-def _sample_or_rejection(raw: Any, index: int, limits: WireLimits, now: datetime | None) -> Sample | RejectedSample:
-    try:
-        sample = Sample.model_validate(raw)
-    except ValidationError as exc:
-        reason = f"samples[{index}].{_first_error(exc)}"
-    except (ValueError, TypeError, OverflowError, RecursionError) as exc:  # what a validator did not foresee
-        reason = f"samples[{index}]: {type(exc).__name__}: {exc}"
-    else:
-        window = None if now is None else _outside_window(sample.ts, now, limits)
-        if window is None:
-            return sample
-        reason = f"samples[{index}].ts: {window}"
-    return RejectedSample(index, raw, reason)
+class _Window:
+    """The receiver's window for one batch: each bound worked out once, when a sample first needs it."""
+
+    __slots__ = ("_earliest", "_latest", "limits", "now")
+
+    def __init__(self, limits: WireLimits, now: datetime | None):
+        self.limits = limits
+        self.now = now
+        self._earliest: datetime | None = None
+        self._latest: datetime | None = None
+
+    def outside(self, ts: datetime) -> str | None:
+        """What ``_outside_window`` says, without working out ``now ± limit`` for every sample."""
+        if self.now is None:
+            return None
+        if self._earliest is None:
+            self._earliest = self.now - self.limits.max_past
+        if ts >= self._earliest:
+            if self._latest is None:
+                self._latest = self.now + self.limits.max_future
+            if ts <= self._latest:
+                return None
+        return _outside_window(ts, self.now, self.limits)
 
 
-def decode_batch(payload: bytes, *, limits: WireLimits | None = None, now: datetime | None = None) -> DecodedBatch:
+def _sample_or_rejection(raw: Any, index: int, window: _Window, reference: bool) -> Sample | RejectedSample:
+    sample = None if reference else fast_sample(raw)
+    if sample is None:
+        try:
+            sample = Sample.model_validate(raw)
+        except ValidationError as exc:
+            return RejectedSample(index, raw, f"samples[{index}].{_first_error(exc)}")
+        except (ValueError, TypeError, OverflowError, RecursionError) as exc:  # what a validator did not foresee
+            return RejectedSample(index, raw, f"samples[{index}]: {type(exc).__name__}: {exc}")
+    outside = window.outside(sample.ts)
+    if outside is None:
+        return sample
+    return RejectedSample(index, raw, f"samples[{index}].ts: {outside}")
+
+
+def decode_batch(
+    payload: bytes, *, limits: WireLimits | None = None, now: datetime | None = None, reference: bool = False
+) -> DecodedBatch:
     """Parse one uplink message. A broken envelope raises WireFormatError; bad samples are listed.
 
     With ``now`` (the receiver's clock; never read here), samples whose timestamp lies outside
     ``limits.max_past`` / ``limits.max_future`` of it are refused. Nothing else escapes: whatever the
     payload holds, the result is a batch or a WireFormatError with the reason.
+
+    ``reference=True`` validates every sample with the pydantic model alone, without ``fast_sample``:
+    the same result, slower; the tests hold the fast path against it.
     """
     limits = limits or WireLimits()
     body = _parse_json(payload, limits)
     if not isinstance(body, dict):
         raise WireFormatError(f"payload must be a JSON object, got {type(body).__name__}")
-    try:
-        envelope = BatchEnvelope.model_validate(body)
-    except ValidationError as exc:
-        raise WireFormatError(_first_error(exc)) from None
+    envelope: _PlainEnvelope | BatchEnvelope | None = None if reference else _fast_envelope(body)
+    if envelope is None:
+        try:
+            envelope = BatchEnvelope.model_validate(body)
+        except ValidationError as exc:
+            raise WireFormatError(_first_error(exc)) from None
     batch = DecodedBatch(edge=envelope.edge, seq=envelope.seq, fingerprint=_fingerprint(envelope.samples))
+    window = _Window(limits, now)
     for i, raw in enumerate(envelope.samples):
-        decoded = _sample_or_rejection(raw, i, limits, now)
+        decoded = _sample_or_rejection(raw, i, window, reference)
         if isinstance(decoded, Sample):
             batch.samples.append(decoded)
         else:
@@ -302,7 +505,12 @@ def decode_batch(payload: bytes, *, limits: WireLimits | None = None, now: datet
 
 
 def decode_sample(
-    payload: bytes, *, index: int = 0, limits: WireLimits | None = None, now: datetime | None = None
+    payload: bytes,
+    *,
+    index: int = 0,
+    limits: WireLimits | None = None,
+    now: datetime | None = None,
+    reference: bool = False,
 ) -> Sample:
     """Parse one sample on its own (as a dead letter keeps it), within the bounds it has in a batch.
 
@@ -314,7 +522,7 @@ def decode_sample(
         raw = _parse_json(payload, limits)
     except WireFormatError as exc:
         raise WireFormatError(f"samples[{index}]: {exc.reason}") from None
-    decoded = _sample_or_rejection(raw, index, limits, now)
+    decoded = _sample_or_rejection(raw, index, _Window(limits, now), reference)
     if isinstance(decoded, RejectedSample):
         raise WireFormatError(decoded.reason)
     return decoded

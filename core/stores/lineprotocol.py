@@ -104,36 +104,41 @@ def _encode_series(measurement: str, tags: Iterable[tuple[str, str]]) -> str:
 
 # A piece of equipment's series never changes, and checking and escaping it was most of the work of
 # encoding a point: each distinct series is encoded once (errors are not cached; they raise again).
+# The key is the tags in the order the point has them (sorting them for every point cost as much as
+# the rest of the line); the encoding sorts them.
 @functools.lru_cache(maxsize=65_536)
 def _series(measurement: str, tags: tuple[tuple[str, str], ...]) -> str:
-    return _encode_series(measurement, tags)  # tags sorted by key
+    return _encode_series(measurement, sorted(tags))
 
 
 @functools.lru_cache(maxsize=4_096)
-def _field_key(key: str) -> str:
-    return escape_key(key, "field key")
+def _field_keys(keys: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """The field keys in sorted order, each with its escaped form."""
+    return tuple((key, escape_key(key, "field key")) for key in sorted(keys))
 
 
 def encode_point(point: Point) -> str:
     """One line (without the trailing newline) or StoreRejected saying what cannot be encoded."""
     try:
-        series = _series(point.measurement, tuple(sorted(point.tags.items())))
+        series = _series(point.measurement, tuple(point.tags.items()))
     except TypeError:
         # A tag key or value that cannot be hashed or sorted (not a string): the uncached path says which.
         series = _encode_series(point.measurement, point.tags.items())
     if not point.fields:
         raise StoreRejected(f"point in {point.measurement!r} has no fields")
+    fields = point.fields
     try:
-        fields = ",".join(
-            f"{_field_key(key)}={format_field_value(key, point.fields[key])}" for key in sorted(point.fields)
+        keys = _field_keys(tuple(fields))
+    except (TypeError, StoreRejected):
+        # A key that cannot be sorted or encoded: field by field, so the first fault is the one named.
+        text = ",".join(
+            f"{escape_key(key, 'field key')}={format_field_value(key, value)}" for key, value in fields.items()
         )
-    except TypeError:
-        fields = ",".join(
-            f"{escape_key(key, 'field key')}={format_field_value(key, value)}" for key, value in point.fields.items()
-        )
+    else:
+        text = ",".join(f"{escaped}={format_field_value(key, fields[key])}" for key, escaped in keys)
     if isinstance(point.time_ns, bool) or not isinstance(point.time_ns, int):
         raise StoreRejected(f"time_ns must be an integer number of nanoseconds, got {point.time_ns!r}")
-    return f"{series} {fields} {point.time_ns}"
+    return f"{series} {text} {point.time_ns}"
 
 
 def encode_points(points: Iterable[Point]) -> bytes:

@@ -64,7 +64,7 @@ from paho.mqtt.properties import Properties
 
 from core.assets import AssetModel
 from core.errors import StoreError, StoreRejected, StoreUnavailable, WireFormatError
-from core.mqtt import mqtt_client
+from core.mqtt import check_broker, mqtt_client
 from core.settings import Settings
 from core.store import Point, Store
 from core.tasks import cancel_and_wait
@@ -195,6 +195,7 @@ class IngestService:
         max_pending_points: int | None = None,
         shutdown_timeout_s: float = 10.0,
     ):
+        check_broker(settings.broker)  # a TLS file that cannot be used stops ingest here, naming it
         self.settings = settings
         self.store = store
         self.assets = assets

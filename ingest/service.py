@@ -304,10 +304,14 @@ class IngestService:
     async def run(self) -> None:
         """Serve until cancelled; a task that fails ends the service with its error."""
         async with self:
-            tasks = {task for task in (self._reader, self._writer) if task is not None}
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-            for task in done:
-                task.result()
+            await self.supervise()
+
+    async def supervise(self) -> None:
+        """Wait while the reader and writer work; raise the error of one that failed."""
+        tasks = {task for task in (self._reader, self._writer) if task is not None}
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            task.result()
 
     def stats(self) -> dict[str, int]:
         return {**self._counters, "pending_points": self._held(), "unacked": len(self._unacked)}

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from core.assets import AssetModel, load_asset_model
-from core.errors import BrokerTlsError
+from core.errors import BrokerTlsError, StartupError
 from core.mqtt import mqtt_client
 from core.settings import BrokerSettings, BrokerTls, EdgeSettings, IngestSettings, Settings, UplinkSettings
 from core.stores.sqlite import SqliteStore
@@ -263,3 +263,11 @@ async def test_insecure_skips_verification_and_says_so(tls_broker: TlsBroker, ca
         async with mqtt_client(broker, identifier="gw-a-insecure", timeout_s=5):
             pass
     assert any("is not checked" in r.getMessage() for r in caplog.records)
+
+
+async def test_the_demo_on_a_real_tls_broker_checks_it_at_start(tls_broker: TlsBroker) -> None:
+    from factory.demo import _require_broker
+
+    await _require_broker(tls_broker.settings("gw-a"))
+    with pytest.raises(StartupError, match=r"TLS handshake with MQTT broker .* not signed by a CA in tls\.ca_file"):
+        await _require_broker(tls_broker.settings("gw-a", ca_file=tls_broker.elsewhere.ca_file))

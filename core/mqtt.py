@@ -143,10 +143,10 @@ class _BrokerClient(aiomqtt.Client):
         self.trusted = f"tls.ca_file {ca_file}" if ca_file is not None else "the system's CA certificates"
         self.identity = str(tls.cert_file) if tls is not None and tls.cert_file is not None else None
         # With TLS 1.3 the broker judges our certificate after the handshake: its alert reaches paho on
-        # the first read, which paho only logs before aiomqtt times out. Keep it to say why.
+        # the first read, which paho only logs before aiomqtt times out. Listened to while connecting
+        # (through aiomqtt's paho client, _client: aiomqtt offers no other way), to say why.
+        self._tls = tls is not None
         self._alert: str | None = None
-        if tls is not None:
-            self._client.on_log = self._on_paho_log
 
     def _on_paho_log(self, client: Any, userdata: Any, level: int, text: str) -> None:
         if (match := SSL_ALERT.search(text)) is not None:
@@ -154,6 +154,8 @@ class _BrokerClient(aiomqtt.Client):
 
     async def __aenter__(self) -> Self:
         self._alert = None
+        if self._tls:
+            self._client.on_log = self._on_paho_log
         try:
             return await super().__aenter__()
         except aiomqtt.MqttError as exc:
@@ -164,6 +166,8 @@ class _BrokerClient(aiomqtt.Client):
             if reason is None:
                 raise
             raise BrokerTlsError(f"TLS handshake with MQTT broker {self.broker_name} failed: {reason}") from exc
+        finally:
+            self._client.on_log = None  # paho formats every message it logs for on_log: not per packet
 
 
 SSL_ALERT = re.compile(r"\[SSL: \w*ALERT\w*\] ([^(]+?) \(")
@@ -171,6 +175,10 @@ SSL_ALERT = re.compile(r"\[SSL: \w*ALERT\w*\] ([^(]+?) \(")
 
 def refused_certificate(alert: str, identity: str | None) -> str:
     """The broker's TLS alert, said for the one who configures the client."""
+    if "certificate" not in alert and "unknown ca" not in alert:
+        if "protocol version" in alert:
+            return f"the broker and we share no TLS version ({alert}; we take tls.min_version and newer)"
+        return f"the broker ended the handshake ({alert})"
     if identity is None:
         return f"the broker refused us ({alert}): it asks for a client certificate (tls.cert_file, tls.key_file)"
     return f"the broker refused our client certificate tls.cert_file {identity} ({alert})"

@@ -148,6 +148,10 @@ class _BrokerClient(aiomqtt.Client):
         self._tls = tls is not None
         self._alert: str | None = None
 
+    def _lost_while_connecting(self) -> BaseException | None:
+        lost = self._disconnected
+        return lost.exception() if lost.done() and not lost.cancelled() else None
+
     def _on_paho_log(self, client: Any, userdata: Any, level: int, text: str) -> None:
         if (match := SSL_ALERT.search(text)) is not None:
             self._alert = match.group(1)
@@ -161,6 +165,8 @@ class _BrokerClient(aiomqtt.Client):
         except aiomqtt.MqttError as exc:
             # aiomqtt raises MqttError(str(ssl_error)) "from None": the ssl error is still the context.
             reason = handshake_failure(exc.__context__, self.trusted, self.identity)
+            if reason is None:  # an alert met while writing CONNECT: aiomqtt keeps it there, unlogged
+                reason = handshake_failure(self._lost_while_connecting(), self.trusted, self.identity)
             if reason is None and self._alert is not None:
                 reason = refused_certificate(self._alert, self.identity)
             if reason is None:

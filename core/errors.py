@@ -62,3 +62,11 @@ class StoreTooLarge(StoreRejected):
 
 class StartupError(FactoryError):
     """A server the command needs (broker, store) cannot be reached when it starts."""
+
+
+class BrokerTlsError(FactoryError):
+    """The TLS handshake with an MQTT broker failed for a reason retrying cannot mend.
+
+    An unknown CA, a certificate not valid for the host, a broker refusing our client certificate,
+    a plain listener on a TLS port: the clients stop with this error instead of reconnecting forever.
+    """

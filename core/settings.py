@@ -38,6 +38,34 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class BrokerTls(_Section):
+    """TLS to an MQTT broker (docs/configuration.md): whom to trust, and who we are when certificates say so."""
+
+    ca_file: Path | None = Field(
+        default=None, description="PEM file of the CA certificates the broker's must chain to; none: the system's"
+    )
+    cert_file: Path | None = Field(
+        default=None, description="PEM client certificate: our identity (the edge id as CN, use_identity_as_username)"
+    )
+    key_file: Path | None = Field(default=None, description="the client certificate's private key, PEM, unencrypted")
+    min_version: Literal["1.2", "1.3"] = "1.2"
+    insecure: bool = Field(
+        default=False,
+        description="tests and development only: the broker's certificate is not checked at all (logged as a warning)",
+    )
+
+    @field_validator("min_version", mode="before")
+    @classmethod
+    def _version_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int | float) else value  # YAML reads 1.2 as a number
+
+    @model_validator(mode="after")
+    def _certificate_with_its_key(self) -> Self:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together: a client certificate needs its private key")
+        return self
+
+
 class BrokerSettings(_Section):
     """An MQTT broker: the platform's uplink broker, or a shop-floor broker that meters publish to."""
 
@@ -46,6 +74,7 @@ class BrokerSettings(_Section):
     username: str | None = None
     password: SecretStr | None = None
     keepalive_s: int = Field(default=30, ge=5)
+    tls: BrokerTls | None = Field(default=None, description="none: plain MQTT (port 1883); set: TLS (port 8883)")
 
 
 class StoreSettings(_Section):
@@ -380,6 +409,11 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
             section[key] = str(p if p.is_absolute() else os.path.normpath(base / p))
 
     fix(data, "assets")
+    edge = data.get("edge")
+    for broker in (data.get("broker"), edge.get("meter_broker") if isinstance(edge, dict) else None):
+        tls = broker.get("tls") if isinstance(broker, dict) else None
+        for key in ("ca_file", "cert_file", "key_file"):
+            fix(tls, key)
     fix(data.get("certification"), "schemes_dir")
     fix(data.get("store"), "sqlite_path")
     fix(data.get("edge"), "buffer_path")

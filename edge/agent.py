@@ -113,12 +113,13 @@ class EdgeAgent:
     async def run(self) -> None:
         """Run until cancelled (starting the agent if needed); raise the error of a component that died."""
         if self._stack is not None:
-            await self._supervise()
+            await self.supervise()
             return
         async with self:
-            await self._supervise()
+            await self.supervise()
 
-    async def _supervise(self) -> None:
+    async def supervise(self) -> None:
+        """Wait while every component works; raise the error of one that died."""
         # Every component task loops forever (reconnecting on its own), so one that ends has failed.
         done, _ = await asyncio.wait(self._tasks(), return_when=asyncio.FIRST_COMPLETED)
         for task in done:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import aiomqtt
 
-from core.mqtt import mqtt_client
+from core.mqtt import check_broker, mqtt_client
 from core.settings import BrokerSettings, UplinkSettings
 from core.wire import Sample, encode_batch
 from edge.buffer import SampleBuffer
@@ -60,6 +60,7 @@ class Forwarder(BackgroundComponent):
         publish_timeout_s: float = 10.0,
         backoff: Backoff | None = None,
     ):
+        check_broker(broker)  # a TLS file that cannot be used stops the edge at start, naming it
         self.edge_id = edge_id
         self.topic = uplink.topic(edge_id)
         self._buffer = buffer

@@ -27,7 +27,7 @@ import aiomqtt
 from pydantic import ValidationError
 
 from core.errors import ConfigError
-from core.mqtt import mqtt_client
+from core.mqtt import check_broker, mqtt_client
 from core.settings import BrokerSettings, MeterSource
 from core.wire import Sample, TimestampSource
 from edge.buffer import SampleSink
@@ -142,6 +142,8 @@ class MeterCollector(BackgroundComponent):
                     f"not a valid MQTT topic filter: {meter.topic!r}",
                     field=f"meters[{meter.equipment}].topic",
                 ) from None
+        if self.meters:
+            check_broker(broker)
         self._broker = broker
         self._sink = sink
         self._backoff = backoff or Backoff(0.5, 10.0)

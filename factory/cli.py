@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 
 from api.keys import KeyStoreUnavailable
 from core.assets import AssetModel, load_asset_model
-from core.errors import ConfigError, StartupError
+from core.errors import BrokerTlsError, ConfigError, StartupError
 from core.settings import Settings, load_settings
 from core.stores import open_store
 from factory.deadletters_cli import add_deadletters_arguments, run_deadletters
@@ -434,6 +434,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except StartupError as exc:
         print(f"factory: cannot start: {exc}", file=sys.stderr)
+        return 1
+    except BrokerTlsError as exc:
+        print(f"factory: {exc}", file=sys.stderr)
         return 1
     except KeyStoreUnavailable as exc:
         print(f"factory: {exc}", file=sys.stderr)

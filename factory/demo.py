@@ -23,7 +23,7 @@ from api import web
 from api.app import create_app
 from api.keys import KeyStore, Role
 from core.assets import AssetModel
-from core.errors import StartupError
+from core.errors import BrokerTlsError, StartupError
 from core.mqtt import mqtt_client
 from core.settings import BrokerSettings, Settings
 from core.store import Store
@@ -111,6 +111,8 @@ async def _require_broker(broker: BrokerSettings) -> None:
             f"MQTT broker {broker.host}:{broker.port} does not answer ({exc}); start it, or set "
             "demo.embedded_broker: true (FACTORY__DEMO__EMBEDDED_BROKER=true) for the in-process one"
         ) from exc
+    except BrokerTlsError as exc:
+        raise StartupError(str(exc)) from exc
 
 
 async def _require_store(store: Store) -> None:
@@ -177,9 +179,14 @@ async def run_demo(settings: Settings, assets: AssetModel, args: argparse.Namesp
     host = settings.broker.host
     embedded = settings.demo.embedded_broker
     broker_port = _port_or_free(host, settings.broker.port, "MQTT broker") if embedded else settings.broker.port
+    if embedded and settings.broker.tls is not None:
+        log.info("broker.tls is for a real broker; the embedded one listens on loopback without TLS")
     settings = settings.model_copy(
         update={
-            "broker": settings.broker.model_copy(update={"port": broker_port}),
+            # The embedded broker speaks plain MQTT on loopback; a real one gets broker.tls as it is.
+            "broker": settings.broker.model_copy(
+                update={"port": broker_port, "tls": None if embedded else settings.broker.tls}
+            ),
             "api": settings.api.model_copy(update={"port": api_port}),
         }
     )

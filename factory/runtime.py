@@ -10,7 +10,7 @@ import signal
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import uvicorn
 
@@ -57,11 +57,23 @@ def heartbeat_age_s(path: str) -> float | None:
         return None
 
 
+@runtime_checkable
+class Supervised(Protocol):
+    """A service whose background tasks can die of an error retrying cannot mend (a broker's TLS refusal)."""
+
+    async def supervise(self) -> None:
+        """Wait while the service works; raise the error of a task of it that died."""
+
+
 async def serve_until_stopped(
     *services: contextlib.AbstractAsyncContextManager[Any],
     on_started: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
-    """Enter every service in order, wait for SIGINT/SIGTERM, then leave them in reverse order."""
+    """Enter every service in order, wait for SIGINT/SIGTERM, then leave them in reverse order.
+
+    A supervised service whose task dies ends the wait too, and its error is raised once every
+    service has been left: the process stops with the reason instead of idling with a dead task.
+    """
     stop = asyncio.Event()
     install_stop_signals(stop)
     async with contextlib.AsyncExitStack() as stack:
@@ -71,11 +83,16 @@ async def serve_until_stopped(
             await on_started()
         heartbeat_file = os.environ.get(HEARTBEAT_ENV)
         beat = asyncio.create_task(_beat(heartbeat_file)) if heartbeat_file else None
+        stopping = asyncio.create_task(stop.wait(), name="stop-signal")
+        watchers = [asyncio.create_task(s.supervise()) for s in services if isinstance(s, Supervised)]
         try:
-            await stop.wait()
+            done, _ = await asyncio.wait({stopping, *watchers}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            if beat is not None:
-                beat.cancel()
+            waiting: list[asyncio.Task[Any]] = [stopping, *watchers, *([beat] if beat is not None else [])]
+            for task in waiting:
+                task.cancel()
+        for failed in done - {stopping}:
+            failed.result()  # a service failed: leave them all, then say why
         logging.getLogger("factory").info("stopping")
 
 

@@ -64,7 +64,7 @@ from paho.mqtt.properties import Properties
 
 from core.assets import AssetModel
 from core.errors import StoreError, StoreRejected, StoreUnavailable, WireFormatError
-from core.mqtt import mqtt_client
+from core.mqtt import check_broker, mqtt_client
 from core.settings import Settings
 from core.store import Point, Store
 from core.tasks import cancel_and_wait
@@ -195,6 +195,7 @@ class IngestService:
         max_pending_points: int | None = None,
         shutdown_timeout_s: float = 10.0,
     ):
+        check_broker(settings.broker)  # a TLS file that cannot be used stops ingest here, naming it
         self.settings = settings
         self.store = store
         self.assets = assets
@@ -303,10 +304,14 @@ class IngestService:
     async def run(self) -> None:
         """Serve until cancelled; a task that fails ends the service with its error."""
         async with self:
-            tasks = {task for task in (self._reader, self._writer) if task is not None}
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-            for task in done:
-                task.result()
+            await self.supervise()
+
+    async def supervise(self) -> None:
+        """Wait while the reader and writer work; raise the error of one that failed."""
+        tasks = {task for task in (self._reader, self._writer) if task is not None}
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            task.result()
 
     def stats(self) -> dict[str, int]:
         return {**self._counters, "pending_points": self._held(), "unacked": len(self._unacked)}

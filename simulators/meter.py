@@ -36,7 +36,7 @@ from typing import Any, Self
 import aiomqtt
 
 from core.assets import EnergyCarrier
-from core.mqtt import mqtt_client
+from core.mqtt import check_broker, mqtt_client
 from core.settings import BrokerSettings
 from core.signals import MachineState, Signal
 from core.wire import datetime_to_ns, format_ts
@@ -176,6 +176,7 @@ class MeterPublisher:
     ):
         if interval_s <= 0:
             raise ValueError(f"{model.meter.equipment_id}: publish interval must be positive, got {interval_s}")
+        check_broker(broker)
         self.model = model
         self.meter_id = model.meter.equipment_id
         self.topic = topic

@@ -418,7 +418,7 @@ def test_keys_are_stored_only_as_hashes_in_a_private_file(tmp_path: Path) -> Non
     files = [p for p in tmp_path.iterdir() if p.name.startswith("keys.sqlite")]
     raw = b"".join(p.read_bytes() for p in files)  # the database, its WAL and shared memory
     for secret in secrets:
-        random_part = secret.rsplit("_", 1)[1]
+        random_part = secret.split("_", 2)[2]  # fk_<id>_<secret>: the secret itself may contain "_"
         assert random_part.encode() not in raw and secret.encode() not in raw
     with sqlite3.connect(tmp_path / "keys.sqlite") as conn:
         stored = dict(conn.execute("SELECT id, key_sha256 FROM api_keys").fetchall())

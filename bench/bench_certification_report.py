@@ -51,14 +51,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey 
 
 from api.reporting import render_csv, render_html, render_pdf, signed_report_bytes, verify_report_bytes  # noqa: E402
 from api.reporting.fonts import CJK_FACE, CJK_FONT, FontChoice  # noqa: E402
+from bench.bench_kpi_report import extend_to_a_year  # noqa: E402
 from core.business import InputEntry, InputKind  # noqa: E402
 from core.settings import load_settings  # noqa: E402
-from core.store import Point, Store  # noqa: E402
 from core.stores.sqlite import SqliteStore  # noqa: E402
-from core.wire import datetime_to_ns  # noqa: E402
 from kpi.certification_models import CertificationReport, InputUsed, Language, overall_verdict  # noqa: E402
 from kpi.engine import KpiEngine  # noqa: E402
-from kpi.rollup import DAILY, MONTH, local_spans  # noqa: E402
 from simulators.history import HistoryGenerator, HistoryOptions, Progress, write_history  # noqa: E402
 from simulators.scenario import load_scenario  # noqa: E402
 from tests.reporting_fixtures import RuleSpec, business_input, rule_result, sample_report  # noqa: E402
@@ -198,28 +196,6 @@ def _midnight(day: date, tz: ZoneInfo) -> datetime:
     return datetime.combine(day, datetime.min.time(), tz)
 
 
-async def _extend_to_a_year(engine: KpiEngine, store: Store, tz: ZoneInfo, first: date, days: int) -> date:
-    """Copy the daily rollups of [first, first + days) back until a year is covered; sum the months."""
-    start, end = _midnight(first, tz), _midnight(first + timedelta(days=days), tz)
-    rows = await store.read_points(DAILY, start, end)
-    by_day: dict[date, list[Point]] = {}
-    for p in rows:
-        by_day.setdefault(datetime.fromtimestamp(p.time_ns / 1e9, tz).date(), []).append(p)
-    year_start = first + timedelta(days=days) - timedelta(days=365)
-    copies = []
-    day = year_start
-    while day < first:
-        source = first + timedelta(days=(day - year_start).days % days)
-        shift = datetime_to_ns(_midnight(day, tz)) - datetime_to_ns(_midnight(source, tz))
-        copies += [Point(p.measurement, p.tags, p.fields, p.time_ns + shift) for p in by_day.get(source, [])]
-        day += timedelta(days=1)
-    await store.write(copies)
-    months = local_spans(MONTH, datetime_to_ns(_midnight(year_start, tz)), datetime_to_ns(end), tz)
-    ids = sorted({p.tags["equipment"] for p in rows})
-    await engine.rollups.refresh_spans(MONTH, ids, months, datetime_to_ns(end), tz)
-    return year_start
-
-
 @asynccontextmanager
 async def history_evaluator(tmp: Path, days: int) -> AsyncIterator[Evaluate]:
     """Certifier.evaluate over a year of the 40-machine plant in SQLite (see the module docstring)."""
@@ -259,7 +235,7 @@ async def history_evaluator(tmp: Path, days: int) -> AsyncIterator[Evaluate]:
     store = SqliteStore(database)
     try:
         engine = KpiEngine.from_settings(store, scenario.assets, settings.kpi, clock=lambda: now)
-        year_first = await _extend_to_a_year(engine, store, tz, FIRST_DAY, days)
+        year_first = await extend_to_a_year(engine, store, tz, FIRST_DAY, days)
         middle = year_first + timedelta(days=182)
         baseline, assessment = (year_first, middle), (middle, end_day)
         print(f"periods: baseline {baseline[0]}..{baseline[1]}, assessment {assessment[0]}..{assessment[1]}")

@@ -42,7 +42,7 @@ if str(REPO) not in sys.path:  # run as a script: make the repository's packages
     sys.path.insert(0, str(REPO))
 
 from core.settings import load_settings  # noqa: E402
-from core.store import Point  # noqa: E402
+from core.store import Point, Store  # noqa: E402
 from core.stores.influx import InfluxStore  # noqa: E402
 from core.wire import datetime_to_ns  # noqa: E402
 from kpi.base import BaseQuantities  # noqa: E402
@@ -106,8 +106,12 @@ def _compare(rolled: KpiReport, raw: KpiReport) -> int:
     return compared
 
 
-async def _extend_to_a_year(engine: KpiEngine, store: InfluxStore, tz: ZoneInfo, first: date, days: int) -> date:
-    """Copy the daily rollups of [first, first + days) back in time until a year is covered; sum the months."""
+async def extend_to_a_year(engine: KpiEngine, store: Store, tz: ZoneInfo, first: date, days: int) -> date:
+    """Copy the daily rollups of [first, first + days) back in time until a year is covered; sum the months.
+
+    Reports read rollups, so their speed does not depend on which days the rows hold (also used by
+    bench_certification_report.py).
+    """
     start, end = _local_midnight(first, tz), _local_midnight(first + timedelta(days=days), tz)
     rows = await store.read_points(DAILY, start, end)
     by_day: dict[date, list[Point]] = {}
@@ -161,7 +165,7 @@ async def run(args: argparse.Namespace, url: str, tmp: Path) -> dict[str, object
     now = month_end + timedelta(days=1)  # every hour of the history has settled
     async with InfluxStore(url, "bench_kpi") as store:
         engine = KpiEngine.from_settings(store, scenario.assets, settings.kpi, clock=lambda: now)
-        year_first = await _extend_to_a_year(engine, store, tz, FIRST_DAY, args.days)
+        year_first = await extend_to_a_year(engine, store, tz, FIRST_DAY, args.days)
         year_start = _local_midnight(year_first, tz)
         year_ms, year = await _timed(lambda: engine.report(WORKSHOP, year_start, month_end), 5)
         rollup_ms, rolled = await _timed(lambda: engine.report(WORKSHOP, month_start, month_end), 5)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -153,16 +153,113 @@ class UplinkSettings(_Section):
         return f"{self.topic_prefix}/+"
 
 
+class Deadband(_Section):
+    """OPC UA data-change filter deadband: a change smaller than this is not reported."""
+
+    kind: Literal["absolute", "percent"]
+    value: float = Field(ge=0, le=1e12, description="absolute: in the value's unit; percent: of the EURange (0..100)")
+
+
+class SignalOptions(_Section):
+    """How one signal is read; every field left unset takes the source's value (``OpcUaSource``)."""
+
+    sampling_interval_ms: float | None = Field(default=None, ge=0, le=86_400_000)
+    queue_size: int | None = Field(default=None, ge=1, le=100_000, description="server-side queue per monitored item")
+    deadband: Deadband | None = None
+    trigger: Literal["status", "status_value", "status_value_timestamp"] | None = None
+    mode: Literal["subscribe", "poll"] | None = Field(
+        default=None, description="poll: read every poll_interval_ms (servers or nodes without subscriptions)"
+    )
+    poll_interval_ms: int | None = Field(default=None, ge=10, le=86_400_000)
+    timestamp_source: TimestampSource | None = None
+
+
+class SignalSpec(SignalOptions):
+    """One signal: where it is (a NodeId or a browse path) and how to read it."""
+
+    address: str = Field(
+        min_length=1,
+        max_length=4096,
+        description=(
+            "a NodeId ('ns=2;s=cnc-01.State', 'nsu=http://vendor/;i=5001', g=GUID, b=opaque) "
+            "or a browse path from Objects ('/4:Machines/8:CNC-07/2:Monitoring', a segment's prefix a "
+            "namespace index or '<uri>:')"
+        ),
+    )
+    state_map: dict[str, MachineState] | None = Field(
+        default=None, description="this signal's own map (device value by meaning -> canonical state)"
+    )
+
+
+class Discovery(_Section):
+    """Find the machines of a companion-spec profile on a server, instead of listing NodeIds."""
+
+    profile: Literal["machine-tool", "robot", "machinery"] = Field(
+        description="machine-tool: OPC 40501; robot: OPC 40010; machinery: OPC 40001-1 MachineryItemState"
+    )
+    equipment: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "machine instance -> equipment id in the asset model; the instance by its BrowseName, "
+            "SerialNumber or ProductInstanceUri"
+        ),
+    )
+    root: str | None = Field(default=None, description="browse path to search under; default: the Machines folder")
+
+
+class OpcUaSecurity(_Section):
+    """OPC UA secure channel and user identity (docs/gateway.md)."""
+
+    policy: Literal["None", "Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss"] = "None"
+    mode: Literal["None", "Sign", "SignAndEncrypt"] = "None"
+    certificate: Path | None = Field(
+        default=None, description="the agent's application certificate (factory edge cert)"
+    )
+    private_key: Path | None = None
+    trust_dir: Path | None = Field(default=None, description="directory of trusted server certificates (DER or PEM)")
+    username: str | None = None
+    password_env: str | None = Field(
+        default=None, pattern=r"^[A-Z_][A-Z0-9_]*$", description="environment variable holding the user's password"
+    )
+
+
 class OpcUaSource(_Section):
-    """One OPC UA server and the nodes to subscribe to, by canonical signal name."""
+    """One OPC UA server: the signals to read, by canonical signal name, or a profile to discover them by.
+
+    ``nodes`` maps a signal to an address (a NodeId or a browse path) or to a ``SignalSpec`` with
+    its own options; the source-level options below are every signal's defaults.
+    """
 
     endpoint: str = Field(pattern=r"^opc\.tcp://")
-    equipment: str
-    nodes: dict[str, str] = Field(min_length=1, description="signal -> NodeId, e.g. state: 'ns=2;s=cnc-01.State'")
-    sampling_interval_ms: int = Field(default=100, ge=0)
+    equipment: str | None = Field(default=None, description="the equipment of ``nodes``; with discovery: optional")
+    nodes: dict[str, str | SignalSpec] = Field(
+        default_factory=dict, description="signal -> address or spec, e.g. state: 'ns=2;s=cnc-01.State'"
+    )
+    discover: Discovery | None = None
+    security: OpcUaSecurity | None = None
+    sampling_interval_ms: int = Field(default=100, ge=0, description="publishing interval; every signal's default")
+    queue_size: int = Field(default=1000, ge=1, le=100_000)
+    deadband: Deadband | None = None
+    trigger: Literal["status", "status_value", "status_value_timestamp"] = "status_value"
+    mode: Literal["subscribe", "poll"] = "subscribe"
+    poll_interval_ms: int = Field(default=1000, ge=10, le=86_400_000)
     timestamp_source: TimestampSource = TimestampSource.DEVICE
+    earliest_timestamp: datetime = Field(
+        default=datetime(2001, 1, 1, tzinfo=UTC),
+        description="a device time before this is replaced by gateway time and flagged (a PLC that lost its clock)",
+    )
+    max_future_skew_s: float = Field(
+        default=300.0, ge=0, le=86_400, description="a device time further ahead of the gateway's is replaced, flagged"
+    )
+    max_items_per_call: int | None = Field(
+        default=None, ge=1, le=100_000, description="monitored items per request; default: the server's limit, or 500"
+    )
     state_map: dict[str, MachineState] = Field(
-        default_factory=dict, description="raw device state code -> canonical state; empty: values are canonical"
+        default_factory=dict,
+        description=(
+            "device state -> canonical state, by meaning: a LocalizedText by its text, an enumeration by value "
+            "or name, a state NodeId by id, a number by value; empty: the profile's map, or canonical names"
+        ),
     )
     refresh_interval_s: float = Field(
         default=60.0,
@@ -173,6 +270,31 @@ class OpcUaSource(_Section):
             "at most the equipment's report_interval_s in the asset model"
         ),
     )
+
+    @model_validator(mode="after")
+    def _signals_or_discovery(self) -> Self:
+        if not self.nodes and self.discover is None:
+            raise ValueError("give nodes (signal -> NodeId or browse path) or discover (a profile)")
+        if self.nodes and self.equipment is None:
+            raise ValueError("nodes need the equipment they belong to")
+        return self
+
+    @property
+    def label(self) -> str:
+        """How logs name the source: its equipment, or the endpoint when it discovers several."""
+        return self.equipment or self.endpoint
+
+    def equipment_ids(self) -> list[str]:
+        """The equipment this source reads, as far as the configuration tells (discovery may find fewer)."""
+        ids = [self.equipment] if self.equipment is not None else []
+        if self.discover is not None:
+            ids += [e for e in self.discover.equipment.values() if e not in ids]
+        return ids
+
+    def spec(self, signal: str) -> SignalSpec:
+        """The signal's spec, a plain address made a spec."""
+        entry = self.nodes[signal]
+        return SignalSpec(address=entry) if isinstance(entry, str) else entry
 
 
 class MeterSource(_Section):

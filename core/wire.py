@@ -6,6 +6,10 @@ Example (version 1)::
      "samples": [{"equipment": "cnc-01", "signal": "state", "ts": "2026-11-25T08:00:00.912000Z",
                   "value": "PRODUCING", "raw": "1", "quality": "good", "ts_source": "device"}]}
 
+Optional per sample: ``raw`` (the device's own value, e.g. a state code), ``flags`` (e.g.
+``ts_fallback``, ``refresh``) and ``status`` (the device's status code, e.g. an OPC UA StatusCode as
+a UInt32; ``quality`` is its severity).
+
 ``seq`` is per edge and monotonic (one per batch), so ingest can detect gaps. A batch whose
 envelope is broken is rejected whole; a batch with some bad samples keeps the good ones and
 reports the bad ones individually, so nothing good is lost with the bad.
@@ -41,6 +45,7 @@ MAX_SAMPLES_PER_BATCH = 50_000
 MAX_PAYLOAD_BYTES = 16 * 1024 * 1024  # default for WireLimits; 50,000 samples of ~300 bytes fit
 MAX_FLAGS = 16
 MAX_FLAG_LENGTH = 64
+STATUS_CODE_MAX = 0xFFFF_FFFF  # an OPC UA StatusCode is a UInt32
 MAX_NESTING = 8  # a sample kept as a dead letter is cut at this depth; the format itself nests 4 deep
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -88,6 +93,13 @@ class Sample(BaseModel):
     quality: Quality = Quality.GOOD
     ts_source: TimestampSource = TimestampSource.DEVICE
     flags: tuple[Flag, ...] = Field(default=(), max_length=MAX_FLAGS)
+    status: int | None = Field(
+        default=None,
+        ge=0,
+        le=STATUS_CODE_MAX,
+        strict=True,
+        description="the device's status code where it has one (OPC UA StatusCode, uint32); quality is its severity",
+    )
 
     @field_validator("value", mode="before")
     @classmethod
@@ -253,6 +265,9 @@ def fast_sample(raw: Any) -> Sample | None:
         if not all(_plain_text(flag, MAX_FLAG_LENGTH) for flag in listed):
             return None
         flags = tuple(listed)
+    status = raw.get("status")
+    if status is not None and not (type(status) is int and 0 <= status <= STATUS_CODE_MAX):
+        return None
     sample = _new(Sample)
     _set(
         sample,
@@ -266,6 +281,7 @@ def fast_sample(raw: Any) -> Sample | None:
             "quality": quality,
             "ts_source": ts_source,
             "flags": flags,
+            "status": status,
         },
     )
     _set(sample, "__pydantic_fields_set__", set(raw))
@@ -396,6 +412,8 @@ def sample_to_json(sample: Sample) -> dict[str, Any]:
         out["raw"] = sample.raw
     if sample.flags:
         out["flags"] = list(sample.flags)
+    if sample.status is not None:
+        out["status"] = sample.status
     return out
 
 

@@ -35,16 +35,17 @@ def check_refresh_intervals(edge: EdgeSettings, assets: AssetModel) -> None:
     Equipment the asset model does not know is left to ingest, which dead-letters its samples.
     """
     for n, source in enumerate(edge.opcua):
-        if source.equipment not in assets:
-            continue
-        report_interval_s = assets.equipment(source.equipment).report_interval_s
-        if source.refresh_interval_s > report_interval_s:
-            raise ConfigError(
-                "edge settings",
-                f"{source.refresh_interval_s:g} s is longer than the report_interval_s of {source.equipment} "
-                f"({report_interval_s:g} s in {assets.source}); the platform would see gaps between refreshes",
-                field=f"edge.opcua[{n}].refresh_interval_s",
-            )
+        for equipment in source.equipment_ids():
+            if equipment not in assets:
+                continue
+            report_interval_s = assets.equipment(equipment).report_interval_s
+            if source.refresh_interval_s > report_interval_s:
+                raise ConfigError(
+                    "edge settings",
+                    f"{source.refresh_interval_s:g} s is longer than the report_interval_s of {equipment} "
+                    f"({report_interval_s:g} s in {assets.source}); the platform would see gaps between refreshes",
+                    field=f"edge.opcua[{n}].refresh_interval_s",
+                )
 
 
 class EdgeAgent:

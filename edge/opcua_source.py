@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -48,7 +47,6 @@ from asyncua import Client, ua
 from asyncua.common.subscription import DataChangeEvent, OverflowPolicy, StatusChangeEvent
 from pydantic import ValidationError
 
-from core.errors import ConfigError
 from core.settings import OpcUaSource
 from core.signals import OFFLINE, MachineState, Quality, Signal
 from core.tasks import cancel_and_wait
@@ -56,7 +54,10 @@ from core.wire import Sample, TimestampSource
 from edge.buffer import SampleSink
 from edge.errors import UnmappedState, UnusableReading
 from edge.lifecycle import BackgroundComponent
+from edge.opcua_security import apply_security
+from edge.plan import PlannedSignal, check_source, plan_source
 from edge.reconnect import Backoff, LinkState
+from edge.states import StateMapper
 
 logger = logging.getLogger(__name__)
 
@@ -76,7 +77,6 @@ MONITORED_ITEM_QUEUE_SIZE = 1000
 # appends to a list, so this fills only if the event loop is starved for a long time.
 NOTIFICATION_QUEUE_SIZE = 100_000
 
-_SIGNAL_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 def quality_of(status: ua.StatusCode | None) -> Quality:
@@ -99,6 +99,7 @@ def datavalue_to_sample(
     *,
     timestamp_source: TimestampSource = TimestampSource.DEVICE,
     state_map: dict[str, MachineState] | None = None,
+    states: StateMapper | None = None,
 ) -> Sample:
     """Turn one OPC UA data value into a canonical sample, or raise UnusableReading.
 
@@ -130,7 +131,13 @@ def datavalue_to_sample(
 
     raw: str | None = None
     sample_value: Any = device_value
-    if signal == Signal.STATE:
+    if signal == Signal.STATE and states is not None:
+        raw = states.raw(device_value)
+        mapped = states.map(device_value)
+        if mapped is None:
+            raise UnmappedState(raw)
+        sample_value = mapped.value
+    elif signal == Signal.STATE:
         raw = str(device_value)
         if state_map:
             mapped = state_map.get(raw)
@@ -240,7 +247,9 @@ class OpcUaCollector(BackgroundComponent):
         self.refresh_lag_s = (
             REFRESH_LAG_MARGIN_S + 3 * source.sampling_interval_ms / 1000 if refresh_lag_s is None else refresh_lag_s
         )
-        self._signals_by_node = self._parse_nodes(source)
+        check_source(source, f"opcua[{source.label}]")
+        # This session's plan: node -> the signals read from it (resolved anew after every connect).
+        self._signals_by_node: dict[ua.NodeId, list[PlannedSignal]] = {}
         self.counters = CollectorCounters()
         # Last usable reading per signal in the current session; what the refresh re-sends.
         self._last: dict[str, LastReading] = {}
@@ -248,26 +257,12 @@ class OpcUaCollector(BackgroundComponent):
         # a reconnect can prove a refresh from before the outage wrong).
         self._sent_refreshes: dict[str, deque[Sample]] = {}
         self._refresh_task: asyncio.Task[None] | None = None
-        self.link = LinkState(logger, f"OPC UA server {source.endpoint} ({source.equipment})")
+        self.link = LinkState(logger, f"OPC UA server {source.endpoint} ({source.label})")
         # Log each problem once per code/signal, then only count it.
         self._reported: set[str] = set()
 
-    @staticmethod
-    def _parse_nodes(source: OpcUaSource) -> dict[ua.NodeId, list[str]]:
-        signals_by_node: dict[ua.NodeId, list[str]] = {}
-        for signal, node_id in source.nodes.items():
-            where = f"opcua[{source.equipment}].nodes.{signal}"
-            if not _SIGNAL_NAME.match(signal):
-                raise ConfigError("edge settings", "a signal name is lower_snake_case", field=where)
-            try:
-                parsed = ua.NodeId.from_string(node_id)
-            except (ValueError, ua.UaError) as exc:
-                raise ConfigError("edge settings", f"invalid NodeId {node_id!r}: {exc}", field=where) from None
-            signals_by_node.setdefault(parsed, []).append(signal)
-        return signals_by_node
-
     def _task_name(self) -> str:
-        return f"opcua-{self.source.equipment}"
+        return f"opcua-{self.source.label}"
 
     async def _run(self) -> None:
         while True:
@@ -284,8 +279,13 @@ class OpcUaCollector(BackgroundComponent):
             timeout=self._request_timeout_s,
             watchdog_intervall=self._watchdog_interval_s,
         )
+        await apply_security(client, self.source.security)
         await client.connect()
         try:
+            plan = await plan_source(client, self.source)
+            self._signals_by_node = {}
+            for planned in plan.signals:
+                self._signals_by_node.setdefault(planned.node_id, []).append(planned)
             subscription = await client.create_subscription(
                 self.source.sampling_interval_ms,
                 handler=None,
@@ -305,13 +305,13 @@ class OpcUaCollector(BackgroundComponent):
                         "cannot monitor %s on %s (signals %s): %s",
                         node.nodeid.to_string(),
                         self.source.endpoint,
-                        ", ".join(self._signals_by_node[node.nodeid]),
+                        ", ".join(p.signal for p in self._signals_by_node[node.nodeid]),
                         result.name,
                     )
             self.counters.connects += 1
             self.link.up()
             self._backoff.reset()
-            self._refresh_task = asyncio.create_task(self._refresh(), name=f"opcua-refresh-{self.source.equipment}")
+            self._refresh_task = asyncio.create_task(self._refresh(), name=f"opcua-refresh-{self.source.label}")
             async for event in subscription:
                 if isinstance(event, DataChangeEvent):
                     self._on_data_change(event)
@@ -322,12 +322,18 @@ class OpcUaCollector(BackgroundComponent):
             # The refresh stops with the session and forgets its readings: after an outage only
             # values read from the new session are re-sent.
             await self._stop_refresh()
-            if self._last and Signal.STATE.value in self.source.nodes:
-                # Nobody listens to this machine from now on: say so, so that its last state is not
-                # carried over the time nobody watched (the platform counts that time as offline).
-                self._sink.put(offline_sample(self.source.equipment, datetime.now(UTC)))
+            if self._last:
+                # Nobody listens to these machines from now on: say so, so that their last state is
+                # not carried over the time nobody watched (the platform counts that time as offline).
+                stopped_at = datetime.now(UTC)
+                for equipment in self._equipment_with_state():
+                    self._sink.put(offline_sample(equipment, stopped_at))
             self._last.clear()
             await self._disconnect(client)
+
+    def _equipment_with_state(self) -> list[str]:
+        planned = (p for signals in self._signals_by_node.values() for p in signals)
+        return list(dict.fromkeys(p.equipment for p in planned if p.signal == Signal.STATE))
 
     async def _refresh(self) -> None:
         """Every ``refresh_interval_s``: the last readings, stamped ``refresh_lag_s`` ago, to the sink."""
@@ -351,7 +357,7 @@ class OpcUaCollector(BackgroundComponent):
             return
         await cancel_and_wait(task)
         if not task.cancelled() and (exc := task.exception()) is not None:
-            logger.error("%s: the refresh failed: %r", self.source.equipment, exc, exc_info=exc)
+            logger.error("%s: the refresh failed: %r", self.source.label, exc, exc_info=exc)
 
     async def _disconnect(self, client: Client) -> None:
         try:
@@ -363,15 +369,16 @@ class OpcUaCollector(BackgroundComponent):
         self.counters.notifications += 1
         received_at = datetime.now(UTC)
         data_value = event.data.monitored_item.Value or ua.DataValue()  # None: a notification without value
-        for signal in self._signals_by_node.get(event.node.nodeid, ()):
+        for planned in self._signals_by_node.get(event.node.nodeid, ()):
+            signal = planned.signal
             try:
                 sample = datavalue_to_sample(
-                    self.source.equipment,
+                    planned.equipment,
                     signal,
                     data_value,
                     received_at,
-                    timestamp_source=self.source.timestamp_source,
-                    state_map=self.source.state_map,
+                    timestamp_source=planned.options.timestamp_source,
+                    states=planned.states,
                 )
             except UnmappedState as exc:
                 self._last.pop(signal, None)
@@ -379,20 +386,20 @@ class OpcUaCollector(BackgroundComponent):
                 self._report_once(
                     f"state:{exc.code}",
                     "%s: state code %r is not mapped to a canonical state; such readings are counted, not forwarded",
-                    self.source.equipment,
+                    self.source.label,
                     exc.code,
                 )
                 continue
             except UnusableReading as exc:
                 self._last.pop(signal, None)
                 self.counters.rejected += 1
-                self._report_once(f"signal:{signal}", "%s: unusable reading: %s", self.source.equipment, exc.reason)
+                self._report_once(f"signal:{signal}", "%s: unusable reading: %s", self.source.label, exc.reason)
                 continue
             if TS_FALLBACK_FLAG in sample.flags:
                 self._report_once(
                     f"ts:{signal}",
                     "%s.%s: %s timestamp missing or implausible; using gateway time (flag %s)",
-                    self.source.equipment,
+                    self.source.label,
                     signal,
                     self.source.timestamp_source.value,
                     TS_FALLBACK_FLAG,
@@ -418,7 +425,7 @@ class OpcUaCollector(BackgroundComponent):
             "%s.%s: a change stamped %s arrived after a refresh stamped %s; %d refresh(es) sent again with its "
             "value (a late notification, or a device clock behind the gateway's: then consider "
             "timestamp_source server or gateway)",
-            self.source.equipment,
+            self.source.label,
             change.signal,
             change.ts.isoformat(),
             sent[-1].ts.isoformat(),

@@ -8,7 +8,7 @@ import math
 from core.assets import Placement
 from core.signals import Measurement, Quality, measurement_for
 from core.store import FieldValue, Point
-from core.wire import Sample
+from core.wire import Sample, TimestampSource
 
 
 class UnmappableSample(ValueError):
@@ -42,6 +42,7 @@ def _series(placement: Placement, signal: str) -> tuple[Measurement, str, dict[s
 
 
 _QUALITY_TEXT = {quality: quality.value for quality in Quality}
+_TS_SOURCE_TEXT = {source: source.value for source in TimestampSource}
 
 
 def sample_to_point(sample: Sample, placement: Placement) -> Point:
@@ -53,6 +54,12 @@ def sample_to_point(sample: Sample, placement: Placement) -> Point:
     }
     if sample.raw is not None:
         fields["raw"] = sample.raw
+    # Where the timestamp came from, and what the edge said of the reading, travel with it.
+    fields["ts_source"] = _TS_SOURCE_TEXT[sample.ts_source]
+    if sample.flags:
+        fields["flags"] = ",".join(sample.flags)
+    if sample.status is not None:
+        fields["status"] = sample.status
     return Point(
         measurement=measurement_name,
         tags=dict(tags),  # each point its own, as before: the cached one is never handed out

@@ -78,7 +78,6 @@ MONITORED_ITEM_QUEUE_SIZE = 1000
 NOTIFICATION_QUEUE_SIZE = 100_000
 
 
-
 def quality_of(status: ua.StatusCode | None) -> Quality:
     """OPC UA severity bits (the top two) -> quality. A missing status code means Good."""
     if status is None:

@@ -28,6 +28,8 @@ from core.errors import BrokerTlsError, ConfigError, StartupError
 from core.settings import Settings, load_settings
 from core.stores import open_store
 from factory.deadletters_cli import add_deadletters_arguments, run_deadletters
+from factory.edge_cert_cli import add_edge_cert_arguments, run_edge_cert
+from factory.edge_check_cli import add_edge_check_arguments, run_edge_check
 from factory.inputs_cli import add_inputs_arguments, run_inputs
 from factory.report_cli import add_report_arguments, run_report
 from factory.runtime import (
@@ -340,6 +342,17 @@ def build_parser() -> argparse.ArgumentParser:
                 "--scope", help="backfill: only the park, this site, workshop, line or equipment (and its meters)"
             )
             p.add_argument("--json", action="store_true", help="backfill: print the summary as JSON, no progress bar")
+        if name == "edge":
+            p.add_argument(
+                "action",
+                nargs="?",
+                choices=["run", "check", "cert"],
+                default="run",
+                help="run the agent (default); check: connect and print every source's signals; "
+                "cert: create the OPC UA application certificate",
+            )
+            add_edge_check_arguments(p)
+            add_edge_cert_arguments(p)
         if name == "simulator":
             p.add_argument("--scenario", type=Path, help="scenario YAML (default: behaviour from the asset model)")
             p.add_argument(
@@ -406,6 +419,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _healthcheck(args.max_age)
         if args.command == "report":
             return run_report(args)
+        if args.command == "edge" and args.action == "cert":
+            return run_edge_cert(args)
         if args.command == "demo":
             from factory.demo import run_demo
 
@@ -430,6 +445,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_deadletters(settings, assets, args)
         if args.command == "store":
             return run_store(settings, args)
+        if args.command == "edge" and args.action == "check":
+            return run_edge_check(settings, assets, args)
         runner, _ = SERVICES[args.command]
         asyncio.run(runner(settings, assets, args))
     except ConfigError as exc:

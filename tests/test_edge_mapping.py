@@ -1,8 +1,7 @@
-"""Pure mapping at the edge: OPC UA data values and meter payloads to canonical samples; backoff; log-once."""
+"""Pure mapping at the edge: OPC UA data values to canonical samples; backoff; log-once (meters: test_edge_meters)."""
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -10,11 +9,10 @@ import pytest
 from asyncua import ua
 
 from core.errors import ConfigError
-from core.settings import BrokerSettings, MeterSource, OpcUaSource
+from core.settings import OpcUaSource
 from core.signals import MachineState, Quality
 from core.wire import TimestampSource
 from edge.errors import UnmappedState, UnusableReading
-from edge.meter_source import MeterCollector, extract_path, parse_meter_payload, parse_timestamp
 from edge.opcua_source import TS_FALLBACK_FLAG, OpcUaCollector, datavalue_to_sample, quality_of
 from edge.reconnect import Backoff, LinkState
 
@@ -118,115 +116,6 @@ def test_readings_that_cannot_be_samples_are_refused_with_a_reason() -> None:
         datavalue_to_sample("cnc-01", "parts_total", datavalue(-1, ua.VariantType.Int32), RECEIVED)
 
 
-def test_dotted_path_walks_objects_and_list_indices() -> None:
-    document = {"energy": {"active_import_kwh": 123.456}, "phases": [{"kw": 1.0}, {"kw": 2.5}]}
-    assert extract_path(document, "energy.active_import_kwh") == 123.456
-    assert extract_path(document, "phases.1.kw") == 2.5
-    with pytest.raises(UnusableReading, match=r"'energy\.reactive'"):
-        extract_path(document, "energy.reactive.kvarh")
-    with pytest.raises(UnusableReading, match=r"'phases\.2'"):
-        extract_path(document, "phases.2.kw")
-
-
-def test_meter_timestamps_are_iso_8601_with_zone_or_epoch_seconds() -> None:
-    expected = datetime(2026, 11, 25, 8, 0, 0, 250000, tzinfo=UTC)
-    assert parse_timestamp("2026-11-25T08:00:00.250000Z") == expected
-    assert parse_timestamp("2026-11-25T16:00:00.25+08:00") == expected
-    assert parse_timestamp(expected.timestamp()) == expected
-    for bad in ("2026-11-25T08:00:00", "yesterday", True, None):
-        with pytest.raises(UnusableReading):
-            parse_timestamp(bad)
-
-
-METER = MeterSource(
-    topic="meters/meter-a",
-    equipment="meter-a",
-    fields={"energy_kwh": "energy.active_import_kwh", "power_kw": "power.active_kw"},
-    timestamp_field="ts",
-)
-METER_BROKER = BrokerSettings(host="127.0.0.1", port=1)  # never connected to in these tests
-
-
-def payload(document: object) -> bytes:
-    return json.dumps(document).encode()
-
-
-def test_meter_payload_becomes_one_sample_per_field_at_the_meter_time() -> None:
-    reading = parse_meter_payload(
-        METER,
-        payload(
-            {
-                "ts": "2026-11-25T08:00:00.000000Z",
-                "energy": {"active_import_kwh": 123.456},
-                "power": {"active_kw": 12},
-            }
-        ),
-        RECEIVED,
-    )
-    assert reading.problems == []
-    assert [(s.signal, s.value, s.ts, s.ts_source) for s in reading.samples] == [
-        ("energy_kwh", 123.456, datetime(2026, 11, 25, 8, tzinfo=UTC), TimestampSource.DEVICE),
-        ("power_kw", 12, datetime(2026, 11, 25, 8, tzinfo=UTC), TimestampSource.DEVICE),
-    ]
-
-
-def test_meter_without_timestamp_field_uses_gateway_time() -> None:
-    meter = METER.model_copy(update={"timestamp_field": None})
-    reading = parse_meter_payload(
-        meter, payload({"energy": {"active_import_kwh": 1.5}, "power": {"active_kw": 2}}), RECEIVED
-    )
-    assert {(s.ts, s.ts_source) for s in reading.samples} == {(RECEIVED, TimestampSource.GATEWAY)}
-
-
-def test_one_bad_field_does_not_cost_the_good_ones() -> None:
-    reading = parse_meter_payload(
-        METER,
-        payload({"ts": 1_790_000_000, "energy": {"active_import_kwh": 5.0}, "power": {"active_kw": "n/a"}}),
-        RECEIVED,
-    )
-    assert [s.signal for s in reading.samples] == ["energy_kwh"]
-    assert reading.problems == ["power_kw: power.active_kw must be a finite number, got 'n/a'"]
-
-
-@pytest.mark.parametrize(
-    ("raw", "reason"),
-    [
-        (b"\xff not json", "not JSON"),
-        (b"[1, 2]", "JSON object"),
-        (payload({"energy": {"active_import_kwh": 1.0}}), "no field 'ts'"),
-        (payload({"ts": "soon", "energy": {"active_import_kwh": 1.0}}), "not ISO-8601"),
-    ],
-)
-def test_unusable_meter_payload_is_refused_with_the_reason(raw: bytes, reason: str) -> None:
-    with pytest.raises(UnusableReading, match=reason):
-        parse_meter_payload(METER, raw, RECEIVED)
-
-
-def test_meter_collector_counts_malformed_payloads_and_carries_on(caplog: pytest.LogCaptureFixture) -> None:
-    put: list[object] = []
-
-    class ListSink:
-        def put(self, sample: object) -> None:
-            put.append(sample)
-
-    collector = MeterCollector("gw-test-meters", [METER], METER_BROKER, ListSink())
-    good = payload({"ts": "2026-11-25T08:00:00Z", "energy": {"active_import_kwh": 1.0}, "power": {"active_kw": 2.0}})
-    with caplog.at_level(logging.WARNING, logger="edge.meter_source"):
-        collector.handle_message("meters/meter-a", b"garbage", RECEIVED)
-        collector.handle_message("meters/meter-a", b"garbage again", RECEIVED)
-        collector.handle_message("meters/meter-a", good, RECEIVED)
-        collector.handle_message("meters/other", good, RECEIVED)  # not configured: ignored
-    assert (collector.counters.messages, collector.counters.malformed, collector.counters.samples) == (
-        4,
-        2,
-        2,
-    )
-    assert len(put) == 2
-    warnings = [r.getMessage() for r in caplog.records]
-    assert len(warnings) == 1  # the second one within the interval is only counted
-    assert "meters/meter-a" in warnings[0] and "not JSON" in warnings[0]
-
-
 def test_backoff_doubles_up_to_the_cap_and_resets() -> None:
     backoff = Backoff(0.5, 10.0)
     assert [backoff.next_delay() for _ in range(7)] == [0.5, 1.0, 2.0, 4.0, 8.0, 10.0, 10.0]
@@ -258,5 +147,3 @@ def test_broken_source_config_is_refused_at_start_naming_the_field() -> None:
     bad_signal = bad_node.model_copy(update={"nodes": {"PartsTotal": "ns=2;s=cnc-01.PartsTotal"}})
     with pytest.raises(ConfigError, match="lower_snake_case"):
         OpcUaCollector(bad_signal, NoSink())
-    with pytest.raises(ConfigError, match="topic filter"):
-        MeterCollector("gw-meters", [METER.model_copy(update={"topic": "meters/#/a"})], METER_BROKER, NoSink())

@@ -44,6 +44,14 @@ class TopicFilter:
     def wildcards(self) -> int:
         return sum(level is None for level in self.levels) + int(self.multi)
 
+    def covers(self, other: TopicFilter) -> bool:
+        """Whether every topic ``other`` matches is matched by this filter too."""
+        if len(other.levels) < len(self.levels) or (
+            not self.multi and (other.multi or len(other.levels) > len(self.levels))
+        ):
+            return False
+        return all(mine is None or mine == theirs for mine, theirs in zip(self.levels, other.levels, strict=False))
+
     def match(self, topic: str) -> tuple[str, ...] | None:
         parts = topic.split("/")
         fixed = len(self.levels)

@@ -14,9 +14,10 @@ What a message becomes (docs/meters.md):
   UTF-8, not JSON, nested too deep, a topic that makes no equipment id) is one counted rejection;
 * on a source's availability topic (the meter's last will): the signal ``available``, 1.0 for
   Online and 0.0 for Offline, at gateway time;
-* on a topic no source reads (a device's status or info topic under a broad filter, a source's
-  ``ignore`` filters, a device not in ``equipment_map``, subscriptions left in the persistent
-  session by an older configuration): counted as ignored, logged at DEBUG only.
+* on a topic no source reads (a source's ``ignore`` filters, a device not in ``equipment_map``,
+  subscriptions left in the persistent session by an older configuration), and a JSON payload
+  with none of the source's fields on a topic that has not delivered a reading yet (a device's
+  status or info topic under a broad filter): counted as ignored, said once at INFO, else DEBUG.
 
 ``MeterCollector.handle_message`` is the one boundary per message: whatever goes wrong with one
 message for one source is counted under a reason and logged once per interval with the number of
@@ -472,14 +473,32 @@ class MeterCollector(BackgroundComponent):
         self._warnings = _RepeatedWarnings(MALFORMED_LOG_INTERVAL_S)
         self._last_device_time: dict[tuple[int, str], datetime] = {}
         self._unknown_devices: set[tuple[int, str]] = set()
+        # Topics that have delivered a reading: from then on a payload without any field is a rejection.
+        self._reading_topics: set[str] = set()
+        self._said_not_a_reading: set[int] = set()
 
     def subscriptions(self) -> dict[str, int]:
-        """Topic filter -> QoS the collector asks the broker for (the highest any source wants)."""
-        wanted: dict[str, int] = {}
+        """Topic filter -> QoS the collector asks the broker for.
+
+        A filter that another one covers is left out (its QoS raised onto the wider one): the broker
+        would deliver a message once per matching subscription, and the reading would be read twice.
+        """
+        qos: dict[str, int] = {}
+        filters: dict[str, TopicFilter] = {}
         for plan in self.plans:
-            topics = [plan.topic] + ([plan.availability.topic] if plan.availability is not None else [])
-            for topic in topics:
-                wanted[topic.subscription] = max(wanted.get(topic.subscription, 0), plan.source.qos)
+            for topic in [plan.topic] + ([plan.availability.topic] if plan.availability is not None else []):
+                filters[topic.subscription] = compile_topic_filter(topic.subscription)
+                qos[topic.subscription] = max(qos.get(topic.subscription, 0), plan.source.qos)
+        wanted: dict[str, int] = {}
+        for text, topic in filters.items():
+            wider = [t for t, f in filters.items() if t != text and f.covers(topic) and not topic.covers(f)]
+            if not wider:
+                wanted[text] = max(wanted.get(text, 0), qos[text])
+        for text, topic in filters.items():
+            if text not in wanted:
+                for t in wanted:
+                    if filters[t].covers(topic):
+                        wanted[t] = max(wanted[t], qos[text])
         return dict(sorted(wanted.items()))
 
     def _task_name(self) -> str:
@@ -589,6 +608,12 @@ class MeterCollector(BackgroundComponent):
             after=self._last_device_time.get(key),
             retained=retained,
         )
+        if not reading.samples and all(p.kind == "field_missing" for p in reading.problems):
+            if name not in self._reading_topics:
+                self._not_a_reading(index, plan, name)
+                return False
+        elif reading.samples and len(self._reading_topics) < MAX_TRACKED_EQUIPMENT:
+            self._reading_topics.add(name)
         stamped = reading.time
         if stamped is not None and stamped.fallback is not None:
             kind = stamped.fallback.kind
@@ -626,8 +651,18 @@ class MeterCollector(BackgroundComponent):
         self.counters.rejected[kind] = self.counters.rejected.get(kind, 0) + 1
         if count_message:
             self.counters.malformed += 1
-        self._warnings.warn(
-            (plan.label, kind), f"malformed meter payload on {name} ({plan.label}): {reason}", exc_info=exc_info
+        self._warnings.warn((plan.label, kind), f"malformed meter payload on {name}: {reason}", exc_info=exc_info)
+
+    def _not_a_reading(self, index: int, plan: MeterPlan, name: str) -> None:
+        if index in self._said_not_a_reading:
+            logger.debug("meter message on %s carries none of the source's fields; ignored", name)
+            return
+        self._said_not_a_reading.add(index)
+        logger.info(
+            "meter source %s: messages on %s carry none of its fields; taken as not readings (a status or info"
+            " topic) and ignored, until the topic has delivered a reading (list such topics under ignore)",
+            plan.label,
+            name,
         )
 
     def _unknown_device(self, index: int, plan: MeterPlan, name: str, device: str) -> None:

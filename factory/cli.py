@@ -282,6 +282,10 @@ def _check_config(settings: Settings, assets: AssetModel) -> None:
 
         for n, source in enumerate(settings.edge.opcua):
             check_source(source, f"edge.opcua[{n}]")
+        from edge.meter_source import check_meter_source
+
+        for n, meter in enumerate(settings.edge.meters):
+            check_meter_source(meter, f"edge.meters[{n}]")
         check_refresh_intervals(settings.edge, assets)
         print(f"edge {settings.edge.id}: {len(settings.edge.opcua)} OPC UA sources, {len(settings.edge.meters)} meters")
     from kpi.schemes import SchemeRegistry

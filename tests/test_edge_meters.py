@@ -10,6 +10,7 @@ import logging
 import math
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -169,7 +170,21 @@ def test_settings_refuse_what_no_meter_can_mean(update: dict[str, Any], reason: 
         MeterSource.model_validate(METER.model_dump() | update)
 
 
-def test_the_collector_subscribes_each_filter_once_at_the_highest_qos_asked() -> None:
+def test_a_filter_covers_another_when_it_matches_every_topic_the_other_does() -> None:
+    def covers(wide: str, narrow: str) -> bool:
+        return compile_topic_filter(wide).covers(compile_topic_filter(narrow))
+
+    assert covers("tele/+/#", "tele/+/LWT")
+    assert covers("tele/#", "tele/+/#")
+    assert covers("#", "a/b")
+    assert covers("a/+", "a/b")
+    assert not covers("a/b", "a/+")
+    assert not covers("tele/+/LWT", "tele/+/#")
+    assert not covers("a/+", "a/b/c")
+    assert not covers("a/+/c", "a/b/d")
+
+
+def test_the_collector_subscribes_each_topic_once_at_the_highest_qos_asked() -> None:
     sources = [
         METER.model_copy(update={"topic": "meters/{meter}", "equipment": "{meter}", "qos": 0}),
         METER.model_copy(
@@ -183,7 +198,8 @@ def test_the_collector_subscribes_each_filter_once_at_the_highest_qos_asked() ->
         METER.model_copy(update={"qos": 1}),
     ]
     collector = MeterCollector("gw-meters", sources, BROKER, ListSink())
-    assert collector.subscriptions() == {"meters/+": 2, "meters/+/LWT": 2, "meters/meter-a": 1}
+    # meters/meter-a is under meters/+: subscribed twice, the broker would send its readings twice.
+    assert collector.subscriptions() == {"meters/+": 2, "meters/+/LWT": 2}
 
 
 # --- device clocks -----------------------------------------------------------------------------------
@@ -586,3 +602,47 @@ def test_configs_of_the_old_shape_stay_valid() -> None:
     source = MeterSource.model_validate(old)
     assert check_meter_source(source).equipment.render(compile_topic_filter(source.topic), ()) == "meter-a"
     assert source.model_dump(mode="json", exclude_defaults=True) == old
+
+
+def test_check_config_refuses_what_the_meter_collector_would_refuse(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from factory.cli import main
+
+    assets = Path(__file__).resolve().parent.parent / "config" / "factory.yaml"
+    settings = tmp_path / "settings.yaml"
+    meter = "{topic: 'plant/{meter}/em', equipment: '%s', fields: {energy_kwh: 'energy.total'}}"
+    settings.write_text(f"assets: {assets}\nedge: {{id: gw, meters: [{meter % '{device}'}]}}\n")
+    assert main(["check-config", "--config", str(settings)]) == 2
+    assert "edge.meters[0].equipment: {device} in '{device}' is not a named level" in capsys.readouterr().err
+    settings.write_text(f"assets: {assets}\nedge: {{id: gw, meters: [{meter % 'meter-{meter}'}]}}\n")
+    assert main(["check-config", "--config", str(settings)]) == 0
+
+
+def test_the_shipped_settings_meters_compile() -> None:
+    from core.settings import load_settings
+
+    settings = load_settings(Path(__file__).resolve().parent.parent / "config" / "platform.yaml")
+    assert settings.edge is not None and settings.edge.meters
+    for n, meter in enumerate(settings.edge.meters):
+        check_meter_source(meter, f"edge.meters[{n}]")
+
+
+def test_a_topic_without_any_of_the_fields_is_not_a_reading_until_it_has_delivered_one(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    sink = ListSink()
+    collector = MeterCollector("gw-meters", [TASMOTA.model_copy(update={"ignore": []})], BROKER, sink)
+    status = payload({"Time": "2026-11-25T09:00:00", "Uptime": "0T01:02:03", "Wifi": {"RSSI": 70}})
+    with caplog.at_level(logging.INFO, logger="edge.meter_source"):
+        collector.handle_message("tele/tasmota-3F2A/STATE", status, RECEIVED)
+        collector.handle_message("tele/tasmota-3F2A/INFO1", payload({"Module": "Generic"}), RECEIVED)
+        collector.handle_message("tele/tasmota-3F2A/SENSOR", tasmota_reading("2026-11-25T09:00:00", 1.0, 5), RECEIVED)
+        # The meter's firmware renamed its keys: on a topic that read before, that is no longer quiet.
+        collector.handle_message(
+            "tele/tasmota-3F2A/SENSOR", payload({"Time": "2026-11-25T09:01:00", "E": {}}), RECEIVED
+        )
+    c = collector.counters
+    assert (c.ignored, c.samples, c.rejected) == (2, 2, {"field_missing": 2})
+    assert [r.levelname for r in caplog.records] == ["INFO", "WARNING"]  # the second field: only counted
+    assert "tele/tasmota-3F2A/STATE carry none of its fields" in caplog.records[0].getMessage()

@@ -646,3 +646,25 @@ def test_a_topic_without_any_of_the_fields_is_not_a_reading_until_it_has_deliver
     assert (c.ignored, c.samples, c.rejected) == (2, 2, {"field_missing": 2})
     assert [r.levelname for r in caplog.records] == ["INFO", "WARNING"]  # the second field: only counted
     assert "tele/tasmota-3F2A/STATE carry none of its fields" in caplog.records[0].getMessage()
+
+
+def test_the_examples_in_docs_meters_md_compile_and_read_what_they_say() -> None:
+    import yaml
+
+    text = (Path(__file__).resolve().parent.parent / "docs" / "meters.md").read_text()
+    example = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    sources = [MeterSource.model_validate(m) for m in yaml.safe_load(example)["edge"]["meters"]]
+    plans = [check_meter_source(s, f"meters[{n}]") for n, s in enumerate(sources)]
+    assert len(plans) == 3
+    sink = ListSink()
+    collector = MeterCollector("gw-docs", sources, BROKER, sink)
+    collector.handle_message("tele/tasmota-77B1/SENSOR", tasmota_reading("2026-11-25 16:00:00", 5.5, 250), RECEIVED)
+    collector.handle_message("shellies/em3-01/emeter/2/total", b"1500", RECEIVED)
+    collector.handle_message("shellies/em3-01/online", b"false", RECEIVED)
+    at = datetime(2026, 11, 25, 8, tzinfo=UTC)
+    assert [(s.equipment, s.signal, s.value, s.ts) for s in sink.samples] == [
+        ("meter-b", "energy_kwh", 5.5, at),
+        ("meter-b", "power_kw", 0.25, at),
+        ("meter-em3-01", "energy_l2_kwh", 1.5, RECEIVED),
+        ("meter-em3-01", "available", 0.0, RECEIVED),
+    ]

@@ -265,6 +265,24 @@ def test_the_platform_services_settings_load_as_the_containers_would(compose: di
             assert settings.broker.password is not None
 
 
+def test_everything_the_services_write_lives_in_the_data_volume() -> None:
+    settings = load_settings(
+        REPO / "config" / "platform.yaml",
+        environ={"FACTORY__STORE__INFLUX_USERNAME": "kpi", "FACTORY_INFLUX_PASSWORD": "from-the-environment-1234"},
+    )
+    assert settings.edge is not None
+    written = {
+        "ingest.dead_letter_path": settings.ingest.dead_letter_path,
+        "inputs.path": settings.inputs.path,
+        "api.keys_path": settings.api.keys_path,
+        "api.reports_dir": settings.api.reports_dir,
+        "reports.keys_dir": settings.reports.keys_dir,
+        "edge.buffer_path": settings.edge.buffer_path,
+    }
+    for name, path in written.items():  # not the image's /app, which the service's user cannot write
+        assert Path(path).is_relative_to("/var/lib/factory"), f"{name}: {path}"
+
+
 def test_container_settings_match_the_asset_model() -> None:
     settings = load_settings(
         REPO / "config" / "platform.yaml",

@@ -10,7 +10,8 @@ docker-compose.yml):
 
 It refuses to overwrite any of them without ``--force``: InfluxDB and Grafana keep the passwords of
 their first start in their volumes, so new ones would lock the services out of their own data.
-``add-edge`` adds gateways to the broker files and leaves every other secret as it is.
+``add-edge`` and ``remove-edge`` add and revoke gateways in the broker files and leave every other
+secret as it is.
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ from factory.deploy_files import (
     edge_env_file,
     env_file,
     new_secret,
-    parse_env_file,
     password_file,
 )
 
@@ -60,6 +60,9 @@ def add_deploy_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("add-edge", help="add gateways to the broker's password and ACL files")
     p.add_argument("--dir", type=Path, default=Path("."), help="where docker-compose.yml is (default: .)")
     p.add_argument("edges", help="edge ids, comma-separated")
+    p = sub.add_parser("remove-edge", help="revoke gateways: out of the broker's password and ACL files")
+    p.add_argument("--dir", type=Path, default=Path("."), help="where docker-compose.yml is (default: .)")
+    p.add_argument("edges", help="edge ids, comma-separated")
 
 
 def _edges(text: str) -> list[str]:
@@ -83,7 +86,7 @@ def _write_private(path: Path, text: str, *, force: bool) -> None:
     try:
         fd = os.open(path, flags, 0o600)
     except FileExistsError:
-        raise DeployError(f"{path} exists; keep it, or pass --force to draw new secrets for everything") from None
+        raise DeployError(f"{path} exists: not overwritten") from None
     with os.fdopen(fd, "w") as out:
         out.write(text)
     os.chmod(path, 0o600)
@@ -117,12 +120,17 @@ def init(root: Path, edges: list[str], *, simulated: bool, force: bool) -> list[
     return written
 
 
-def add_edges(root: Path, edges: list[str]) -> list[Path]:
-    """Append gateways to the password file and rewrite the ACL with them; nothing else changes."""
-    env_path, passwd_path, acl_path, edges_dir = _paths(root)
+def _broker_users(root: Path) -> list[str]:
+    env_path, passwd_path, _, _ = _paths(root)
     if not passwd_path.exists() or not env_path.exists():
         raise DeployError(f"{passwd_path} or {env_path} missing: run `factory deploy init` first")
-    known = [line.split(":", 1)[0] for line in passwd_path.read_text().splitlines() if ":" in line]
+    return [line.split(":", 1)[0] for line in passwd_path.read_text().splitlines() if ":" in line]
+
+
+def add_edges(root: Path, edges: list[str]) -> list[Path]:
+    """Append gateways to the password file and rewrite the ACL with them; nothing else changes."""
+    _, passwd_path, acl_path, edges_dir = _paths(root)
+    known = _broker_users(root)
     simulated = "simulator" in known
     if already := [edge for edge in edges if edge in known]:
         raise DeployError(f"already a broker user: {', '.join(already)} (revoke first: docs/operations.md)")
@@ -139,20 +147,35 @@ def add_edges(root: Path, edges: list[str]) -> list[Path]:
     return [passwd_path, acl_path, *written]
 
 
+def remove_edges(root: Path, edges: list[str]) -> list[Path]:
+    """Drop gateways from the password file, the ACL and secrets/edges/; nothing else changes."""
+    _, passwd_path, acl_path, edges_dir = _paths(root)
+    known = _broker_users(root)
+    if unknown := [edge for edge in edges if edge not in known or edge in ENV_PASSWORDS]:
+        raise DeployError(f"not a gateway's broker user: {', '.join(unknown)}")
+    kept = [line for line in passwd_path.read_text().splitlines(keepends=True) if line.split(":", 1)[0] not in edges]
+    _write_private(passwd_path, "".join(kept), force=True)
+    gateways = [user for user in known if user not in ENV_PASSWORDS and user not in edges]
+    _write_private(acl_path, acl_file(gateways, "simulator" in known), force=True)
+    for edge in edges:
+        (edges_dir / f"{edge}.env").unlink(missing_ok=True)
+    return [passwd_path, acl_path]
+
+
 def run_deploy(args: argparse.Namespace) -> int:
     try:
         if args.action == "init":
             written = init(args.dir, _edges(args.edges), simulated=args.simulated, force=args.force)
-            if parse_env_file(written[0].read_text()).keys() != {s.name for s in ENV_SECRETS}:
-                raise DeployError(f"{written[0]}: not every secret written")  # a bug, not a user error
-        else:
+        elif args.action == "add-edge":
             written = add_edges(args.dir, _edges(args.edges))
+        else:
+            written = remove_edges(args.dir, _edges(args.edges))
     except DeployError as exc:
         print(f"factory deploy: {exc}", file=sys.stderr)
         return 1
     for path in written:
         print(f"wrote {path}")
-    if args.action == "add-edge":
+    if args.action in ("add-edge", "remove-edge"):
         print("restart the broker for it to read them: docker compose restart mosquitto")
     else:
         print("next: docker compose up -d   (the gateways' credentials are in secrets/edges/)")

@@ -103,7 +103,8 @@ def broker_users(edges: Iterable[str], simulated: bool) -> list[str]:
 def acl_file(edges: Iterable[str], simulated: bool) -> str:
     """Every user's topics, by name: each gateway writes only its own uplink topic; ingest only reads."""
     lines = [
-        "# Written by `factory deploy init`; add a gateway with `factory deploy add-edge` (docs/operations.md).",
+        "# Written by `factory deploy init`, rewritten by `factory deploy add-edge|remove-edge`",
+        "# (docs/operations.md): hand edits here are lost at the next change.",
         "# Each user may do what is listed under it and nothing else; a user not named here can do nothing.",
         "",
         "# Ingest reads every uplink topic (also as $share/<group>/factory/uplink/+) and writes nothing.",

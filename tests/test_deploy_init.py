@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -80,3 +82,32 @@ def test_add_edge_adds_a_gateway_and_keeps_every_other_secret(
 def test_add_edge_needs_init_first(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["deploy", "add-edge", "--dir", str(tmp_path), "gw-1"]) == 1
     assert "run `factory deploy init` first" in capsys.readouterr().err
+
+
+def test_mosquitto_passwd_reads_and_rewrites_the_file_deploy_init_writes(tmp_path: Path) -> None:
+    """An operator revokes a gateway with Mosquitto's own tool (docs/operations.md)."""
+    assert main(["deploy", "init", "--dir", str(tmp_path), "--edges", "gw-1,gw-2"]) == 0
+    passwd = tmp_path / "secrets/mosquitto/passwd"
+    before = passwd.read_text().splitlines()
+    tool = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+    subprocess.run([tool, "-D", str(passwd), "gw-2"], check=True, capture_output=True, timeout=30)
+    assert passwd.read_text().splitlines() == [line for line in before if not line.startswith("gw-2:")]
+    assert main(["deploy", "add-edge", "--dir", str(tmp_path), "gw-3"]) == 0
+    acl = (tmp_path / "secrets/mosquitto/acl").read_text()
+    assert "user gw-2" not in acl and "user gw-1" in acl and "user gw-3" in acl
+
+
+def test_remove_edge_revokes_a_gateway_and_keeps_the_others(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["deploy", "init", "--dir", str(tmp_path), "--edges", "gw-1,gw-2"]) == 0
+    passwd = (tmp_path / "secrets/mosquitto/passwd").read_text().splitlines()
+    assert main(["deploy", "remove-edge", "--dir", str(tmp_path), "gw-1"]) == 0
+    assert (tmp_path / "secrets/mosquitto/passwd").read_text().splitlines() == [
+        line for line in passwd if not line.startswith("gw-1:")
+    ]
+    acl = (tmp_path / "secrets/mosquitto/acl").read_text()
+    assert "user gw-1" not in acl and "user gw-2\ntopic write factory/uplink/gw-2\n" in acl
+    assert not (tmp_path / "secrets/edges/gw-1.env").exists() and (tmp_path / "secrets/edges/gw-2.env").exists()
+    assert main(["deploy", "remove-edge", "--dir", str(tmp_path), "gw-1"]) == 1
+    assert "not a gateway's broker user: gw-1" in capsys.readouterr().err
+    assert main(["deploy", "remove-edge", "--dir", str(tmp_path), "ingest"]) == 1
+    assert "edge id 'ingest' is a broker user of the platform itself" in capsys.readouterr().err

@@ -193,15 +193,18 @@ def test_grafana_is_provisioned_and_its_datasource_reads_its_password_from_the_e
         source = next((s for t, s in mounts.items() if path == t or path.startswith(t + "/")), None)
         assert source is not None, f"dashboard provider path {path} is not mounted"
         assert (REPO / source / Path(path).relative_to(next(t for t in mounts if mounts[t] == source))).is_dir()
-    environment = set(grafana["environment"])
-    for path in sorted((REPO / "deploy/grafana/provisioning").rglob("*.y*ml")):
-        for variable in re.findall(r"\$\{?([A-Z][A-Z0-9_]*)\}?", path.read_text()):
-            assert variable in environment, f"{path.name} reads ${variable}, which compose does not pass to Grafana"
     assert grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD"].startswith("${GRAFANA_ADMIN_PASSWORD:?")
-    datasources = yaml.safe_load((REPO / "deploy/grafana/provisioning/datasources/influxdb.yaml").read_text())
-    influx = next(d for d in datasources["datasources"] if d["type"] == "influxdb")
-    assert influx["user"] == "grafana" and influx["secureJsonData"]["password"] == "${INFLUX_GRAFANA_PASSWORD}"
-    assert influx["jsonData"]["dbName"] == "factory"
+    # Grafana expands $NAME and ${NAME} in datasource provisioning from its environment ($$: a literal $).
+    environment = set(grafana["environment"])
+    files = sorted((REPO / "deploy/grafana/provisioning/datasources").glob("*.y*ml"))
+    for path in files:
+        for variable in re.findall(r"(?<!\$)\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", path.read_text().replace("$$", "")):
+            assert variable in environment, f"{path.name} reads ${variable}, which compose does not pass to Grafana"
+    influx = [d for path in files for d in yaml.safe_load(path.read_text())["datasources"] if d["type"] == "influxdb"]
+    assert len(influx) == 1, "one InfluxDB datasource"
+    # The read-only v1 authorization deploy/influxdb/init makes for Grafana, on the platform's database.
+    assert influx[0]["user"] == "grafana" and influx[0]["secureJsonData"]["password"] == "${INFLUX_GRAFANA_PASSWORD}"
+    assert influx[0]["url"] == "http://influxdb:8086" and influx[0]["jsonData"]["dbName"] == "factory"
 
 
 @pytest.fixture

@@ -218,6 +218,17 @@ def test_start_refuses_a_persistence_directory_the_broker_user_cannot_write(depl
         pass  # no broker was started
 
 
+def test_start_refuses_a_saved_database_the_broker_user_cannot_replace_or_read(deployment: Deployment) -> None:
+    data = data_dir(deployment, writable=True)
+    saved = data / "mosquitto.db"
+    saved.write_bytes(b"")
+    saved.chmod(0o600 if AS_ROOT else 0o400)  # root's own file, or read-only for us
+    config = broker_config(deployment, free_port(), data)
+    log = deployment.workdir / "mosquitto.log"
+    assert start(deployment, config, log).wait(timeout=20) == 1
+    assert f"user '{BROKER_USER}' cannot read and write {data}/mosquitto.db" in log.read_text()
+
+
 def test_start_refuses_without_the_files_deploy_init_writes(deployment: Deployment) -> None:
     (deployment.root / "secrets" / "mosquitto" / "passwd").unlink()
     config = broker_config(deployment, free_port(), data_dir(deployment, writable=True))

@@ -7,7 +7,6 @@ import contextlib
 import logging
 import os
 import signal
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -52,13 +51,6 @@ async def _beat(path: str, services: Sequence[object] = ()) -> None:
         links = {name: up for service in reporters for name, up in service.links().items()}
         await asyncio.to_thread(write_health_file, heartbeat, links)
         await asyncio.sleep(HEARTBEAT_INTERVAL_S)
-
-
-def heartbeat_age_s(path: str) -> float | None:
-    try:
-        return time.time() - os.stat(path).st_mtime
-    except FileNotFoundError:
-        return None
 
 
 @runtime_checkable

@@ -15,10 +15,13 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from paho.mqtt import publish
 
+from core.wire import format_ts
 from factory.health import judge_health_file, write_health_file
 from tests.servers import InfluxServer, free_port, influxdb, mosquitto
 
@@ -132,6 +135,19 @@ def test_ingest_is_healthy_while_subscribed_and_not_once_the_broker_is_gone(
             broker.proc.terminate()
             broker.proc.wait(timeout=10)
             assert "unhealthy: broker down" in until("ingest", heartbeat, config, healthy=False)
+
+
+def test_ingest_is_unhealthy_once_a_write_finds_the_store_gone(tmp_path: Path) -> None:
+    with mosquitto(tmp_path / "mosquitto") as broker, influxdb(tmp_path / "influxdb") as store:
+        config = settings_file(tmp_path, broker.port, store.url, free_port())
+        with service("ingest", config, tmp_path) as heartbeat:
+            assert "broker up, store up" in until("ingest", heartbeat, config, healthy=True)
+            store.proc.terminate()
+            store.proc.wait(timeout=10)
+            sample = {"equipment": "cnc-01", "signal": "parts_total", "ts": format_ts(datetime.now(UTC)), "value": 1}
+            batch = json.dumps({"v": 1, "edge": "gw-1", "seq": 0, "samples": [sample]})
+            publish.single("factory/uplink/gw-1", batch, qos=1, hostname="127.0.0.1", port=broker.port)
+            assert "unhealthy: store down" in until("ingest", heartbeat, config, healthy=False)
 
 
 def test_kpi_and_api_are_healthy_while_they_reach_the_store_and_not_once_it_is_gone(tmp_path: Path) -> None:

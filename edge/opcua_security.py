@@ -162,7 +162,9 @@ def application_uris(certificate: x509.Certificate) -> list[str]:
     return list(names.get_values_for_type(x509.UniformResourceIdentifier))
 
 
-def check_security(security: OpcUaSecurity | None, environ: Mapping[str, str] | None = None) -> None:
+def check_security(
+    security: OpcUaSecurity | None, where: str = "security", environ: Mapping[str, str] | None = None
+) -> None:
     """ConfigError for whatever ``security`` gets wrong that can be known without a server.
 
     Called by ``factory check-config`` (and by ``apply_security`` at every session), so the check
@@ -170,20 +172,22 @@ def check_security(security: OpcUaSecurity | None, environ: Mapping[str, str] | 
     """
     if security is None:
         return
-    user_password(security, environ)
+    user_password(security, where, environ)
     if security.policy != "None":
-        instance = load_application_instance(security)
+        instance = load_application_instance(security, where)
         if (expired := _not_valid_now(instance.certificate)) is not None:
             raise ConfigError(
                 str(instance.certificate_file),
                 f"the application certificate {expired}; make a new one with factory edge cert "
                 "and have the servers trust it",
-                field="security.certificate",
+                field=f"{where}.certificate",
             )
-        _trust_dir(security)
+        _trust_dir(security, where)
 
 
-def user_password(security: OpcUaSecurity, environ: Mapping[str, str] | None = None) -> str | None:
+def user_password(
+    security: OpcUaSecurity, where: str = "security", environ: Mapping[str, str] | None = None
+) -> str | None:
     """The user's password from the environment variable ``password_env``; None without a user."""
     if security.username is None or security.password_env is None:
         return None
@@ -193,33 +197,33 @@ def user_password(security: OpcUaSecurity, environ: Mapping[str, str] | None = N
         raise ConfigError(
             security.password_env,
             f"the environment variable holding the password of OPC UA user {security.username!r} is not set",
-            field="security.password_env",
+            field=f"{where}.password_env",
         )
     if password.lower() in PLACEHOLDER_SECRETS:
         raise ConfigError(
             security.password_env,
             f"refusing a placeholder password for OPC UA user {security.username!r}; set the real one",
-            field="security.password_env",
+            field=f"{where}.password_env",
         )
     return password
 
 
-def load_application_instance(security: OpcUaSecurity) -> ApplicationInstance:
+def load_application_instance(security: OpcUaSecurity, where: str = "security") -> ApplicationInstance:
     """The agent's certificate and key from ``security``, checked: ConfigError naming the file at fault."""
     assert security.certificate is not None and security.private_key is not None, "checked by OpcUaSecurity"
     cert_file, key_file = security.certificate, security.private_key
-    certificate = _parse_certificate(_read(cert_file, "security.certificate"))
+    certificate = _parse_certificate(_read(cert_file, f"{where}.certificate"))
     if certificate is None:
-        raise ConfigError(str(cert_file), "not a DER or PEM certificate", field="security.certificate")
+        raise ConfigError(str(cert_file), "not a DER or PEM certificate", field=f"{where}.certificate")
     uris = application_uris(certificate)
     if not uris:
         raise ConfigError(
             str(cert_file),
             "the certificate names no application URI in its subjectAltName, which OPC UA requires; "
             "make one with factory edge cert",
-            field="security.certificate",
+            field=f"{where}.certificate",
         )
-    key_bytes = _read(key_file, "security.private_key")
+    key_bytes = _read(key_file, f"{where}.private_key")
     try:
         if key_bytes.lstrip().startswith(b"-----BEGIN"):
             key = serialization.load_pem_private_key(key_bytes, password=None)
@@ -228,18 +232,18 @@ def load_application_instance(security: OpcUaSecurity) -> ApplicationInstance:
     except TypeError as exc:  # "Password was not given but private key is encrypted"
         raise ConfigError(
             str(key_file), "the private key is encrypted; give it unencrypted, readable by this user only",
-            field="security.private_key",
+            field=f"{where}.private_key",
         ) from exc  # fmt: skip
     except (ValueError, UnsupportedAlgorithm) as exc:
-        raise ConfigError(str(key_file), "not a PEM or DER private key", field="security.private_key") from exc
+        raise ConfigError(str(key_file), "not a PEM or DER private key", field=f"{where}.private_key") from exc
     if not isinstance(key, rsa.RSAPrivateKey) or not RSA_KEY_BITS[0] <= key.key_size <= RSA_KEY_BITS[1]:
         raise ConfigError(
             str(key_file),
             f"OPC UA security policies need an RSA key of {RSA_KEY_BITS[0]} to {RSA_KEY_BITS[1]} bits",
-            field="security.private_key",
+            field=f"{where}.private_key",
         )
     if _public_key_info(key.public_key()) != _public_key_info(certificate.public_key()):
-        raise ConfigError(str(key_file), f"does not go with the certificate {cert_file}", field="security.private_key")
+        raise ConfigError(str(key_file), f"does not go with the certificate {cert_file}", field=f"{where}.private_key")
     _warn_if_readable_by_others(key_file)
     return ApplicationInstance(
         certificate=certificate,
@@ -464,7 +468,7 @@ def _not_valid_now(certificate: x509.Certificate) -> str | None:
     return None
 
 
-def _trust_dir(security: OpcUaSecurity) -> Path:
+def _trust_dir(security: OpcUaSecurity, where: str = "security") -> Path:
     """The trust directory, which must exist: ConfigError otherwise."""
     assert security.trust_dir is not None, "checked by OpcUaSecurity"
     if not security.trust_dir.is_dir():
@@ -472,7 +476,7 @@ def _trust_dir(security: OpcUaSecurity) -> Path:
             str(security.trust_dir),
             "the trust directory does not exist; create it (factory edge cert does) and put the "
             "certificates of the servers to trust in it",
-            field="security.trust_dir",
+            field=f"{where}.trust_dir",
         )
     return security.trust_dir
 

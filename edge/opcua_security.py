@@ -98,6 +98,11 @@ USER_REFUSALS = frozenset(
     }
 )
 
+# Least time between attempts after a server refused our user (it may lock the account after a
+# few failures) or our certificate or policy (someone has to act on the server first).
+USER_REFUSED_RETRY_S = 300.0
+REFUSED_RETRY_S = 60.0
+
 # Warnings said once per process: a private key others can read, a trust file that is no certificate.
 _warned: set[str] = set()
 
@@ -106,11 +111,17 @@ class OpcUaSecurityError(FactoryError, ua.UaError):
     """The secure channel or session cannot be set up as configured, for a reason the server side decides.
 
     A ``ua.UaError``, so the collector's reconnect loop logs it once and retries with backoff.
+    ``retry_after_s``: how long to leave the server alone at least (None: the usual backoff), so
+    that a refused password is not tried every few seconds (servers may lock the account).
     """
+
+    retry_after_s: float | None = None
 
 
 class SecurityNotOffered(OpcUaSecurityError):
     """The server has no endpoint with the configured security policy and mode."""
+
+    retry_after_s = REFUSED_RETRY_S
 
 
 class UntrustedServerCertificate(OpcUaSecurityError):
@@ -127,6 +138,7 @@ class SessionRefused(OpcUaSecurityError):
 
     def __init__(self, message: str, *, status: int):
         self.status = status
+        self.retry_after_s = USER_REFUSED_RETRY_S if status in USER_REFUSALS else REFUSED_RETRY_S
         super().__init__(message)
 
 

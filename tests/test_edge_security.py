@@ -28,6 +28,8 @@ from core.signals import MachineState
 from core.wire import Sample
 from edge.opcua_security import (
     POLICIES,
+    REFUSED_RETRY_S,
+    USER_REFUSED_RETRY_S,
     SecurityNotOffered,
     SessionRefused,
     TrustList,
@@ -259,6 +261,7 @@ async def test_a_wrong_password_is_refused_with_the_user_and_the_variable_named(
     with pytest.raises(SessionRefused) as refused:
         await open_session(Client(machine.endpoint, timeout=4), pki.security())
     assert refused.value.status == ua.StatusCodes.BadUserAccessDenied
+    assert refused.value.retry_after_s == USER_REFUSED_RETRY_S  # not every few seconds: accounts get locked
     assert (
         f"refused user 'operator' (BadUserAccessDenied): check the password in the environment variable {PASSWORD_ENV}"
         in str(refused.value)
@@ -316,6 +319,7 @@ async def test_a_server_that_does_not_trust_our_certificate_says_which_file_to_t
         with pytest.raises(SessionRefused) as refused:
             await open_session(Client(served.endpoint, timeout=4), pki.security())
     assert refused.value.status == ua.StatusCodes.BadCertificateUntrusted
+    assert refused.value.retry_after_s == REFUSED_RETRY_S
     assert f"refused our application certificate {pki.agent.certificate_file}" in str(refused.value)
     assert "add it to the server's trusted certificates" in str(refused.value)
 

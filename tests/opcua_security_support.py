@@ -1,6 +1,6 @@
 """A real asyncua server with security policies, its own certificate and a trust list, made in the test.
 
-``secured_machine`` serves one machine (StateCode, PartsTotal) on a free loopback port with the
+``secured_machine`` serves one machine (StateCode, PartsTotal, ProgramName) on a free loopback port with the
 given security policies. The server trusts exactly the client certificates handed to it (others are
 refused at CreateSession with BadCertificateUntrusted, as a real server's trust list would) and,
 when ``users`` is given, accepts only those users with their passwords.
@@ -25,6 +25,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 EQUIPMENT = "cnc-secure"
+# The value of the machine's ProgramName: text to look for on the wire.
+PROGRAM_NAME = "PROGRAM-O4711-CONFIDENTIAL"
 SERVER_URI = "urn:smart-factory:test:secured-machine"
 
 
@@ -74,6 +76,7 @@ class SecuredMachine:
     endpoint: str
     state_code: Node
     parts_total: Node
+    program_name: Node
     client_certificates_seen: list[x509.Certificate] = field(default_factory=list)
 
     async def write_parts(self, count: int, ts: datetime) -> None:
@@ -111,7 +114,10 @@ async def secured_machine(
     parts_total = await machine_node.add_variable(
         ua.NodeId(f"{EQUIPMENT}.PartsTotal", ns), "PartsTotal", ua.Variant(0, ua.VariantType.UInt32)
     )
-    machine = SecuredMachine(server, endpoint, state_code, parts_total)
+    program_name = await machine_node.add_variable(
+        ua.NodeId(f"{EQUIPMENT}.ProgramName", ns), "ProgramName", ua.Variant(PROGRAM_NAME, ua.VariantType.String)
+    )
+    machine = SecuredMachine(server, endpoint, state_code, parts_total, program_name)
 
     async def trust_list(certificate: x509.Certificate, application: ua.ApplicationDescription) -> None:
         machine.client_certificates_seen.append(certificate)

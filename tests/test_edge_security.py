@@ -7,6 +7,8 @@ only those users with their passwords (tests/opcua_security_support.py).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import shutil
 import socket
@@ -14,6 +16,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 from asyncua import Client, ua
@@ -43,6 +46,7 @@ from edge.reconnect import Backoff
 from factory.edge_cert_cli import ApplicationCertificate, make_application_certificate
 from tests.opcua_security_support import (
     EQUIPMENT,
+    PROGRAM_NAME,
     SecuredMachine,
     ServerIdentity,
     make_server_identity,
@@ -168,6 +172,60 @@ async def test_sign_and_encrypt_with_trusted_certificates_delivers_data_through_
     assert sorted(readings[:2]) == [("parts_total", 41), ("state", "PRODUCING")]
     assert sorted(readings[2:4]) == [("parts_total", 42), ("state", "DOWN")]
     assert readings[4:] == [("state", "OFFLINE")]  # the collector stopped listening
+
+
+@contextlib.asynccontextmanager
+async def wire_recorder(target_port: int) -> AsyncIterator[tuple[int, bytearray]]:
+    """A TCP relay to ``target_port`` on a port of its own, keeping every byte either way."""
+    seen = bytearray()
+    relays: set[asyncio.Task[None]] = set()
+
+    async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        try:
+            while data := await source.read(65536):
+                seen.extend(data)
+                sink.write(data)
+                await sink.drain()
+        except ConnectionError:
+            pass
+        finally:
+            sink.close()
+
+    async def relay(client_reader: asyncio.StreamReader, client_writer: asyncio.StreamWriter) -> None:
+        server_reader, server_writer = await asyncio.open_connection("127.0.0.1", target_port)
+        for task in (
+            asyncio.create_task(pipe(client_reader, server_writer)),
+            asyncio.create_task(pipe(server_reader, client_writer)),
+        ):
+            relays.add(task)
+            task.add_done_callback(relays.discard)
+
+    server = await asyncio.start_server(relay, "127.0.0.1", 0)
+    try:
+        yield server.sockets[0].getsockname()[1], seen
+    finally:
+        server.close()
+        for task in list(relays):
+            task.cancel()
+        await asyncio.gather(*relays, return_exceptions=True)
+
+
+@pytest.mark.parametrize(("mode", "readable"), [("Sign", True), ("SignAndEncrypt", False)])
+async def test_sign_and_encrypt_hides_the_values_on_the_wire_and_sign_does_not(
+    pki: Pki, machine: SecuredMachine, mode: str, readable: bool
+) -> None:
+    pki.trust_server()
+    async with wire_recorder(urlparse(machine.endpoint).port or 0) as (port, wire):
+        client = Client(f"opc.tcp://127.0.0.1:{port}/secured/", timeout=4)
+        await open_session(client, pki.security("Basic256Sha256", mode))
+        try:
+            assert await client.get_node(machine.program_name.nodeid).read_value() == PROGRAM_NAME
+        finally:
+            await client.disconnect()
+    assert len(wire) > 1000
+    assert (PROGRAM_NAME.encode() in wire) is readable
+    # The password never crosses readable: the user token is encrypted with the server's key either way.
+    assert USERS["operator"].encode() not in wire
 
 
 # --- the trust list ----------------------------------------------------------------------------------------

@@ -211,19 +211,46 @@ class Discovery(_Section):
 
 
 class OpcUaSecurity(_Section):
-    """OPC UA secure channel and user identity (docs/gateway.md)."""
+    """OPC UA secure channel and user identity (docs/gateway-security.md).
+
+    A policy other than None signs (Sign) or signs and encrypts (SignAndEncrypt) every message with
+    the agent's application certificate (``factory edge cert``) and accepts only a server whose
+    certificate is in ``trust_dir``. The user's password is read from the environment variable
+    ``password_env`` at every connection, never from this file.
+    """
 
     policy: Literal["None", "Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss"] = "None"
     mode: Literal["None", "Sign", "SignAndEncrypt"] = "None"
     certificate: Path | None = Field(
-        default=None, description="the agent's application certificate (factory edge cert)"
+        default=None, description="the agent's application certificate, DER or PEM (factory edge cert)"
     )
-    private_key: Path | None = None
-    trust_dir: Path | None = Field(default=None, description="directory of trusted server certificates (DER or PEM)")
-    username: str | None = None
+    private_key: Path | None = Field(default=None, description="its private key, PEM or DER, unencrypted, mode 0600")
+    trust_dir: Path | None = Field(
+        default=None,
+        description="directory of trusted server (or CA) certificates, DER or PEM; refused ones go to ../rejected",
+    )
+    username: str | None = Field(default=None, min_length=1)
     password_env: str | None = Field(
         default=None, pattern=r"^[A-Z_][A-Z0-9_]*$", description="environment variable holding the user's password"
     )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if (self.policy == "None") != (self.mode == "None"):
+            raise ValueError(
+                f"policy {self.policy} with mode {self.mode}: policy None goes with mode None, "
+                "and a security policy with mode Sign or SignAndEncrypt"
+            )
+        if self.policy != "None":
+            missing = [name for name in ("certificate", "private_key", "trust_dir") if getattr(self, name) is None]
+            if missing:
+                raise ValueError(
+                    f"policy {self.policy} needs {', '.join(missing)} (factory edge cert makes the certificate, "
+                    "its key and the trust directory)"
+                )
+        if (self.username is None) != (self.password_env is None):
+            raise ValueError("username and password_env go together: the user's password comes from the environment")
+        return self
 
 
 class OpcUaSource(_Section):
@@ -665,6 +692,11 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
         tls = broker.get("tls") if isinstance(broker, dict) else None
         for key in ("ca_file", "cert_file", "key_file"):
             fix(tls, key)
+    sources = edge.get("opcua") if isinstance(edge, dict) else None
+    for source in sources if isinstance(sources, list) else []:
+        security = source.get("security") if isinstance(source, dict) else None
+        for key in ("certificate", "private_key", "trust_dir"):
+            fix(security, key)
     fix(data.get("certification"), "schemes_dir")
     fix(data.get("store"), "sqlite_path")
     fix(data.get("edge"), "buffer_path")

@@ -279,10 +279,12 @@ def _check_config(settings: Settings, assets: AssetModel) -> None:
     print(f"assets {settings.assets}: ok ({park}; {', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))})")
     if settings.edge is not None:
         from edge.agent import check_refresh_intervals
+        from edge.opcua_security import check_security
         from edge.plan import check_source
 
         for n, source in enumerate(settings.edge.opcua):
             check_source(source, f"edge.opcua[{n}]")
+            check_security(source.security, f"edge.opcua[{n}].security")
         from edge.meter_source import check_meter_source
 
         for n, meter in enumerate(settings.edge.meters):

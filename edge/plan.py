@@ -110,16 +110,15 @@ def check_source(source: OpcUaSource, where: str) -> None:
         try:
             parse_address(spec.address)
         except AddressError as exc:
-            raise ConfigError(
-                "edge settings", f"not a NodeId or browse path: {exc}", field=f"{where}.nodes.{signal}"
-            ) from None
+            kind = "browse path" if spec.address.startswith("/") else "NodeId"
+            raise ConfigError("edge settings", f"invalid {kind} {exc}", field=f"{where}.nodes.{signal}") from None
         if spec.state_map is not None and (reason := check_state_map(spec.state_map)) is not None:
             raise ConfigError("edge settings", reason, field=f"{where}.nodes.{signal}.state_map")
     if source.discover is not None and source.discover.root is not None:
         try:
             parse_browse_path(source.discover.root)
         except AddressError as exc:
-            raise ConfigError("edge settings", f"not a browse path: {exc}", field=f"{where}.discover.root") from None
+            raise ConfigError("edge settings", f"invalid browse path {exc}", field=f"{where}.discover.root") from None
 
 
 async def plan_source(client: Client, source: OpcUaSource) -> SourcePlan:

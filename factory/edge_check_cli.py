@@ -180,11 +180,12 @@ def _json_value(value: Any, namespaces: NamespaceTable) -> Any:
 
 
 def print_source(check: SourceCheck) -> None:
+    name = check.endpoint if check.label == check.endpoint else f"{check.endpoint} ({check.label})"
     if check.error is not None:
-        print(f"source {check.endpoint} ({check.label}): FAILED: {check.error}")
+        print(f"source {name}: FAILED: {check.error}")
         return
     verdict = "ok" if check.ok else "FAILED"
-    print(f"source {check.endpoint} ({check.label}): {verdict}, {len(check.signals)} signals")
+    print(f"source {name}: {verdict}, {len(check.signals)} signals")
     by_equipment: dict[str, list[SignalCheck]] = {}
     for s in check.signals:
         by_equipment.setdefault(s.equipment, []).append(s)

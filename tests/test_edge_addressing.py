@@ -41,6 +41,7 @@ from edge.reconnect import Backoff
 from factory.cli import main
 from simulators.opcua_machine import quiet_asyncua_server_logs
 from tests.servers import free_port
+from tests.waiting import wait_until
 
 PLC = "urn:example:plc"
 WEIRD = "http://example.com/UA/Line;1/"  # a ';' in a namespace URI: written %3B in a NodeId
@@ -130,7 +131,7 @@ def source(endpoint: str, nodes: dict[str, str], **kw: Any) -> OpcUaSource:
 
 def test_check_source_refuses_what_the_agent_would_refuse() -> None:
     check_source(source("opc.tcp://h:4840/", {"state": f"nsu={PLC};s=x", "speed": "/2:a/<urn:b>:c"}), "opcua[0]")
-    with pytest.raises(ConfigError, match=r"opcua\[0\]\.nodes\.speed: not a NodeId or browse path: .*empty segment"):
+    with pytest.raises(ConfigError, match=r"opcua\[0\]\.nodes\.speed: invalid browse path '/2:a//c': empty segment"):
         check_source(source("opc.tcp://h:4840/", {"speed": "/2:a//c"}), "opcua[0]")
     with pytest.raises(ConfigError, match=r"opcua\[0\]\.state_map: state_map key 'ns=x;i=1'"):
         check_source(source("opc.tcp://h:4840/", {"state": "i=85"}, state_map={"ns=x;i=1": "IDLE"}), "opcua[0]")
@@ -153,7 +154,7 @@ def test_check_config_refuses_a_malformed_address_and_accepts_paths_and_namespac
         "nodes: {state: 'nsu=urn:x'}}]}\n"
     )
     assert main(["check-config", "--config", str(settings)]) == 2
-    assert "edge.opcua[0].nodes.state: not a NodeId or browse path" in capsys.readouterr().err
+    assert "edge.opcua[0].nodes.state: invalid NodeId 'nsu=urn:x': nsu= takes" in capsys.readouterr().err
 
 
 ASSETS = """\
@@ -201,7 +202,8 @@ async def odd_server(port: int, order: Sequence[str] = (PLC, WEIRD, SENSORS)) ->
     objects = server.nodes.objects
     plant = await objects.add_folder(_nid("Plant", plc), ua.QualifiedName("Plant", plc))
     cell = await plant.add_object(_nid(4242, weird), ua.QualifiedName("Cell/A", weird))
-    await cell.add_variable(_nid(4294967295, weird), ua.QualifiedName("Count", weird), ua.Variant(7, ua.VariantType.UInt32))
+    count = ua.Variant(7, ua.VariantType.UInt32)
+    await cell.add_variable(_nid(4294967295, weird), ua.QualifiedName("Count", weird), count)
     await cell.add_variable(_nid(ODD_STRING, sensors), ua.QualifiedName("Temp", sensors), 21.5)
     # the same BrowseName in two namespaces: the prefix decides
     await cell.add_variable(_nid(GUID, plc), ua.QualifiedName("Speed", plc), 100.0)
@@ -281,7 +283,7 @@ async def test_what_does_not_resolve_is_unresolved_with_a_reason_that_names_it()
 async def test_paths_are_translated_in_batches_within_the_servers_limit() -> None:
     async with odd_server(free_port()) as odd:
         limit = odd.server.get_node(
-            ua.NodeId(ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxNodesPerTranslateBrowsePathsToNodeIds)
+            _nid(ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxNodesPerTranslateBrowsePathsToNodeIds, 0)
         )
         await limit.write_value(ua.Variant(7, ua.VariantType.UInt32))
         async with Client(odd.endpoint) as client:
@@ -327,13 +329,9 @@ async def test_the_collector_reads_by_namespace_uri_and_an_unknown_uri_does_not_
         sink = ListSink()
         collector = OpcUaCollector(source(odd.endpoint, nodes), sink, backoff=Backoff(0.05, 0.2))
         async with collector:
-            async with asyncio.timeout(10):
-                while {s.signal for s in sink.samples} != {"temperature", "state"}:
-                    await asyncio.sleep(0.05)
+            await wait_until(lambda: {s.signal for s in sink.samples} == {"temperature", "state"}, "both signals")
             await odd.write(_nid("State", odd.ns[PLC]), "IDLE", ua.VariantType.String)
-            async with asyncio.timeout(10):
-                while not any(s.signal == "state" and s.value == "IDLE" for s in sink.samples):
-                    await asyncio.sleep(0.05)
+            await wait_until(lambda: any(s.signal == "state" and s.value == "IDLE" for s in sink.samples), "IDLE")
             await asyncio.sleep(0.5)
             assert collector.counters.connects == 1  # one session, no reconnect loop
         assert {s.equipment for s in sink.samples} == {"cnc-01"}

@@ -458,7 +458,10 @@ class AddressSpace:
             (refs,) = await self._browse([current], HAS_SUBTYPE, ua.BrowseDirection.Inverse, 0)
             if not refs:
                 break
-            current = plain_node_id(refs[0].NodeId, self.namespaces)
+            try:
+                current = plain_node_id(refs[0].NodeId, self.namespaces)
+            except Unresolvable:
+                break
             chain.append(current)
         return chain
 

@@ -104,9 +104,9 @@ async def discover(space: AddressSpace, discovery: Discovery, *, equipment: str 
                 (eq, ALL_SIGNALS, f"no {profile.name} instance named {key!r} (BrowseName, SerialNumber or URI)")
             )
     read = [(m, inst) for m, inst in zip(result.machines, found, strict=True) if m.equipment is not None]
-    for machine, instance in read:
+    located = await _locate(space, profile, [inst for _, inst in read])
+    for (machine, _), signals in zip(read, located, strict=True):
         assert machine.equipment is not None
-        signals = await _signals(space, profile, instance)
         for recipe in profile.signals:
             hit = signals.get(recipe.signal)
             if hit is not None:
@@ -161,11 +161,13 @@ async def _instances(space: AddressSpace, profile: Profile, roots: Sequence[tupl
     children = await space.children([node for node, _ in roots])
     for (_, root_address), refs in zip(roots, children, strict=True):
         for ref in refs:
-            node_id = plain_node_id(ref.NodeId, space.namespaces)
-            if node_id in found:
+            node_id = _local(ref.NodeId, space)
+            if node_id is None or node_id in found:
                 continue
             if profile.machine_types:
-                type_id = plain_node_id(ref.TypeDefinition, space.namespaces)
+                type_id = _local(ref.TypeDefinition, space)
+                if type_id is None:
+                    continue
                 if type_id not in verdicts:
                     verdicts[type_id] = type_id in wanted or bool(wanted & set(await space.supertypes(type_id)))
                 if not verdicts[type_id]:
@@ -173,6 +175,14 @@ async def _instances(space: AddressSpace, profile: Profile, roots: Sequence[tupl
             address = f"{root_address}/{_segment(space, ref.BrowseName)}"
             found[node_id] = _Found(node_id, ref.BrowseName, address)
     return list(found.values())
+
+
+def _local(target: ua.ExpandedNodeId | ua.NodeId, space: AddressSpace) -> ua.NodeId | None:
+    """A reference's target as a node of this server; None for one elsewhere (another server, an unknown URI)."""
+    try:
+        return plain_node_id(target, space.namespaces)
+    except Unresolvable:
+        return None
 
 
 def _steps(space: AddressSpace, steps: RelativePath, instance: _Found) -> list[PathSegment | None] | None:
@@ -239,36 +249,43 @@ def _assign(
     return out
 
 
-async def _signals(space: AddressSpace, profile: Profile, instance: _Found) -> dict[str, tuple[ua.NodeId, str]]:
-    """signal -> (node, address): the first candidate of each recipe that the server has."""
-    plain: list[tuple[str, int, list[PathSegment]]] = []
-    patterns: list[tuple[str, int, list[PathSegment | None]]] = []
-    for recipe in profile.signals:
-        for rank, steps in enumerate(recipe.candidates):
-            segments = _steps(space, steps, instance)
-            if segments is None:
-                continue
-            if None in segments:
-                patterns.append((recipe.signal, rank, segments))
-            else:
-                plain.append((recipe.signal, rank, [s for s in segments if s is not None]))
-    hits: dict[str, tuple[int, ua.NodeId, str]] = {}
+async def _locate(
+    space: AddressSpace, profile: Profile, instances: Sequence[_Found]
+) -> list[dict[str, tuple[ua.NodeId, str]]]:
+    """Per instance, signal -> (node, address): the first candidate of each recipe that the server has.
 
-    def keep(signal: str, rank: int, node: ua.NodeId, segments: Sequence[PathSegment]) -> None:
-        if signal not in hits or rank < hits[signal][0]:
-            hits[signal] = (rank, node, _address(instance, segments))
+    Candidates without a wildcard are translated in batches across all instances; a wildcard one
+    browses, and only when no better-ranked candidate of its signal was found.
+    """
+    plain: list[tuple[int, str, int, list[PathSegment]]] = []
+    patterns: list[tuple[int, str, int, list[PathSegment | None]]] = []
+    for n, instance in enumerate(instances):
+        for recipe in profile.signals:
+            for rank, steps in enumerate(recipe.candidates):
+                segments = _steps(space, steps, instance)
+                if segments is None:
+                    continue
+                if None in segments:
+                    patterns.append((n, recipe.signal, rank, segments))
+                else:
+                    plain.append((n, recipe.signal, rank, [s for s in segments if s is not None]))
+    hits: list[dict[str, tuple[int, ua.NodeId, str]]] = [{} for _ in instances]
 
-    nodes = await space.translate([(instance.node_id, segments) for _, _, segments in plain])
-    for (signal, rank, found), node in zip(plain, nodes, strict=True):
+    def keep(n: int, signal: str, rank: int, node: ua.NodeId, segments: Sequence[PathSegment]) -> None:
+        if signal not in hits[n] or rank < hits[n][signal][0]:
+            hits[n][signal] = (rank, node, _address(instances[n], segments))
+
+    nodes = await space.translate([(instances[n].node_id, segments) for n, _, _, segments in plain])
+    for (n, signal, rank, path_found), node in zip(plain, nodes, strict=True):
         if isinstance(node, ua.NodeId):
-            keep(signal, rank, node, found)
-    for signal, rank, pattern in patterns:
-        if signal in hits and hits[signal][0] < rank:
+            keep(n, signal, rank, node, path_found)
+    for n, signal, rank, pattern in patterns:
+        if signal in hits[n] and hits[n][signal][0] < rank:
             continue
-        match = await _match(space, instance.node_id, pattern, [])
+        match = await _match(space, instances[n].node_id, pattern, [])
         if match is not None:
-            keep(signal, rank, match[0], match[1])
-    return {signal: (node, address) for signal, (_, node, address) in hits.items()}
+            keep(n, signal, rank, match[0], match[1])
+    return [{signal: (node, address) for signal, (_, node, address) in h.items()} for h in hits]
 
 
 async def _match(
@@ -287,7 +304,9 @@ async def _match(
         return node, walked + head
     (refs,) = await space.children([node])
     for ref in refs:
-        child = plain_node_id(ref.NodeId, space.namespaces)
+        child = _local(ref.NodeId, space)
+        if child is None:
+            continue
         step = PathSegment(ref.BrowseName.NamespaceIndex, ref.BrowseName.Name or "")
         match = await _match(space, child, pattern[cut + 1 :], [*walked, *head, step])
         if match is not None:

@@ -181,7 +181,7 @@ def _log_machine(source: OpcUaSource, machine: MachineInstance, signals: int) ->
 
 
 async def _enum_names(space: AddressSpace, nodes: list[ua.NodeId]) -> dict[ua.NodeId, dict[int, str]]:
-    """For state nodes of an enumeration DataType: value -> name (EnumStrings or EnumValues)."""
+    """For state nodes of an enumeration DataType: value -> name (its definition, EnumStrings or EnumValues)."""
     if not nodes:
         return {}
     types = await space.read(nodes, ua.AttributeIds.DataType)
@@ -196,12 +196,17 @@ async def _enum_names(space: AddressSpace, nodes: list[ua.NodeId]) -> dict[ua.No
         by_type.setdefault(data_type, []).append(node)
     if not by_type:
         return {}
+    names: dict[ua.NodeId, dict[int, str]] = {}
     data_types = list(by_type)
-    lookups = [(t, name) for t in data_types for name in ("EnumStrings", "EnumValues")]
+    definitions = await space.read(data_types, ua.AttributeIds.DataTypeDefinition)  # OPC UA 1.04 on
+    for data_type, value in zip(data_types, definitions, strict=True):
+        definition = value.Value.Value if value.Value is not None else None
+        if isinstance(definition, ua.EnumDefinition):
+            names[data_type] = {int(f.Value): f.Name for f in definition.Fields or [] if f.Name}
+    lookups = [(t, name) for t in data_types if t not in names for name in ("EnumStrings", "EnumValues")]
     props = await space.translate([(t, [PathSegment(0, name)]) for t, name in lookups])
     found = [(t, node) for (t, _), node in zip(lookups, props, strict=True) if isinstance(node, ua.NodeId)]
     values = await space.read([node for _, node in found], ua.AttributeIds.Value)
-    names: dict[ua.NodeId, dict[int, str]] = {}
     for (data_type, _), value in zip(found, values, strict=True):
         items = value.Value.Value if value.Value is not None else None
         table: dict[int, str] = {}

@@ -337,3 +337,55 @@ async def test_the_collector_reads_by_namespace_uri_and_an_unknown_uri_does_not_
         assert {s.equipment for s in sink.samples} == {"cnc-01"}
         assert next(s for s in sink.samples if s.signal == "temperature").value == 21.5
         assert datetime.now(UTC) > sink.samples[0].ts
+
+
+@pytest.mark.integration
+async def test_a_state_enumeration_maps_by_name_from_the_servers_data_type() -> None:
+    from asyncua.common.structures104 import new_enum
+
+    async with odd_server(free_port()) as odd:
+        plc = odd.ns[PLC]
+        server = odd.server
+        # OPC UA 1.04 style: the names in the DataTypeDefinition
+        mode_type = await new_enum(server, plc, "MachineMode", ["Manual", "Automatic", "Setup"])
+        plant = server.get_node(_nid("Plant", plc))
+        mode = ua.QualifiedName("Mode", plc)
+        await plant.add_variable(_nid("Mode", plc), mode, 2, ua.VariantType.Int32, mode_type.nodeid)
+        # older style: an EnumStrings property on the type
+        legacy = await server.nodes.enum_data_type.add_data_type(_nid("Legacy", plc), ua.QualifiedName("Legacy", plc))
+        texts = [ua.LocalizedText("Off"), ua.LocalizedText("Running")]
+        await legacy.add_property(
+            _nid("Legacy.EnumStrings", plc), ua.QualifiedName("EnumStrings", 0), texts, ua.VariantType.LocalizedText
+        )
+        await plant.add_variable(_nid("Run", plc), ua.QualifiedName("Run", plc), 1, ua.VariantType.Int32, legacy.nodeid)
+        state_map = {"Automatic": "PRODUCING", "Setup": "SETUP", "Running": "PRODUCING", "Off": "PLANNED_STOP"}
+        async with Client(odd.endpoint) as client:
+            for address, expected in ((f"nsu={PLC};s=Mode", "SETUP"), (f"nsu={PLC};s=Run", "PRODUCING")):
+                plan = await plan_source(client, source(odd.endpoint, {"state": address}, state_map=state_map))
+                (state,) = plan.signals
+                assert state.states is not None
+                value = await _read(client, state.node_id)
+                assert (value, state.states.map(value)) == (2 if "Mode" in address else 1, expected)
+
+
+@pytest.mark.integration
+async def test_the_collector_resolves_again_after_the_server_came_back_with_other_namespace_indexes() -> None:
+    port = free_port()
+    nodes = {"temperature": NSU_NODES["temperature"], "speed": PATH_NODES["speed"]}
+    sink = ListSink()
+    collector = OpcUaCollector(source(f"opc.tcp://127.0.0.1:{port}/odd/", nodes), sink, backoff=Backoff(0.05, 0.2))
+    async with collector:
+        async with odd_server(port, (PLC, WEIRD, SENSORS)):
+            await wait_until(lambda: {s.signal for s in sink.samples} == {"temperature", "speed"}, "first session")
+        async with odd_server(port, (SENSORS, WEIRD, PLC)) as odd:
+            await odd.write(_nid(GUID, odd.ns[PLC]), 150.0, ua.VariantType.Double)
+            await odd.write(_nid(ODD_STRING, odd.ns[SENSORS]), 30.5, ua.VariantType.Double)
+            await wait_until(lambda: any(s.value == 150.0 for s in sink.samples), "speed from the second server")
+            await wait_until(lambda: any(s.value == 30.5 for s in sink.samples), "temperature from the second server")
+    assert collector.counters.connects == 2
+    assert {(s.signal, s.value) for s in sink.samples if s.signal != "state"} >= {
+        ("temperature", 21.5),
+        ("speed", 100.0),
+        ("temperature", 30.5),
+        ("speed", 150.0),
+    }

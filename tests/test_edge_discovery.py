@@ -20,7 +20,8 @@ from asyncua import Client, Server, ua
 from core.assets import EquipmentType
 from core.settings import OpcUaSource
 from core.wire import Sample
-from edge.discovery import ALL_SIGNALS
+from edge.addressing import AddressSpace
+from edge.discovery import ALL_SIGNALS, discover
 from edge.opcua_source import OpcUaCollector
 from edge.plan import SourcePlan, plan_source
 from edge.profiles import MACHINE_TOOL_URI, MACHINERY_URI
@@ -250,3 +251,19 @@ async def test_a_root_by_browse_path_narrows_the_search() -> None:
     async with vendor_server() as endpoint:
         p = await plan(endpoint, discovering(endpoint, "machinery", root=f"/<{MACHINERY_URI}>:Machines"))
         assert {m.browse_name for m in p.machines} == {"Mill 1", "Conveyor 1"}
+
+
+async def test_discovery_asks_the_same_few_requests_for_ten_machines_as_for_one() -> None:
+    async def requests(machines: int) -> tuple[int, int]:
+        identities = [identity_for(f"cnc-{n:02d}", f"Mill {n}", EquipmentType.CNC, 7) for n in range(machines)]
+        async with MachineServer(f"hall-{machines}", identities) as server, Client(server.endpoint) as client:
+            space = await AddressSpace.open(client)
+            profile = discovering(server.endpoint, "machine-tool").discover
+            assert profile is not None
+            found = await discover(space, profile)
+            assert len({s.equipment for s in found.signals}) == machines
+            return space.requests, len(found.signals)
+
+    one, ten = await requests(1), await requests(10)
+    assert ten[1] == 10 * one[1]
+    assert ten[0] == one[0] <= 10

@@ -364,9 +364,9 @@ class AddressSpace:
             self.requests += 1
             results = await self.client.uaclient.translate_browsepaths_to_nodeids([bp for _, bp in chunk])
             for (n, _), result in zip(chunk, results, strict=True):
-                out[n] = self._target(result)
-                if isinstance(out[n], Unresolvable):
-                    failed.append(n)
+                out[n] = target = self._target(result)
+                if isinstance(target, Unresolvable) and target.reason.startswith("Bad"):
+                    failed.append(n)  # the server found no such node: say where the path stops
         if failed:
             await self._explain([(n, paths[n]) for n in failed], out)
         return [cast(ua.NodeId | Unresolvable, r) for r in out]
@@ -406,17 +406,18 @@ class AddressSpace:
             for k in range(1, len(segments)):
                 prefixes.append((n, k))
                 batch.append(self._browse_path(start, segments[:k]))
-        found: set[tuple[int, int]] = set()
+        reached: dict[int, int] = {}  # path -> the most segments of it that resolve
         done = 0
         for chunk in _chunks(batch, self.per_translate):
             self.requests += 1
             for result in await self.client.uaclient.translate_browsepaths_to_nodeids(list(chunk)):
+                n, k = prefixes[done]
                 if result.StatusCode.is_good():
-                    found.add(prefixes[done])
+                    reached[n] = max(reached.get(n, 0), k)
                 done += 1
         for n, (_, segments) in failed:
             status = cast(Unresolvable, out[n]).reason
-            k = max((k for m, k in found if m == n), default=0)
+            k = reached.get(n, 0)
             under = "/" + "/".join(str(s) for s in segments[:k])
             out[n] = Unresolvable(f"no {str(segments[k])!r} under {under!r} ({status})")
 

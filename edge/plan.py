@@ -125,7 +125,8 @@ async def plan_source(client: Client, source: OpcUaSource) -> SourcePlan:
     """Every configured and discovered signal of ``source`` resolved on the connected ``client``."""
     space = await AddressSpace.open(client)
     plan = SourcePlan(namespaces=list(space.namespaces.uris))
-    wanted: list[tuple[str, str, SignalSpec, ua.NodeId]] = []  # equipment, signal, spec, node
+    # equipment, signal, spec, node, and the state map when the spec has none
+    wanted: list[tuple[str, str, SignalSpec, ua.NodeId, dict[str, MachineState]]] = []
     if source.nodes:
         assert source.equipment is not None  # the settings model insists
         specs = [(signal, source.spec(signal)) for signal in source.nodes]
@@ -134,22 +135,21 @@ async def plan_source(client: Client, source: OpcUaSource) -> SourcePlan:
             if isinstance(node, Unresolvable):
                 plan.unresolved.append((source.equipment, signal, f"{spec.address}: {node.reason}"))
             else:
-                wanted.append((source.equipment, signal, spec, node))
-    default_map = source.state_map
+                wanted.append((source.equipment, signal, spec, node, source.state_map))
     if source.discover is not None:
         found = await discover(space, source.discover, equipment=source.equipment)
         plan.machines = found.machines
         plan.unresolved += found.unresolved
-        taken = {(eq, signal) for eq, signal, _, _ in wanted}
+        taken = {(eq, signal) for eq, signal, *_ in wanted}
+        profile_map = source.state_map or dict(PROFILES[source.discover.profile].state_map)
         for d in found.signals:
             if (d.equipment, d.signal) not in taken:
-                wanted.append((d.equipment, d.signal, SignalSpec(address=d.address), d.node_id))
-        default_map = source.state_map or dict(PROFILES[source.discover.profile].state_map)
+                wanted.append((d.equipment, d.signal, SignalSpec(address=d.address), d.node_id, profile_map))
         for machine in found.machines:
             _log_machine(source, machine, sum(1 for d in found.signals if d.equipment == machine.equipment))
-    state_nodes = [node for _, signal, _, node in wanted if signal == Signal.STATE]
+    state_nodes = [node for _, signal, _, node, _ in wanted if signal == Signal.STATE]
     enum_names = await _enum_names(space, state_nodes)
-    for equipment, signal, spec, node in wanted:
+    for equipment, signal, spec, node, default_map in wanted:
         states = None
         if signal == Signal.STATE:
             state_map = spec.state_map if spec.state_map is not None else default_map

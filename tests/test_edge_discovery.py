@@ -134,7 +134,9 @@ async def test_configured_nodes_win_over_discovered_ones(cell: MachineServer) ->
     )
     p = await plan(cell.endpoint, source)
     assert signals_by_equipment(p) == {"cnc-01": MACHINE_TOOL_SIGNALS | {"spindle_speed"}}
-    assert next(s for s in p.signals if s.signal == "state").address == "ns=2;s=cnc-01.State"
+    state = next(s for s in p.signals if s.signal == "state")
+    assert state.address == "ns=2;s=cnc-01.State"
+    assert state.states is not None and state.states.map("SETUP") == "SETUP"  # canonical names, not the profile's map
 
 
 class ListSink:

@@ -77,9 +77,11 @@ async def discover(space: AddressSpace, discovery: Discovery, *, equipment: str 
     profile = PROFILES[discovery.profile]
     result = DiscoveryResult()
     roots = await _roots(space, profile, discovery, result)
+    if result.unresolved:  # the configured root is not there
+        return result
     found = await _instances(space, profile, roots)
     if not found:
-        where = discovery.root or " or ".join(_root_text(space, root) for root in profile.roots)
+        where = discovery.root or " or ".join(_root_text(root) for root in profile.roots)
         result.unresolved.append(("", ALL_SIGNALS, f"no {profile.name} instance under {where}"))
         return result
     identities = await _identify(space, found)
@@ -90,11 +92,11 @@ async def discover(space: AddressSpace, discovery: Discovery, *, equipment: str 
     for instance, ident in zip(found, identities, strict=True):
         eq = assigned.get(instance.node_id)
         if eq is None and not wanted:
-            eq = instance.browse_name.Name
+            eq = instance.browse_name.Name or ""
             if not eq or len(eq) > EQUIPMENT_ID_MAX:
-                result.unresolved.append(
-                    (eq[:EQUIPMENT_ID_MAX], ALL_SIGNALS, f"{instance.address}: name it in discover.equipment")
-                )
+                reason = f"{instance.address}: its BrowseName is no equipment id (1 to {EQUIPMENT_ID_MAX} characters)"
+                reason += "; name it in discover.equipment"
+                result.unresolved.append((eq[:EQUIPMENT_ID_MAX], ALL_SIGNALS, reason))
                 eq = None
         name = instance.browse_name.Name or ""
         result.machines.append(MachineInstance(instance.node_id, name, instance.address, ident, eq))
@@ -114,7 +116,7 @@ async def discover(space: AddressSpace, discovery: Discovery, *, equipment: str 
     return result
 
 
-def _root_text(space: AddressSpace, root: tuple[str, int]) -> str:
+def _root_text(root: tuple[str, int]) -> str:
     return f"nsu={NAMESPACES[root[0]]};i={root[1]}"
 
 

@@ -126,6 +126,10 @@ def _fill(
         )
         if machine.equipment is None:
             check.warnings.append(f"{machine.address} ({machine.browse_name}) is not in discover.equipment: not read")
+    with_state = {p.equipment for p in plan.signals if p.signal == Signal.STATE}
+    for machine in plan.machines:
+        if machine.equipment is not None and machine.equipment not in with_state:
+            check.warnings.append(f"{machine.equipment}: no MachineryItemState found; its state is not read")
     for equipment, signal, reason in plan.unresolved:
         check.unresolved.append({"equipment": equipment, "signal": signal, "reason": reason})
     for planned, value in zip(plan.signals, values, strict=True):

@@ -246,7 +246,8 @@ async def test_no_instance_of_the_profile_is_an_unresolved_source() -> None:
             )
         ]
         p = await plan(endpoint, discovering(endpoint, "machinery", root=f"/<{MACHINERY_URI}>:Nowhere"))
-        assert "discover.root" in p.unresolved[0][2] and "no '<" in p.unresolved[0][2]
+        (unresolved,) = p.unresolved
+        assert "discover.root" in unresolved[2] and "no '<" in unresolved[2]
 
 
 async def test_a_root_by_browse_path_narrows_the_search() -> None:

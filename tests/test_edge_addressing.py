@@ -135,6 +135,10 @@ def test_check_source_refuses_what_the_agent_would_refuse() -> None:
         check_source(source("opc.tcp://h:4840/", {"speed": "/2:a//c"}), "opcua[0]")
     with pytest.raises(ConfigError, match=r"opcua\[0\]\.state_map: state_map key 'ns=x;i=1'"):
         check_source(source("opc.tcp://h:4840/", {"state": "i=85"}, state_map={"ns=x;i=1": "IDLE"}), "opcua[0]")
+    bad_root = {"profile": "robot", "root": "Machines"}
+    discovering = OpcUaSource(endpoint="opc.tcp://h:4840/", discover=cast(Any, bad_root))
+    with pytest.raises(ConfigError, match=r"opcua\[0\]\.discover\.root: invalid browse path 'Machines': .* with '/'"):
+        check_source(discovering, "opcua[0]")
 
 
 def test_check_config_refuses_a_malformed_address_and_accepts_paths_and_namespace_uris(

@@ -23,6 +23,7 @@ from typing import Any
 from asyncua import Client, ua
 
 from core.assets import AssetModel
+from core.errors import ConfigError
 from core.settings import OpcUaSource, Settings
 from core.signals import Signal
 from edge.addressing import AddressSpace, NamespaceTable
@@ -101,7 +102,10 @@ async def check_one(source: OpcUaSource, assets: AssetModel, *, timeout_s: float
     try:
         await apply_security(client, source.security)
         await asyncio.wait_for(client.connect(), timeout_s)
-    except (OSError, TimeoutError, ua.UaError) as exc:
+    except ConfigError as exc:  # a security setting no retry mends (a certificate, a password variable)
+        check.error = f"cannot connect: {exc}"
+        return check
+    except (OSError, TimeoutError, ua.UaError) as exc:  # security refusals are UaErrors too
         check.error = f"cannot connect: {type(exc).__name__}: {exc}"
         return check
     try:

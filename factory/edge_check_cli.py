@@ -27,7 +27,7 @@ from core.errors import ConfigError
 from core.settings import OpcUaSource, Settings
 from core.signals import Signal
 from edge.addressing import AddressSpace, NamespaceTable
-from edge.opcua_security import apply_security
+from edge.opcua_security import open_session
 from edge.plan import PlannedSignal, SourcePlan, check_source, plan_source
 
 CONNECT_TIMEOUT_S = 10.0
@@ -100,8 +100,7 @@ async def check_one(source: OpcUaSource, assets: AssetModel, *, timeout_s: float
     check = SourceCheck(endpoint=source.endpoint, label=source.label)
     client = Client(source.endpoint, timeout=timeout_s)
     try:
-        await apply_security(client, source.security)
-        await asyncio.wait_for(client.connect(), timeout_s)
+        await asyncio.wait_for(open_session(client, source.security), timeout_s)
     except ConfigError as exc:  # a security setting no retry mends (a certificate, a password variable)
         check.error = f"cannot connect: {exc}"
         return check

@@ -111,11 +111,13 @@ def test_template_variables_run_from_park_down_to_machine() -> None:
     assert machine["multi"] is False and machine["includeAll"] is False  # a drill-down is one machine
 
 
-_TEXT_KEYS = ("title", "description", "alias", "label", "summary", "text")
+_TEXT_KEYS = ("title", "description", "alias", "label", "summary", "text", "xField")
 
 
 def _human_texts(node: Any, key: str = "") -> list[str]:
     """Every string a person reads in Grafana: titles, descriptions, legends, labels, mapped values."""
+    if isinstance(node, dict) and key == "renameByName":  # column names shown as headers and axis labels
+        return [str(v) for v in node.values()]
     if isinstance(node, dict):
         return [t for k, v in node.items() for t in _human_texts(v, k)]
     if isinstance(node, list):

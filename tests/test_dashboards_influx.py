@@ -28,6 +28,7 @@ import pytest
 
 from core.assets import AssetModel, load_asset_model
 from core.business import InputKind
+from core.settings import StoreSettings
 from core.stores.influx import InfluxStore
 from kpi.backfill import backfill
 from kpi.certification import Certifier
@@ -137,26 +138,28 @@ async def _fill(server: InfluxServer, database: str, root: Path) -> AssetModel:
     try:
         for site in SITES:
             await write_history(HistoryGenerator(load_scenario(root / f"{site}.yaml")), store)
-        factors = load_energy_factors(REPO / "config" / "energy.yaml")
-        engine = KpiEngine(store, assets, clock=lambda: AFTER, factors=factors)
+        engine = _engine(store, assets)
         await backfill(engine, [eq.id for eq in assets], START, END)
-        inputs = MemoryInputs(
-            [entry(f"va-{site}", InputKind.VALUE_ADDED, FIRST, LAST, 120.0, site=site) for site in SITES]
-        )
-        certifier = Certifier(engine, assets, inputs, SchemeRegistry.load(), "0.1.0", clock=lambda: AFTER)
-        feed = DashboardFeed(
-            store,
-            engine,
-            assets,
-            inputs=inputs,
-            certifier=certifier,
-            schemes=[SchemeFeed(SCHEME, ASSESSMENT_START, BASELINE)],
-        )
-        days = [FIRST + timedelta(days=n) for n in range((LAST - FIRST).days)]
-        assert await feed.write_days(days) > 0
+        assert await _feed(store, assets).write_days(DAYS) > 0
     finally:
         await store.close()
     return assets
+
+
+DAYS = [FIRST + timedelta(days=n) for n in range((LAST - FIRST).days)]
+
+
+def _engine(store: InfluxStore, assets: AssetModel) -> KpiEngine:
+    factors = load_energy_factors(REPO / "config" / "energy.yaml")
+    return KpiEngine(store, assets, clock=lambda: AFTER, factors=factors)
+
+
+def _feed(store: InfluxStore, assets: AssetModel) -> DashboardFeed:
+    engine = _engine(store, assets)
+    inputs = MemoryInputs([entry(f"va-{site}", InputKind.VALUE_ADDED, FIRST, LAST, 120.0, site=site) for site in SITES])
+    certifier = Certifier(engine, assets, inputs, SchemeRegistry.load(), "0.1.0", clock=lambda: AFTER)
+    schemes = [SchemeFeed(SCHEME, ASSESSMENT_START, BASELINE)]
+    return DashboardFeed(store, engine, assets, inputs=inputs, certifier=certifier, schemes=schemes)
 
 
 def _query(url: str, database: str, influxql: str) -> list[dict[str, Any]]:
@@ -322,3 +325,68 @@ def test_the_machine_down_alert_fires_for_a_machine_down_long_enough(park: Park)
     assert machine in firing
     assert len(firing) < len(readings)  # machines that ran in the window do not fire
     assert readings[machine] >= window // 60  # a reading at least every minute: the refreshes
+
+
+@pytest.mark.integration
+def test_the_feed_writes_the_engine_s_figures_and_rewrites_a_day_in_place(park: Park) -> None:
+    def count() -> list[Any]:
+        return _values(
+            _query(park.url, park.database, 'SELECT count("status") FROM "kpi_indicator" GROUP BY "indicator"')
+        )
+
+    before = count()
+
+    async def again() -> float | None:
+        store = InfluxStore(park.url, park.database)
+        try:
+            await _feed(store, park.assets).write_days(DAYS[-1:])
+            start, end = _midnight(DAYS[-1], SITES["east"]), _midnight(LAST, SITES["east"])
+            report = await _engine(store, park.assets).report("east", start, end, kpis=["key_process_cnc_rate"])
+            return report.kpis[0].value
+        finally:
+            await store.close()
+
+    expected = asyncio.run(again())
+    assert count() == before  # the same series and timestamps: overwritten, not added
+    stamp = _midnight(DAYS[-1], SITES["east"])
+    (series,) = _query(
+        park.url,
+        park.database,
+        'SELECT "value" FROM "kpi_indicator" WHERE "indicator" = \'key_process_cnc_rate\' AND "site" = \'east\' '
+        f"AND time = '{stamp.isoformat()}'",
+    )
+    assert expected is not None and series["values"][0][1] == pytest.approx(expected)
+
+
+@pytest.mark.integration
+def test_with_rollups_in_their_own_retention_policy_every_panel_still_returns_data(park: Park) -> None:
+    """store.influx_rollup_retention_policy: the KPI worker and the feed write rollups into "rollups"
+    (core.signals.ROLLUP_MEASUREMENTS), raw points stay in the default policy; a build with the same
+    policy reads each where it is. A copy of the park where rollups exist only in "rollups" shows it."""
+    copy = "dashboards_two_sites_rp"
+    for statement in (
+        f'CREATE DATABASE "{copy}"',
+        f'CREATE RETENTION POLICY "rollups" ON "{copy}" DURATION INF REPLICATION 1',
+        # the raw series by name: "SELECT *" into another database loses the string field "value" here
+        *(
+            f'SELECT "value" AS "value", "quality" INTO "{copy}"."autogen"."{m}" FROM "{m}" GROUP BY *'
+            for m in ("machine_state", "part_counter", "energy", "process_value")
+        ),
+        f'SELECT * INTO "{copy}"."rollups".:MEASUREMENT FROM /^(kpi_|certification_rule)/ GROUP BY *',
+    ):
+        _query(park.url, park.database, statement)
+    store = InfluxStore.from_settings(
+        StoreSettings(influx_url=park.url, influx_database=copy, influx_rollup_retention_policy="rollups")
+    )
+    assert {store.policy_of(m) for m in ("kpi_indicator", "kpi_shift", "certification_rule")} == {"rollups"}
+    asyncio.run(store.close())
+    baseline = (_midnight(BASELINE[0], SITES["east"]).isoformat(), _midnight(BASELINE[1], SITES["east"]).isoformat())
+    bundle = build(BuildOptions(rollup_retention_policy="rollups", baseline=baseline))
+    elsewhere = Park(park.url, copy, park.assets, bundle, park.down_at)
+    end = park.down_at + timedelta(seconds=1)
+    for dashboard in bundle.dashboard_json():
+        chosen = _resolve_variables(elsewhere, dashboard)
+        for panel in dashboard["panels"]:
+            for target in panel["targets"]:
+                values = _values(_query(park.url, copy, _panel_query(target, chosen, START, end)))
+                assert values, f"{dashboard['uid']}: panel {panel['title']!r} ({target['refId']}) returned no data"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from api.reporting.labels import METRIC_LABELS, VERDICT_LABELS
+from api.reporting.labels import TEXT as REPORT_WORDS
 from core.signals import ENERGY_COUNTERS, OFFLINE, MachineState
 from kpi.dashboards.model import (
     PERCENT,
@@ -22,6 +23,7 @@ from kpi.dashboards.model import (
     Text,
     Unit,
     Variable,
+    organize,
 )
 from kpi.dashboards.queries import (
     AVAILABILITY,
@@ -71,6 +73,35 @@ VERDICT_TEXT: dict[str, tuple[Text, str]] = {
     verdict: (T(en, zh), colour)
     for (verdict, (en, zh)), colour in zip(VERDICT_LABELS.items(), ("green", "red", "orange"), strict=True)
 }
+CARRIERS: tuple[tuple[str, Text], ...] = (  # rollup field, legend
+    ("energy_kwh", T("Electricity (kWh)", "电力（千瓦时）")),
+    ("gas_m3", T("Natural gas (m³)", "天然气（立方米）")),
+    ("water_m3", T("Water (m³)", "水（立方米）")),
+    ("heat_mj", T("Heat (MJ)", "热力（兆焦）")),
+    ("steam_kg", T("Steam (kg)", "蒸汽（千克）")),
+    ("compressed_air_m3", T("Compressed air bought in (m³)", "外购压缩空气（立方米）")),
+    ("diesel_kg", T("Diesel (kg)", "柴油（千克）")),
+    ("gasoline_kg", T("Gasoline (kg)", "汽油（千克）")),
+)
+COUNTERS: tuple[tuple[str, Text], ...] = (
+    ("parts_total", T("Produced", "总产量")),
+    ("parts_good", T("Good", "合格品")),
+    ("parts_scrap", T("Scrap", "报废品")),
+    ("parts_rework", T("Rework", "返工品")),
+)
+SHIFT_WORD = T("Shift", "班次")
+KIND_WORD = T("Kind", "类别")
+HOURS_WORD = T("Hours", "小时")
+MACHINE_WORD = T("Machine", "设备")
+BREAKDOWN_HOURS = T("Breakdown hours", "故障停机小时")
+
+
+def words(key: str) -> Text:
+    """The words of a certification report (api.reporting.labels.TEXT)."""
+    en, zh = REPORT_WORDS[key]
+    return Text(en, zh)
+
+
 RATIO_STEPS: tuple[tuple[float | None, str], ...] = ((None, "red"), (0.5, "orange"), (0.75, "green"))
 KGCE = Unit(suffix=T("kgce", "千克标准煤"))
 KGCE_PER_PART = Unit(suffix=T("kgce/part", "千克标准煤/件"))
@@ -272,6 +303,18 @@ class Catalog:
                 width=12,
                 height=9,
                 value_text=VERDICT_TEXT,
+                transformations=(
+                    organize(
+                        {
+                            "scope": words("scope"),
+                            "scheme": words("scheme"),
+                            "rule": words("rule"),
+                            "verdict": words("rule_verdict"),
+                            "value": words("assessment_value"),
+                            "target": words("target"),
+                        }
+                    ),
+                ),
             ),
             Panel(
                 T("OEE by site and day", "各工厂每日设备综合效率"),
@@ -370,7 +413,15 @@ class Catalog:
                 "按工厂班次日历划分的各班次指标，取时间范围内最后一天（由看板数据任务根据指标引擎写入）。",
             ),
             unit=PERCENT,
-            options={"xField": "shift"},
+            options={"xField": SHIFT_WORD},
+            transformations=(
+                organize(
+                    {
+                        "shift": SHIFT_WORD,
+                        **{k: kpi_name(k) for k in ("oee", "availability", "effectiveness", "quality_ratio")},
+                    }
+                ),
+            ),
         )
         pareto_state = Panel(
             T("Downtime by kind", "停机时间构成"),
@@ -389,13 +440,20 @@ class Catalog:
                 "所选时间范围内各类损失时间（小时）：故障停机、空闲、换型调试、计划停机及无数据时间。",
             ),
             unit=HOURS,
+            options={"xField": KIND_WORD},
             transformations=(
+                organize(
+                    {
+                        "down": STATE_TEXT[MachineState.DOWN][0],
+                        "idle": STATE_TEXT[MachineState.IDLE][0],
+                        "setup": STATE_TEXT[MachineState.SETUP][0],
+                        "planned": STATE_TEXT[MachineState.PLANNED_STOP][0],
+                        "offline": STATE_TEXT[OFFLINE][0],
+                    }
+                ),
                 {"id": "reduce", "options": {"reducers": ["sum"]}},
                 {"id": "sortBy", "options": {"sort": [{"field": "Total", "desc": True}]}},
-                {
-                    "id": "renameByRegex",
-                    "options": {"regex": "^(down|idle|setup|planned|offline)$", "renamePattern": "$1"},
-                },
+                organize({"Field": KIND_WORD, "Total": HOURS_WORD}, hide=()),
             ),
         )
         pareto_machine = Panel(
@@ -413,8 +471,11 @@ class Catalog:
                 "所选时间范围内各设备故障停机小时数，由大到小排列（故障帕累托）。",
             ),
             unit=HOURS,
-            options={"xField": "equipment"},
-            transformations=({"id": "sortBy", "options": {"sort": [{"field": "down", "desc": True}]}},),
+            options={"xField": MACHINE_WORD},
+            transformations=(
+                organize({"equipment": MACHINE_WORD, "down": BREAKDOWN_HOURS}),
+                {"id": "sortBy", "options": {"sort": [{"field": BREAKDOWN_HOURS, "desc": True}]}},
+            ),
         )
         output = Panel(
             T("Good output against plan", "合格产出与计划对比"),
@@ -472,16 +533,17 @@ class Catalog:
         counters = Panel(
             T("Parts per hour", "每小时产量"),
             "timeseries",
-            (
+            tuple(
                 Query(
-                    f'SELECT non_negative_difference(last("value")) FROM {COUNTER} WHERE {one} AND $timeFilter '
-                    'GROUP BY time(1h), "signal"',
-                    T("$tag_signal", "$tag_signal"),
-                ),
+                    f'SELECT non_negative_difference(last("value")) FROM {COUNTER} WHERE "signal" = \'{signal}\' '
+                    f"AND {one} AND $timeFilter GROUP BY time(1h)",
+                    words,
+                )
+                for signal, words in COUNTERS
             ),
             T(
-                "Increments of each cumulative part counter (parts_total, parts_good, parts_scrap, parts_rework); a "
-                "reset shows as a gap, never a negative.",
+                "Increments of each cumulative part counter (produced, good, scrap, rework); a reset shows as a gap, "
+                "never a negative.",
                 "各累计计数器（总数、合格、报废、返工）每小时增量；计数器复位显示为空缺，不会出现负值。",
             ),
             unit=PARTS,
@@ -511,13 +573,9 @@ class Catalog:
         carriers = Panel(
             T("Energy by carrier on the machine's line", "设备所在产线分能源品种消耗"),
             "timeseries",
-            (
-                Query(
-                    'SELECT sum("energy_kwh") AS "electricity_kwh", sum("gas_m3") AS "gas_m3", '
-                    'sum("water_m3") AS "water_m3", sum("heat_mj") AS "heat_mj", sum("steam_kg") AS "steam_kg", '
-                    'sum("compressed_air_m3") AS "compressed_air_m3" '
-                    f"FROM {s.hourly} WHERE {LINE} AND $timeFilter GROUP BY time(1h)",
-                ),
+            tuple(
+                Query(f'SELECT sum("{name}") FROM {s.hourly} WHERE {LINE} AND $timeFilter GROUP BY time(1h)', words)
+                for name, words in CARRIERS
             ),
             T(
                 "Consumption per hour of the meters on the selected line, by carrier (meters usually cover a line, "
@@ -602,13 +660,10 @@ class Catalog:
         others = Panel(
             T("Other carriers per day", "其他能源品种每日消耗"),
             "timeseries",
-            (
-                Query(
-                    f'SELECT sum("gas_m3") AS "gas_m3", sum("water_m3") AS "water_m3", sum("heat_mj") AS "heat_mj", '
-                    f'sum("steam_kg") AS "steam_kg", sum("compressed_air_m3") AS "compressed_air_m3", '
-                    f'sum("diesel_kg") AS "diesel_kg", sum("gasoline_kg") AS "gasoline_kg" '
-                    f"FROM {s.daily} WHERE {LINE} AND $timeFilter GROUP BY time(1d)",
-                ),
+            tuple(
+                Query(f'SELECT sum("{name}") FROM {s.daily} WHERE {LINE} AND $timeFilter GROUP BY time(1d)', words)
+                for name, words in CARRIERS
+                if name != "energy_kwh"
             ),
             T(
                 "Gas (m³), water (m³), heat (MJ), steam (kg), compressed air bought in (m³), diesel and gasoline (kg) "

@@ -78,6 +78,7 @@ class Unit:
 
 PERCENT = Unit("percentunit")
 ALL = Text("All", "全部")
+DASHBOARDS_LINK = Text("Smart factory dashboards", "智能工厂看板")
 NONE = Unit()
 
 
@@ -100,7 +101,7 @@ class Panel:
     time_from: str | None = None  # panel-relative time ("10m"): a "now" panel on any dashboard range
     repeat: str | None = None  # one panel per value of this variable
     options: Mapping[str, Any] = field(default_factory=dict)
-    transformations: tuple[Mapping[str, Any], ...] = ()
+    transformations: tuple[Mapping[str, Any], ...] = ()  # Grafana's, in order; any Text in them is localised
 
     def render(self, panel_id: int, x: int, y: int, language: Language) -> dict[str, Any]:
         defaults: dict[str, Any] = {
@@ -135,7 +136,7 @@ class Panel:
             "datasource": DATASOURCE,
             "targets": [q.render(chr(ord("A") + i), language) for i, q in enumerate(self.queries)],
             "fieldConfig": {"defaults": defaults, "overrides": []},
-            "options": dict(self.options),
+            "options": localised(self.options, language),
         }
         if self.time_from is not None:
             panel["timeFrom"] = self.time_from
@@ -143,8 +144,31 @@ class Panel:
             panel["repeat"] = self.repeat
             panel["repeatDirection"] = "h"
         if self.transformations:
-            panel["transformations"] = [dict(t) for t in self.transformations]
+            panel["transformations"] = [localised(t, language) for t in self.transformations]
         return panel
+
+
+def localised(node: Any, language: Language) -> Any:
+    """A copy of ``node`` with every Text in it (at any depth) in ``language``."""
+    if isinstance(node, Text):
+        return node(language)
+    if isinstance(node, Mapping):
+        return {key: localised(value, language) for key, value in node.items()}
+    if isinstance(node, list | tuple):
+        return [localised(item, language) for item in node]
+    return node
+
+
+def organize(columns: Mapping[str, Text], *, hide: Sequence[str] = ("Time",)) -> dict[str, Any]:
+    """Grafana's "organize fields" transformation: columns renamed into words, the others hidden.
+
+    Table-format InfluxQL results name their columns after tags and field aliases (``rule``,
+    ``verdict``) and carry a ``Time`` column (the epoch, for a query without GROUP BY time).
+    """
+    return {
+        "id": "organize",
+        "options": {"excludeByName": dict.fromkeys(hide, True), "renameByName": dict(columns), "indexByName": {}},
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,7 +251,16 @@ class Dashboard:
             "time": {"from": self.time_from, "to": "now"},
             "templating": {"list": [v.render(language) for v in self.variables]},
             "annotations": {"list": []},
-            "links": [],
+            "links": [
+                {
+                    "type": "dashboards",
+                    "tags": ["smart-factory"],
+                    "title": DASHBOARDS_LINK(language),
+                    "asDropdown": True,
+                    "includeVars": True,  # the park, site ... chosen here carry over
+                    "keepTime": True,
+                }
+            ],
             "panels": [
                 panel.render(index, x, y, language) for index, (panel, x, y) in enumerate(self.panels(), start=1)
             ],

@@ -54,7 +54,7 @@ def add_grafana_arguments(parser: argparse.ArgumentParser) -> None:
     p = actions.add_parser("push", help=f"create or update them in an existing Grafana (token from ${TOKEN_ENV})")
     common(p)
     p.add_argument("--url", default=os.environ.get(URL_ENV), help=f"Grafana's URL (default: ${URL_ENV})")
-    p.add_argument("--influx-url", help="InfluxDB URL as Grafana reaches it (default: the settings' or the build's)")
+    p.add_argument("--influx-url", help="InfluxDB URL as Grafana reaches it (default: store.influx_url of --config)")
     p.add_argument("--influx-user", default="grafana", help="InfluxDB user of the datasource (read only)")
     p.add_argument("--reset-password", action="store_true", help=f"send ${PASSWORD_ENV} even if the datasource exists")
 
@@ -112,6 +112,10 @@ def _push(args: argparse.Namespace, settings: Settings | None) -> int:
 
     if not args.url:
         raise ConfigError("--url", f"no Grafana URL (use --url or ${URL_ENV})")
+    if not args.influx_url:
+        if settings is None:
+            raise ConfigError("--influx-url", "where Grafana reaches InfluxDB (or --config with store.influx_url)")
+        args.influx_url = settings.store.influx_url
     token = os.environ.get(TOKEN_ENV, "")
     if not token:
         raise ConfigError(TOKEN_ENV, "unset: create a service account token in Grafana and export it")
@@ -156,8 +160,10 @@ async def _feed(args: argparse.Namespace, settings: Settings) -> int:
         engine = KpiEngine.from_settings(store, assets, settings.kpi)
         inputs = InputStore.for_assets(settings.inputs.path, assets)
         schemes = SchemeRegistry.from_settings(settings.certification)
-        for scheme in args.scheme:
-            schemes.get(scheme)  # an unknown scheme stops here, before any work
+        known = {scheme.id for scheme in schemes.all()}
+        for scheme in args.scheme:  # an unknown scheme stops here, before any work
+            if scheme not in known:
+                raise ConfigError("--scheme", f"unknown scheme {scheme!r}; known: {', '.join(sorted(known))}")
         certifier = Certifier(engine, assets, inputs, schemes, software_version())
         follow = [SchemeFeed(s, args.assessment_start, baseline) for s in args.scheme]
         feed = DashboardFeed(store, engine, assets, inputs=inputs, certifier=certifier, schemes=follow)

@@ -25,6 +25,7 @@ from kpi.dashboards.push import GrafanaPush, PushError
 
 TOKEN = "glsa_test_service_account_token"
 PASSWORD = "read-only-influx-password"
+INFLUX_URL = "http://influxdb.plant.example:8086"
 
 
 class FakeGrafana:
@@ -182,10 +183,11 @@ def test_push_creates_datasource_folder_dashboards_and_alert_rules(
     grafana: tuple[FakeGrafana, str], environment: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fake, url = grafana
-    assert main(["grafana", "push", "--url", url]) == 0
+    assert main(["grafana", "push", "--url", url, "--influx-url", INFLUX_URL]) == 0
     assert "11 created, 0 updated, 0 unchanged" in capsys.readouterr().out
     (datasource,) = fake.datasources.values()
     assert datasource["uid"] == "factory-influxdb" and datasource["user"] == "grafana"
+    assert datasource["url"] == INFLUX_URL and datasource["jsonData"]["dbName"] == "factory"
     assert datasource["isDefault"] is False  # a user's own default data source stays theirs
     creating = next(body for method, path, body in fake.writes() if path == "/api/datasources")
     assert creating["secureJsonData"] == {"password": PASSWORD}
@@ -202,9 +204,9 @@ def test_a_second_push_changes_nothing(
     grafana: tuple[FakeGrafana, str], environment: None, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fake, url = grafana
-    assert main(["grafana", "push", "--url", url]) == 0
+    assert main(["grafana", "push", "--url", url, "--influx-url", INFLUX_URL]) == 0
     writes = len(fake.writes())
-    assert main(["grafana", "push", "--url", url]) == 0
+    assert main(["grafana", "push", "--url", url, "--influx-url", INFLUX_URL]) == 0
     assert fake.writes()[writes:] == []
     assert "0 created, 0 updated, 11 unchanged" in capsys.readouterr().out.splitlines()[-1]
 
@@ -253,7 +255,7 @@ def test_a_wrong_token_stops_the_push_with_grafana_s_answer(
     fake, url = grafana
     monkeypatch.setenv("GRAFANA_TOKEN", "glsa_wrong")
     monkeypatch.setenv("INFLUX_GRAFANA_PASSWORD", PASSWORD)
-    assert main(["grafana", "push", "--url", url]) == 1
+    assert main(["grafana", "push", "--url", url, "--influx-url", INFLUX_URL]) == 1
     assert "datasource: Grafana answered Unauthorized" in capsys.readouterr().err
     assert fake.writes() == []
 
@@ -263,11 +265,11 @@ def test_push_needs_the_token_and_the_password_from_the_environment(
 ) -> None:
     monkeypatch.delenv("GRAFANA_TOKEN", raising=False)
     monkeypatch.setenv("INFLUX_GRAFANA_PASSWORD", PASSWORD)
-    assert main(["grafana", "push", "--url", "http://127.0.0.1:9"]) == 2
+    assert main(["grafana", "push", "--url", "http://127.0.0.1:9", "--influx-url", INFLUX_URL]) == 2
     assert "GRAFANA_TOKEN" in capsys.readouterr().err
     monkeypatch.setenv("GRAFANA_TOKEN", TOKEN)
     monkeypatch.delenv("INFLUX_GRAFANA_PASSWORD")
-    assert main(["grafana", "push", "--url", "http://127.0.0.1:9"]) == 2
+    assert main(["grafana", "push", "--url", "http://127.0.0.1:9", "--influx-url", INFLUX_URL]) == 2
     assert "INFLUX_GRAFANA_PASSWORD" in capsys.readouterr().err
 
 
@@ -275,3 +277,10 @@ def test_an_unreachable_grafana_is_a_clear_error() -> None:
     push = GrafanaPush.connect("http://127.0.0.1:9", TOKEN, build(BuildOptions()), PASSWORD)
     with pytest.raises(PushError, match="datasource: cannot reach Grafana"):
         push.run()
+
+
+def test_push_needs_to_know_where_grafana_reaches_influxdb(
+    environment: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["grafana", "push", "--url", "http://127.0.0.1:9"]) == 2
+    assert "--influx-url" in capsys.readouterr().err

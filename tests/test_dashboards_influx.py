@@ -390,3 +390,16 @@ def test_with_rollups_in_their_own_retention_policy_every_panel_still_returns_da
             for target in panel["targets"]:
                 values = _values(_query(park.url, copy, _panel_query(target, chosen, START, end)))
                 assert values, f"{dashboard['uid']}: panel {panel['title']!r} ({target['refId']}) returned no data"
+
+
+@pytest.mark.integration
+def test_oee_by_shift_sums_each_shift_of_the_calendar(park: Park) -> None:
+    workshop = next(d for d in park.bundle.dashboard_json() if d["uid"] == "factory-workshop")
+    chosen = _resolve_variables(park, workshop)
+    panel = next(p for p in workshop["panels"] if p["title"] == "各班次设备综合效率及其构成")
+    query = _panel_query(panel["targets"][0], chosen, START, park.down_at)
+    series = _query(park.url, park.database, query)
+    assert {s["tags"]["shift"] for s in series} == {"early", "late"}  # never the time between shifts
+    for s in series:
+        row = dict(zip(s["columns"], s["values"][0], strict=True))
+        assert row["oee"] == pytest.approx(row["availability"] * row["effectiveness"] * row["quality_ratio"])

@@ -401,16 +401,15 @@ class Catalog:
             "barchart",
             (
                 Query(
-                    f'SELECT last("oee") AS "oee", last("availability") AS "availability", '
-                    f'last("effectiveness") AS "effectiveness", last("quality_ratio") AS "quality_ratio" '
-                    f'FROM {s.shift} WHERE {WORKSHOP} AND $timeFilter GROUP BY "shift"',
+                    f'SELECT {OEE} AS "oee", {AVAILABILITY} AS "availability", {EFFECTIVENESS} AS "effectiveness", '
+                    f'{QUALITY} AS "quality_ratio" FROM {s.shift} WHERE {WORKSHOP} AND $timeFilter GROUP BY "shift"',
                     format="table",
                 ),
             ),
             T(
-                "Per shift of the site's calendar, the last day in the range (written by the dashboard feed from the "
-                "KPI engine).",
-                "按工厂班次日历划分的各班次指标，取时间范围内最后一天（由看板数据任务根据指标引擎写入）。",
+                "Per shift of the workshop's calendar (early, late …) over the range, from the sums of each shift's "
+                "base quantities (written by the dashboard feed from the KPI engine).",
+                "按车间班次日历（早班、晚班等）统计所选时间范围内各班次的指标，由各班次基础数据求和后计算（由看板数据任务根据指标引擎写入）。",
             ),
             unit=PERCENT,
             options={"xField": SHIFT_WORD},

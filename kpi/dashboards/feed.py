@@ -9,8 +9,9 @@ those, each local day, and writes them beside the rollups:
 * ``kpi_indicator``: tags ``park``, ``site`` (the scope: a site, or the park id for the park as a
   whole), ``indicator`` (the KPI key); fields ``value`` (absent when the engine withholds it) and
   ``status`` (ok, insufficient_evidence, flagged); stamped with the scope's local midnight.
-* ``kpi_shift``: tags ``site``, ``workshop``, ``shift`` (the engine's shift key); fields ``oee``,
-  ``availability``, ``effectiveness``, ``quality_ratio``; stamped with the shift's start.
+* ``kpi_shift``: tags ``site``, ``workshop``, ``shift`` (the shift's name in the calendar); fields the
+  base quantities behind OEE (PBT, APT, Σ PRU×PQ, PQ, GQ), so a range sums them per shift name;
+  one point per shift as it ran (not the time between shifts), stamped with its start.
 * ``certification_rule``: tags ``park``, ``scope``, ``scheme``, ``rule``; fields ``value``,
   ``target``, ``threshold``, ``verdict`` (pass, fail, insufficient_evidence) for the assessment
   period from its start up to the day; stamped with that day's local midnight.
@@ -28,6 +29,7 @@ from datetime import date, datetime, time, timedelta
 
 from core.assets import AssetModel
 from core.business import BusinessInputs, InputKind
+from core.calendar import OFF_SHIFT
 from core.store import Point, Store
 from core.wire import datetime_to_ns
 from kpi import business
@@ -46,7 +48,9 @@ INDICATORS = (
     "kgce_per_good_part",
 )
 VALUE_ADDED_INDICATOR = "tce_per_10k_cny_value_added"
-SHIFT_KPIS = ("oee", "availability", "effectiveness", "quality_ratio")
+SHIFT_KPIS = ("oee",)
+# The base quantities behind OEE and its factors: summed over any range per shift name by InfluxQL.
+SHIFT_BASE = ("planned_busy_time_s", "production_time_s", "ideal_time_s", "parts_produced", "parts_good")
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +165,7 @@ class DashboardFeed:
         return points
 
     async def shift_points(self, day: date) -> list[Point]:
+        """Each shift that starts on the day, per workshop: its base quantities (for sums over any range)."""
         points = []
         for site in self.assets.sites:
             for workshop in site.workshops:
@@ -168,10 +173,12 @@ class DashboardFeed:
                 end = self._midnight(workshop.id, day + timedelta(days=1))
                 report = await self.engine.report(workshop.id, start, end, group_by="shift", kpis=SHIFT_KPIS)
                 for group in report.groups:
-                    fields = {key: float(value) for key, value in group.kpis.items() if value is not None}
-                    if not fields:
+                    name = group.key.partition(" ")[2]  # "2026-11-27T22:00+08:00 night" (core.calendar)
+                    if name == OFF_SHIFT or group.base.planned_busy_time_s <= 0:
                         continue
-                    tags = {"site": site.id, "workshop": workshop.id, "shift": group.key}
+                    base = group.base.model_dump()
+                    fields: dict[str, float | int | str] = {key: float(base[key]) for key in SHIFT_BASE}
+                    tags = {"site": site.id, "workshop": workshop.id, "shift": name}
                     points.append(Point(FEED_SHIFT, tags, fields, datetime_to_ns(group.start)))
         return points
 

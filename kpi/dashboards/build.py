@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from kpi.dashboards.alerts import Alerts
 from kpi.dashboards.catalog import Catalog
 from kpi.dashboards.model import DATASOURCE_UID, Dashboard, Language, RuleGroup, Text
 from kpi.dashboards.queries import Sources
@@ -44,6 +45,9 @@ class BuildOptions:
 
     def catalog(self) -> Catalog:
         return Catalog(Sources(self.rollup_retention_policy), self.baseline, self.min_coverage)
+
+    def alerts(self) -> Alerts:
+        return Alerts(Sources(self.rollup_retention_policy), self.min_coverage)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,8 +85,7 @@ class Bundle:
 
 
 def build(options: BuildOptions) -> Bundle:
-    catalog = options.catalog()
-    bundle = Bundle(options, catalog.dashboards(), catalog.alert_rules())
+    bundle = Bundle(options, options.catalog().dashboards(), options.alerts().rule_group())
     bundle.files.update(_files(bundle))
     return bundle
 

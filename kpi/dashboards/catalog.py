@@ -1,27 +1,15 @@
-"""The five dashboards and the alert rules, described once in both languages.
-
-Indicator names come from the KPI descriptions (``kpi.formulas``, ``kpi.energy``, ``kpi.digital``)
-and the certification labels (``api.reporting.labels``): the names of the spec's section 8, the same
-words a report uses.
-"""
+"""The five dashboards, described once in both languages (their words: ``kpi.dashboards.words``)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from api.reporting.labels import METRIC_LABELS, VERDICT_LABELS
-from api.reporting.labels import TEXT as REPORT_WORDS
-from core.signals import ENERGY_COUNTERS, OFFLINE, MachineState
+from core.signals import OFFLINE, MachineState
 from kpi.dashboards.model import (
     PERCENT,
-    AlertQuery,
-    AlertRule,
     Dashboard,
     Panel,
     Query,
-    RuleGroup,
-    Text,
-    Unit,
     Variable,
     organize,
 )
@@ -30,7 +18,6 @@ from kpi.dashboards.queries import (
     COUNTER,
     COUNTER_COVERAGE,
     EFFECTIVENESS,
-    ENERGY,
     KWH_PER_GOOD_PART,
     LINE,
     MACHINE,
@@ -45,84 +32,38 @@ from kpi.dashboards.queries import (
     Sources,
     tag_values,
 )
-from kpi.energy import ENERGY_KPIS, VALUE_ADDED_KPIS
-from kpi.engine import ALL_KPIS
-
-
-def kpi_name(key: str) -> Text:
-    """An indicator's name as the KPI engine and the reports give it."""
-    for kpi in (*ALL_KPIS, *ENERGY_KPIS, *VALUE_ADDED_KPIS):
-        if kpi.key == key:
-            return Text(kpi.label_en, kpi.label_zh)
-    en, zh = METRIC_LABELS[key]
-    return Text(en, zh)
-
-
-T = Text
-# The signals whose silence means a machine or meter stopped reporting: the state and every meter register.
-REPORTED = "|".join(["state", *sorted(ENERGY_COUNTERS)])
-STATE_TEXT: dict[str, tuple[Text, str]] = {
-    MachineState.PRODUCING: (T("Producing", "生产"), "green"),
-    MachineState.IDLE: (T("Idle", "空闲"), "yellow"),
-    MachineState.SETUP: (T("Setup", "换型调试"), "blue"),
-    MachineState.DOWN: (T("Down", "故障停机"), "red"),
-    MachineState.PLANNED_STOP: (T("Planned stop", "计划停机"), "purple"),
-    OFFLINE: (T("Offline (no data)", "离线（无数据）"), "text"),
-}
-VERDICT_TEXT: dict[str, tuple[Text, str]] = {
-    verdict: (T(en, zh), colour)
-    for (verdict, (en, zh)), colour in zip(VERDICT_LABELS.items(), ("green", "red", "orange"), strict=True)
-}
-CARRIERS: tuple[tuple[str, Text], ...] = (  # rollup field, legend
-    ("energy_kwh", T("Electricity (kWh)", "电力（千瓦时）")),
-    ("gas_m3", T("Natural gas (m³)", "天然气（立方米）")),
-    ("water_m3", T("Water (m³)", "水（立方米）")),
-    ("heat_mj", T("Heat (MJ)", "热力（兆焦）")),
-    ("steam_kg", T("Steam (kg)", "蒸汽（千克）")),
-    ("compressed_air_m3", T("Compressed air bought in (m³)", "外购压缩空气（立方米）")),
-    ("diesel_kg", T("Diesel (kg)", "柴油（千克）")),
-    ("gasoline_kg", T("Gasoline (kg)", "汽油（千克）")),
+from kpi.dashboards.words import (
+    BREAKDOWN_HOURS,
+    CARRIERS,
+    COUNTERS,
+    HOURS,
+    HOURS_WORD,
+    KG_CO2,
+    KGCE,
+    KGCE_PER_PART,
+    KIND_WORD,
+    KWH,
+    KWH_PER_PART,
+    MACHINE_WORD,
+    PARTS,
+    RATIO_STEPS,
+    SHIFT_WORD,
+    STATE_TEXT,
+    TCE_PER_10K,
+    VERDICT_TEXT,
+    T,
+    kpi_name,
+    words,
 )
-COUNTERS: tuple[tuple[str, Text], ...] = (
-    ("parts_total", T("Produced", "总产量")),
-    ("parts_good", T("Good", "合格品")),
-    ("parts_scrap", T("Scrap", "报废品")),
-    ("parts_rework", T("Rework", "返工品")),
-)
-SHIFT_WORD = T("Shift", "班次")
-KIND_WORD = T("Kind", "类别")
-HOURS_WORD = T("Hours", "小时")
-MACHINE_WORD = T("Machine", "设备")
-BREAKDOWN_HOURS = T("Breakdown hours", "故障停机小时")
-
-
-def words(key: str) -> Text:
-    """The words of a certification report (api.reporting.labels.TEXT)."""
-    en, zh = REPORT_WORDS[key]
-    return Text(en, zh)
-
-
-RATIO_STEPS: tuple[tuple[float | None, str], ...] = ((None, "red"), (0.5, "orange"), (0.75, "green"))
-KGCE = Unit(suffix=T("kgce", "千克标准煤"))
-KGCE_PER_PART = Unit(suffix=T("kgce/part", "千克标准煤/件"))
-TCE_PER_10K = Unit(suffix=T("tce/10k CNY", "吨标准煤/万元"))
-KWH = Unit(suffix=T("kWh", "千瓦时"))
-KWH_PER_PART = Unit(suffix=T("kWh/part", "千瓦时/件"))
-KG_CO2 = Unit(suffix=T("kg CO₂", "千克二氧化碳"))
-HOURS = Unit(suffix=T("h", "小时"))
-PARTS = Unit(suffix=T("parts", "件"))
 
 
 @dataclass(frozen=True, slots=True)
 class Catalog:
-    """Dashboards and alert rules for one set of build options."""
+    """The dashboards for one set of build options."""
 
     sources: Sources
     baseline: tuple[str, str]  # RFC 3339 instants: the energy dashboard's default baseline
-    min_coverage: float
-    down_minutes: int = 30
-    silent_minutes: int = 15
-    energy_factor: float = 1.1
+    min_coverage: float  # the KPI engine's: named in the data coverage panel
 
     # -- variables -------------------------------------------------------------------------
 
@@ -536,9 +477,9 @@ class Catalog:
                 Query(
                     f'SELECT non_negative_difference(last("value")) FROM {COUNTER} WHERE "signal" = \'{signal}\' '
                     f"AND {one} AND $timeFilter GROUP BY time(1h)",
-                    words,
+                    legend,
                 )
-                for signal, words in COUNTERS
+                for signal, legend in COUNTERS
             ),
             T(
                 "Increments of each cumulative part counter (produced, good, scrap, rework); a reset shows as a gap, "
@@ -573,8 +514,8 @@ class Catalog:
             T("Energy by carrier on the machine's line", "设备所在产线分能源品种消耗"),
             "timeseries",
             tuple(
-                Query(f'SELECT sum("{name}") FROM {s.hourly} WHERE {LINE} AND $timeFilter GROUP BY time(1h)', words)
-                for name, words in CARRIERS
+                Query(f'SELECT sum("{name}") FROM {s.hourly} WHERE {LINE} AND $timeFilter GROUP BY time(1h)', legend)
+                for name, legend in CARRIERS
             ),
             T(
                 "Consumption per hour of the meters on the selected line, by carrier (meters usually cover a line, "
@@ -660,8 +601,8 @@ class Catalog:
             T("Other carriers per day", "其他能源品种每日消耗"),
             "timeseries",
             tuple(
-                Query(f'SELECT sum("{name}") FROM {s.daily} WHERE {LINE} AND $timeFilter GROUP BY time(1d)', words)
-                for name, words in CARRIERS
+                Query(f'SELECT sum("{name}") FROM {s.daily} WHERE {LINE} AND $timeFilter GROUP BY time(1d)', legend)
+                for name, legend in CARRIERS
                 if name != "energy_kwh"
             ),
             T(
@@ -820,112 +761,3 @@ class Catalog:
             time_from="now-90d",
             refresh="1h",
         )
-
-    # -- alert rules -------------------------------------------------------------------------
-
-    def alert_rules(self) -> RuleGroup:
-        s = self.sources
-        down = AlertRule(
-            "factory-machine-down",
-            T("Machine down too long", "设备故障停机超时"),
-            T(
-                f"{{{{ $labels.equipment }}}} has been DOWN for at least {self.down_minutes} minutes",
-                f"设备 {{{{ $labels.equipment }}}} 已故障停机至少{self.down_minutes}分钟",
-            ),
-            T(
-                f"Every state reading of the machine in the last {self.down_minutes} minutes says DOWN (the edge "
-                "re-sends the state at least every report interval).",
-                f"最近{self.down_minutes}分钟内该设备的每次状态上报均为故障停机（边缘网关至少每个上报周期重发一次状态）。",
-            ),
-            (
-                AlertQuery(
-                    "down_readings",
-                    f'SELECT count("value") FROM {STATE} WHERE "signal" = \'state\' AND "value" = \'DOWN\' '
-                    "AND $timeFilter "
-                    'GROUP BY "site", "equipment"',
-                    self.down_minutes * 60,
-                ),
-                AlertQuery(
-                    "readings",
-                    f'SELECT count("value") FROM {STATE} WHERE "signal" = \'state\' AND $timeFilter '
-                    'GROUP BY "site", "equipment"',
-                    self.down_minutes * 60,
-                ),
-            ),
-            "$down_readings >= $readings && $readings > 0",
-            pending="1m",
-            severity="critical",
-        )
-        silent = AlertRule(
-            "factory-data-stopped",
-            T("Data stopped arriving", "数据中断"),
-            T(
-                "No data from {{ $labels.equipment }} for {{ $labels.site }}",
-                "{{ $labels.site }} 的 {{ $labels.equipment }} 未收到数据",
-            ),
-            T(
-                f"A machine or meter that reported in the last day sent nothing for {self.silent_minutes} minutes: "
-                "its gateway, its connection or the meter stopped.",
-                f"最近一天内有上报的设备或计量表已连续{self.silent_minutes}分钟没有数据：其网关、连接或计量表已停止工作。",
-            ),
-            (
-                AlertQuery(
-                    "readings_per_5m",
-                    f'SELECT count("value") FROM {STATE}, {ENERGY} WHERE "signal" =~ /^({REPORTED})$/ AND $timeFilter '
-                    'GROUP BY time(5m), "site", "equipment" fill(0)',
-                    24 * 3600,
-                ),
-            ),
-            "$readings_per_5m < 1",
-            pending=f"{self.silent_minutes}m",
-            severity="critical",
-        )
-        per_part = f'SELECT {KWH_PER_GOOD_PART} FROM {s.hourly} WHERE $timeFilter GROUP BY "site"'
-        energy = AlertRule(
-            "factory-energy-above-baseline",
-            T("Energy per good part above baseline", "单位产品能耗高于基准"),
-            T(
-                "Electricity per good part of {{ $labels.site }} is above its baseline",
-                "{{ $labels.site }} 的单位合格产品电耗高于基准值",
-            ),
-            T(
-                f"kWh per good part over the last settled day is more than {self.energy_factor:.0%} of the previous "
-                "28 days' (hourly rollups).",
-                f"最近一个已结算日的单位合格产品电耗超过此前28天数值的{self.energy_factor:.0%}（按小时汇总数据）。",
-            ),
-            (
-                AlertQuery("day", per_part, 26 * 3600, 2 * 3600),
-                AlertQuery(
-                    "baseline",
-                    per_part,
-                    29 * 86400,
-                    26 * 3600,
-                ),
-            ),
-            f"$day > {self.energy_factor} * $baseline",
-            pending="1h",
-        )
-        evidence = AlertRule(
-            "factory-insufficient-evidence",
-            T("KPI drops to insufficient evidence", "指标证据不足"),
-            T(
-                "KPIs of {{ $labels.equipment }} are insufficient evidence",
-                "{{ $labels.equipment }} 的指标为证据不足",
-            ),
-            T(
-                "Over the last settled 24 hours, the machine's state (a meter's register) was known for less than "
-                f"{self.min_coverage:.0%} of the time: the KPI engine withholds the KPIs resting on it.",
-                f"最近24个已结算小时内，该设备状态（计量表读数）已知时间不足{self.min_coverage:.0%}：指标引擎不再给出依赖它的指标数值。",
-            ),
-            (
-                AlertQuery(
-                    "coverage",
-                    f'SELECT {STATE_COVERAGE} FROM {s.hourly} WHERE $timeFilter GROUP BY "site", "equipment"',
-                    26 * 3600,
-                    2 * 3600,
-                ),
-            ),
-            f"$coverage < {self.min_coverage}",
-            pending="1h",
-        )
-        return RuleGroup("factory", 60, (down, silent, energy, evidence))

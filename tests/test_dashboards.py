@@ -191,7 +191,7 @@ def test_the_four_alerts_of_the_issue_are_provisioned_in_the_folder(bundle: Bund
         assert rule["condition"] in refs and len(refs) == len(set(refs))
         expressions = [d["model"]["expression"] for d in rule["data"] if d["datasourceUid"] == "__expr__"]
         for expression in expressions:
-            assert set(re.findall(r"\$(\w+)", expression)) <= set(refs), rule["uid"]
+            assert set(re.findall(r"\$\{?(\w+)", expression)) <= set(refs), rule["uid"]
 
 
 def test_provisioning_never_reads_an_upper_case_variable_except_the_password() -> None:

@@ -337,7 +337,8 @@ class AlertRule:
         for query in self.queries:
             reduce = {"type": "reduce", "expression": query.ref, "reducer": "last"}
             data.append(_expression(f"last_{query.ref}", reduce))
-        condition = re.sub(r"\$(\w+)", r"$last_\1", self.condition)
+        # ${name}: Grafana's math takes any refId in braces (its docs show a bare $A only for plain ones)
+        condition = re.sub(r"\$(\w+)", r"${last_\1}", self.condition)
         data.append(_expression("firing", {"type": "math", "expression": condition}))
         return {
             "uid": self.uid,

@@ -188,6 +188,14 @@ def park(influx_server: InfluxServer, tmp_path_factory: pytest.TempPathFactory) 
     yield Park(influx_server.url, database, assets, build(BuildOptions(baseline=baseline)), down_at)
 
 
+def _math(expression: str, values: dict[str, float]) -> bool:
+    """A Grafana math condition of comparisons joined by && and ||, evaluated for one series."""
+    python = expression.replace("&&", " and ").replace("||", " or ")
+    python = re.sub(r"\$\{(\w+)\}", lambda m: repr(values[m.group(1)]), python)
+    assert re.fullmatch(r"[\d.\s<>=*+\-()andor]+", python), python  # nothing but numbers and operators left
+    return bool(eval(python))  # the rendered rule itself, not a copy of its logic
+
+
 def _time_filter(start: datetime, end: datetime) -> str:
     return f"time >= {int(start.timestamp() * 1000)}ms AND time <= {int(end.timestamp() * 1000)}ms"
 
@@ -271,18 +279,46 @@ def test_the_park_overview_shows_both_sites_and_the_park(park: Park) -> None:
     assert sum(_values(down)) >= 1
 
 
+def _evaluate(park: Park, rule: dict[str, Any], now: datetime) -> dict[tuple[tuple[str, str], ...], bool]:
+    """The rule as Grafana evaluates it at ``now``: each query over its relative range, each series
+    reduced to its last value, the condition for every label set all the queries share (Grafana's
+    math joins series by labels). Asserts that every query returns data."""
+    reduced: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+    for data in rule["data"]:
+        if data["datasourceUid"] == "__expr__":
+            continue
+        span = data["relativeTimeRange"]
+        start, end = now - timedelta(seconds=span["from"]), now - timedelta(seconds=span["to"])
+        series = _query(
+            park.url, park.database, data["model"]["query"].replace("$timeFilter", _time_filter(start, end))
+        )
+        assert _values(series), f"alert {rule['uid']}: query {data['refId']} returned no data"
+        reduced[f"last_{data['refId']}"] = {
+            tuple(sorted(s["tags"].items())): [v for _, v in s["values"] if v is not None][-1] for s in series
+        }
+    condition = next(d["model"]["expression"] for d in rule["data"] if d["refId"] == rule["condition"])
+    shared = set.intersection(*(set(by_labels) for by_labels in reduced.values()))
+    return {labels: _math(condition, {n: v[labels] for n, v in reduced.items()}) for labels in shared}
+
+
 @pytest.mark.integration
-def test_every_alert_query_returns_data_at_a_moment_a_machine_is_down(park: Park) -> None:
+def test_every_alert_query_returns_data_and_every_condition_evaluates(park: Park) -> None:
     now = park.down_at + timedelta(seconds=1)
     for rule in park.bundle.rule_json():
-        for data in rule["data"]:
-            if data["datasourceUid"] == "__expr__":
-                continue
-            span = data["relativeTimeRange"]
-            start, end = now - timedelta(seconds=span["from"]), now - timedelta(seconds=span["to"])
-            query = data["model"]["query"].replace("$timeFilter", _time_filter(start, end))
-            values = _values(_query(park.url, park.database, query))
-            assert values, f"alert {rule['uid']}: query {data['refId']} returned no data"
+        assert _evaluate(park, rule, now), f"alert {rule['uid']}: its queries share no label set"
+
+
+@pytest.mark.integration
+def test_the_data_stopped_alert_fires_for_silent_machines_and_meters_only(park: Park) -> None:
+    rule = next(r for r in park.bundle.rule_json() if r["uid"] == "factory-data-stopped")
+    # At the end of a whole 5-minute bucket everything that reports (every minute) is in it. Early in
+    # a bucket the condition can hold for a moment; the rule's pending period (15 min) absorbs that.
+    bucket_end = datetime(2026, 3, 4, 12, 4, 59, tzinfo=UTC)  # both sites have history then
+    during = _evaluate(park, rule, bucket_end)
+    assert len(during) == len(list(park.assets)) and not any(during.values())
+    after = _evaluate(park, rule, END + timedelta(minutes=20))  # the history has ended: all went silent
+    assert all(after.values())
+    assert {dict(labels)["equipment"] for labels in after} == {eq.id for eq in park.assets}
 
 
 @pytest.mark.integration
@@ -321,7 +357,14 @@ def test_the_machine_down_alert_fires_for_a_machine_down_long_enough(park: Park)
         return {s["tags"]["equipment"]: s["values"][-1][1] for s in _query(park.url, park.database, query)}
 
     down, readings = counts("down_readings"), counts("readings")
-    firing = [eq for eq, n in readings.items() if n > 0 and down.get(eq, 0) >= n]
+    # Grafana joins the reduced series by their labels: a machine without any DOWN reading has no
+    # down_readings series, so the condition is not evaluated for it (it cannot fire).
+    condition = next(d["model"]["expression"] for d in rule["data"] if d["refId"] == rule["condition"])
+    firing = [
+        eq
+        for eq in readings
+        if eq in down and _math(condition, {"last_down_readings": down[eq], "last_readings": readings[eq]})
+    ]
     assert machine in firing
     assert len(firing) < len(readings)  # machines that ran in the window do not fire
     assert readings[machine] >= window // 60  # a reading at least every minute: the refreshes

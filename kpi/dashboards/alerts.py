@@ -68,10 +68,12 @@ class Alerts:
                 f"最近一天内有上报的设备或计量表已连续{self.silent_minutes}分钟没有数据：其网关、连接或计量表已停止工作。",
             ),
             (
+                # count("quality"): every point has it, a string in both measurements; "value" is a string
+                # in one and a float in the other, and InfluxDB then answers for one measurement only.
                 AlertQuery(
                     "readings_per_5m",
-                    f'SELECT count("value") FROM {STATE}, {ENERGY} WHERE "signal" =~ /^({REPORTED})$/ AND $timeFilter '
-                    'GROUP BY time(5m), "site", "equipment" fill(0)',
+                    f'SELECT count("quality") FROM {STATE}, {ENERGY} WHERE "signal" =~ /^({REPORTED})$/ '
+                    'AND $timeFilter GROUP BY time(5m), "site", "equipment" fill(0)',
                     24 * 3600,
                 ),
             ),

@@ -446,3 +446,26 @@ def test_oee_by_shift_sums_each_shift_of_the_calendar(park: Park) -> None:
     for s in series:
         row = dict(zip(s["columns"], s["values"][0], strict=True))
         assert row["oee"] == pytest.approx(row["availability"] * row["effectiveness"] * row["quality_ratio"])
+
+
+@pytest.mark.integration
+def test_the_insufficient_evidence_alert_fires_once_the_data_stops(park: Park) -> None:
+    """After the history ends, the KPI worker's hourly rows carry no coverage (the rollups of silent
+    hours are written too, as the worker does): a day later every machine and meter fires."""
+    rule = next(r for r in park.bundle.rule_json() if r["uid"] == "factory-insufficient-evidence")
+    assert not any(_evaluate(park, rule, park.down_at).values())
+
+    later = END + timedelta(hours=30)
+
+    async def silent_hours() -> None:
+        store = InfluxStore(park.url, park.database)
+        try:
+            engine = KpiEngine(store, park.assets, clock=lambda: later + timedelta(hours=3))
+            await backfill(engine, [eq.id for eq in park.assets], END, later)
+        finally:
+            await store.close()
+
+    asyncio.run(silent_hours())
+    after = _evaluate(park, rule, later)
+    assert {dict(labels)["equipment"] for labels in after} == {eq.id for eq in park.assets}
+    assert all(after.values())

@@ -140,7 +140,7 @@ def test_no_english_is_left_in_the_chinese_build() -> None:
     bundle = build(BuildOptions(language="zh"))
     texts = [t for d in bundle.dashboard_json() for t in _human_texts(d)]
     texts += [t for r in bundle.rule_json() for t in _human_texts(r)]
-    texts.append(bundle.folder_title)
+    texts += [bundle.folder_title, bundle.alert_folder_title]
     assert len(texts) > 100
     leftovers = [t for t in texts if re.search(r"[A-Za-z]", _NOT_ENGLISH.sub("", t))]
     assert leftovers == []
@@ -179,7 +179,7 @@ def test_an_alert_condition_naming_an_unknown_query_is_refused() -> None:
 def test_the_four_alerts_of_the_issue_are_provisioned_in_the_folder(bundle: Bundle) -> None:
     alerting = yaml.safe_load(bundle.files["provisioning/alerting/factory-alerts.yaml"])
     (group,) = alerting["groups"]
-    assert group["folder"] == bundle.folder_title
+    assert group["folder"] == bundle.alert_folder_title != bundle.folder_title  # never the dashboards' title
     assert {r["uid"] for r in group["rules"]} == {
         "factory-machine-down",
         "factory-data-stopped",

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from factory.cli import main
-from kpi.dashboards.build import FOLDER_UID, BuildOptions, build
+from kpi.dashboards.build import ALERT_FOLDER_UID, FOLDER_UID, BuildOptions, build
 from kpi.dashboards.push import GrafanaPush, PushError
 
 TOKEN = "glsa_test_service_account_token"
@@ -184,7 +184,7 @@ def test_push_creates_datasource_folder_dashboards_and_alert_rules(
 ) -> None:
     fake, url = grafana
     assert main(["grafana", "push", "--url", url, "--influx-url", INFLUX_URL]) == 0
-    assert "11 created, 0 updated, 0 unchanged" in capsys.readouterr().out
+    assert "12 created, 0 updated, 0 unchanged" in capsys.readouterr().out
     (datasource,) = fake.datasources.values()
     assert datasource["uid"] == "factory-influxdb" and datasource["user"] == "grafana"
     assert datasource["url"] == INFLUX_URL and datasource["jsonData"]["dbName"] == "factory"
@@ -194,7 +194,8 @@ def test_push_creates_datasource_folder_dashboards_and_alert_rules(
     assert fake.folders[FOLDER_UID]["title"] == "智能工厂"
     assert set(fake.dashboards) == {d["uid"] for d in build(BuildOptions()).dashboard_json()}
     assert all(d["meta"]["folderUid"] == FOLDER_UID for d in fake.dashboards.values())
-    assert {r["folderUID"] for r in fake.rules.values()} == {FOLDER_UID} and len(fake.rules) == 4
+    assert fake.folders[ALERT_FOLDER_UID]["title"] == "智能工厂告警"
+    assert {r["folderUID"] for r in fake.rules.values()} == {ALERT_FOLDER_UID} and len(fake.rules) == 4
     # the folder exists before anything is put into it
     paths = [path for _, path, _ in fake.writes()]
     assert paths.index("/api/folders") < paths.index("/api/dashboards/db")
@@ -208,7 +209,7 @@ def test_a_second_push_changes_nothing(
     writes = len(fake.writes())
     assert main(["grafana", "push", "--url", url, "--influx-url", INFLUX_URL]) == 0
     assert fake.writes()[writes:] == []
-    assert "0 created, 0 updated, 11 unchanged" in capsys.readouterr().out.splitlines()[-1]
+    assert "0 created, 0 updated, 12 unchanged" in capsys.readouterr().out.splitlines()[-1]
 
 
 def test_push_puts_back_only_what_was_changed_in_grafana(grafana: tuple[FakeGrafana, str]) -> None:
@@ -233,8 +234,9 @@ def test_the_english_build_replaces_the_chinese_one(grafana: tuple[FakeGrafana, 
     fake, url = grafana
     GrafanaPush.connect(url, TOKEN, build(BuildOptions(language="zh")), PASSWORD).run()
     result = GrafanaPush.connect(url, TOKEN, build(BuildOptions(language="en")), PASSWORD).run()
-    assert result.created == [] and len(result.updated) == 1 + 5 + 4  # folder, dashboards, rules
+    assert result.created == [] and len(result.updated) == 2 + 5 + 4  # folders, dashboards, rules
     assert fake.folders[FOLDER_UID]["title"] == "Smart factory"
+    assert fake.folders[ALERT_FOLDER_UID]["title"] == "Smart factory alerts"
     assert fake.dashboards["factory-park-overview"]["dashboard"]["title"] == "Park overview"
 
 

@@ -29,6 +29,12 @@ from kpi.engine import DEFAULT_MIN_COVERAGE
 
 FOLDER_UID = "smart-factory"
 FOLDER_TITLE = Text("Smart factory", "智能工厂")
+# The alert rules have a folder of their own: file provisioning names a rule group's folder by title
+# only, and Grafana provisions alerting before dashboards, so a shared title makes a second folder of
+# that name, or (Grafana 11.0) stops provisioning with "a folder with the same name already exists"
+# (grafana/grafana issues 125079, 87889).
+ALERT_FOLDER_UID = "smart-factory-alerts"
+ALERT_FOLDER_TITLE = Text("Smart factory alerts", "智能工厂告警")
 DASHBOARDS_PATH = "/var/lib/grafana/dashboards"  # inside the Grafana container
 PASSWORD_ENV = "INFLUX_GRAFANA_PASSWORD"
 
@@ -63,11 +69,15 @@ class Bundle:
     def folder_title(self) -> str:
         return FOLDER_TITLE(self.options.language)
 
+    @property
+    def alert_folder_title(self) -> str:
+        return ALERT_FOLDER_TITLE(self.options.language)
+
     def dashboard_json(self) -> list[dict[str, Any]]:
         return [d.render(self.options.language) for d in self.dashboards]
 
     def rule_json(self) -> list[dict[str, Any]]:
-        return [r.render(FOLDER_UID, self.rules.name, self.options.language) for r in self.rules.rules]
+        return [r.render(ALERT_FOLDER_UID, self.rules.name, self.options.language) for r in self.rules.rules]
 
     def datasource(self) -> dict[str, Any]:
         """The datasource without its secret (set from the environment where it is created)."""
@@ -130,7 +140,7 @@ def _files(bundle: Bundle) -> dict[str, str]:
                     {
                         "orgId": 1,
                         "name": bundle.rules.name,
-                        "folder": bundle.folder_title,
+                        "folder": bundle.alert_folder_title,
                         "interval": f"{bundle.rules.interval_s}s",
                         "rules": [_file_rule(r) for r in bundle.rule_json()],
                     }

@@ -1,4 +1,4 @@
-"""``factory grafana push``: the datasource, folder, dashboards and alert rules into an existing Grafana.
+"""``factory grafana push``: the datasource, folders, dashboards and alert rules into an existing Grafana.
 
 Through grafana-client with a service-account token (``GRAFANA_TOKEN``, Editor role or better;
 alert rules need the alerting writer permissions). Idempotent: each object is read first and
@@ -18,7 +18,7 @@ from typing import Any
 from grafana_client import GrafanaApi
 from grafana_client.client import GrafanaClientError, GrafanaException
 
-from kpi.dashboards.build import FOLDER_UID, Bundle
+from kpi.dashboards.build import ALERT_FOLDER_UID, FOLDER_UID, Bundle
 
 
 class PushError(Exception):
@@ -66,7 +66,7 @@ class GrafanaPush:
     def run(self) -> PushResult:
         steps: tuple[tuple[str, Callable[[], None]], ...] = (
             ("datasource", self.datasource),
-            ("folder", self.folder),
+            ("folders", self.folders),
             ("dashboards", self.dashboards),
             ("alert rules", self.alert_rules),
         )
@@ -104,16 +104,19 @@ class GrafanaPush:
         else:
             self.api.datasource.update_datasource_by_uid(wanted["uid"], body)
 
-    def folder(self) -> None:
-        title = self.bundle.folder_title
-        current = _missing(lambda: self.api.folder.get_folder(FOLDER_UID))
-        same = current is not None and current.get("title") == title
-        if not self._note("folder", FOLDER_UID, current, same):
-            return
-        if current is None:
-            self.api.folder.create_folder(title, uid=FOLDER_UID)
-        else:
-            self.api.folder.update_folder(FOLDER_UID, title=title, overwrite=True)
+    def folders(self) -> None:
+        for uid, title in (
+            (FOLDER_UID, self.bundle.folder_title),
+            (ALERT_FOLDER_UID, self.bundle.alert_folder_title),
+        ):
+            current = _missing(partial(self.api.folder.get_folder, uid))
+            same = current is not None and current.get("title") == title
+            if not self._note("folder", uid, current, same):
+                continue
+            if current is None:
+                self.api.folder.create_folder(title, uid=uid)
+            else:
+                self.api.folder.update_folder(uid, title=title, overwrite=True)
 
     def dashboards(self) -> None:
         for dashboard in self.bundle.dashboard_json():
@@ -147,9 +150,9 @@ class GrafanaPush:
             else:
                 provisioning.update_alertrule(uid, rule)
         group = self.bundle.rules
-        current_group = _missing(lambda: provisioning.get_rule_group(FOLDER_UID, group.name))
+        current_group = _missing(partial(provisioning.get_rule_group, ALERT_FOLDER_UID, group.name))
         if current_group is not None and current_group.get("interval") != group.interval_s:
             self.result.updated.append(f"rule group {group.name}")
             provisioning.update_rule_group(
-                FOLDER_UID, group.name, {**current_group, "interval": group.interval_s, "title": group.name}
+                ALERT_FOLDER_UID, group.name, {**current_group, "interval": group.interval_s, "title": group.name}
             )

@@ -36,9 +36,23 @@ class PushResult:
         return bool(self.created or self.updated)
 
 
-def _same(wanted: Mapping[str, Any], current: Mapping[str, Any]) -> bool:
-    """Whether every key we set has the value we want (Grafana adds keys of its own)."""
-    return all(current.get(key) == value for key, value in wanted.items())
+def _contains(current: Any, wanted: Any) -> bool:
+    """Whether ``current`` (what Grafana answers) holds everything in ``wanted`` (what we send).
+
+    Grafana adds keys of its own (ids, versions, provenance, defaults inside queries), so objects
+    compare as subsets, at every depth; lists element by element; everything else by value.
+    """
+    if isinstance(wanted, Mapping):
+        return isinstance(current, Mapping) and all(
+            key in current and _contains(current[key], value) for key, value in wanted.items()
+        )
+    if isinstance(wanted, list):
+        return (
+            isinstance(current, list)
+            and len(current) == len(wanted)
+            and all(_contains(c, w) for c, w in zip(current, wanted, strict=True))
+        )
+    return bool(current == wanted)
 
 
 def _missing(call: Callable[[], Any]) -> Any | None:
@@ -95,7 +109,7 @@ class GrafanaPush:
     def datasource(self) -> None:
         wanted = {**self.bundle.datasource(), "isDefault": False}  # never take a user's default away
         current = _missing(lambda: self.api.datasource.get_datasource_by_uid(wanted["uid"]))
-        same = current is not None and _same(wanted, current) and not self.reset_password
+        same = current is not None and _contains(current, wanted) and not self.reset_password
         if not self._note("datasource", wanted["uid"], current, same):
             return
         body = {**wanted, "secureJsonData": {"password": self.influx_password}}
@@ -122,11 +136,8 @@ class GrafanaPush:
         for dashboard in self.bundle.dashboard_json():
             uid = dashboard["uid"]
             current = _missing(partial(self.api.dashboard.get_dashboard, uid))
-            same = False
-            if current is not None:
-                stored = {k: v for k, v in current["dashboard"].items() if k not in ("id", "version")}
-                ours = {k: v for k, v in dashboard.items() if k != "version"}
-                same = stored == ours and current.get("meta", {}).get("folderUid") == FOLDER_UID
+            ours = {k: v for k, v in dashboard.items() if k != "version"}  # Grafana counts versions itself
+            same = current is not None and _contains(current, {"dashboard": ours, "meta": {"folderUid": FOLDER_UID}})
             if self._note("dashboard", uid, current, same):
                 self.api.dashboard.update_dashboard(
                     {
@@ -142,7 +153,7 @@ class GrafanaPush:
         for rule in self.bundle.rule_json():
             uid = rule["uid"]
             current = _missing(partial(provisioning.get_alertrule, uid))
-            same = current is not None and _same(rule, current)
+            same = current is not None and _contains(current, rule)
             if not self._note("alert rule", uid, current, same):
                 continue
             if current is None:

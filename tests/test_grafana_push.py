@@ -5,7 +5,9 @@ serves the endpoints the push uses, with Grafana's status codes and response sha
 Grafana 11): data sources by uid, folders, dashboards (``/api/dashboards/db``, stored with ``id`` and
 ``version`` added, ``meta.folderUid``), alert rules through the provisioning API (404 for an unknown
 uid, stored rules returned with ``id``, ``updated`` and ``provenance``), rule groups, and 401
-without the service-account token. It records every request, so the tests can say what a push wrote.
+without the service-account token. Like Grafana it keeps more than it was sent (ids, versions,
+provenance, defaults inside query models), so a push must compare what it sends, not whole objects.
+It records every request, so the tests can say what a push wrote.
 """
 
 from __future__ import annotations
@@ -108,6 +110,7 @@ class FakeGrafana:
     def _datasource(self, body: dict[str, Any], ds_id: int | None = None) -> dict[str, Any]:
         stored = {k: v for k, v in body.items() if k != "secureJsonData"}
         stored.update(id=ds_id or self._id(), orgId=1, readOnly=False, basicAuth=False, withCredentials=False)
+        stored["typeLogoUrl"] = "public/app/plugins/datasource/influx/img/influxdb_logo.svg"
         stored["secureJsonFields"] = {k: True for k in body.get("secureJsonData", {})} or self.datasources.get(
             body["uid"], {}
         ).get("secureJsonFields", {})
@@ -123,17 +126,33 @@ class FakeGrafana:
                 return 400, {"message": "invalid alert rule: folder does not exist"}
             if body["uid"] in self.rules:
                 return 409, {"message": "conflict"}
-            self.rules[body["uid"]] = {**body, "id": self._id(), "updated": "2026-11-30T01:00:00Z", "provenance": "api"}
+            self.rules[body["uid"]] = {
+                **_with_defaults(body),
+                "id": self._id(),
+                "updated": "2026-11-30T01:00:00Z",
+                "provenance": "api",
+            }
             return 201, self.rules[body["uid"]]
         if method == "PUT" and uid in self.rules:
             self.rules[uid] = {
-                **body,
+                **_with_defaults(body),
                 "id": self.rules[uid]["id"],
                 "updated": "2026-11-30T02:00:00Z",
                 "provenance": "api",
             }
             return 200, self.rules[uid]
         return 404, {"message": "Not found"}
+
+
+def _with_defaults(rule: dict[str, Any]) -> dict[str, Any]:
+    """A rule as Grafana keeps it: query models completed with the defaults its editor writes."""
+    stored = copy.deepcopy(rule)
+    for query in stored["data"]:
+        query["model"].setdefault("intervalMs", 1000)
+        query["model"].setdefault("maxDataPoints", 43200)
+        query["model"].setdefault("hide", False)
+        query.setdefault("queryType", "")
+    return stored
 
 
 @pytest.fixture

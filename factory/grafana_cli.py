@@ -20,7 +20,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from core.errors import ConfigError
+from core.errors import ConfigError, StoreError
 from core.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -171,10 +171,18 @@ async def _feed(args: argparse.Namespace, settings: Settings) -> int:
             zone, _ = assets.calendar_of(assets.park.id)
             today = datetime.now(zone).date()
             days = [today - timedelta(days=n) for n in range(args.days - 1, -1, -1)]
-            written = await feed.write_days(days)
-            print(f"feed: {written} points for {days[0]}..{days[-1]}", flush=True)
-            if args.every is None:
-                return 0
+            # One round is one unit: a store that is away fails the round, said once per round; the
+            # next round (--every) rewrites the same days, so nothing is lost by waiting.
+            try:
+                written = await feed.write_days(days)
+            except StoreError as exc:
+                print(f"factory: grafana feed: {days[0]}..{days[-1]} not written: {exc}", file=sys.stderr, flush=True)
+                if args.every is None:
+                    return 1
+            else:
+                print(f"feed: {written} points for {days[0]}..{days[-1]}", flush=True)
+                if args.every is None:
+                    return 0
             await asyncio.sleep(args.every)
 
 

@@ -79,3 +79,16 @@ def test_an_unknown_scheme_stops_before_any_work(settings_file: Path, capsys: py
 def _points(settings_file: Path) -> dict[str, int]:
     with sqlite3.connect(settings_file.parent / "store.sqlite") as db:
         return dict(db.execute("SELECT measurement, count(*) FROM points GROUP BY measurement").fetchall())
+
+
+def test_a_store_that_cannot_be_reached_fails_the_round_with_the_reason(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "settings.yaml"
+    path.write_text(
+        f"assets: {REPO / 'config' / 'factory.yaml'}\n"
+        "store: {kind: influxdb, influx_url: 'http://127.0.0.1:9', influx_database: factory, timeout_s: 1}\n"
+        f"inputs: {{path: {tmp_path / 'inputs.sqlite'}}}\n"
+    )
+    assert main(["grafana", "feed", "--config", str(path), "--days", "1"]) == 1
+    assert "grafana feed: " in capsys.readouterr().err

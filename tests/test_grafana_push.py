@@ -305,3 +305,19 @@ def test_push_needs_to_know_where_grafana_reaches_influxdb(
 ) -> None:
     assert main(["grafana", "push", "--url", "http://127.0.0.1:9"]) == 2
     assert "--influx-url" in capsys.readouterr().err
+
+
+def test_a_dashboard_from_an_older_build_is_replaced_even_where_it_only_had_more(
+    grafana: tuple[FakeGrafana, str],
+) -> None:
+    fake, url = grafana
+    bundle = build(BuildOptions())
+    GrafanaPush.connect(url, TOKEN, bundle, PASSWORD).run()
+    stored = fake.dashboards["factory-machine"]["dashboard"]
+    stored["grafanaAddedThis"] = True  # what Grafana keeps besides: still this build, nothing to do
+    assert GrafanaPush.connect(url, TOKEN, bundle, PASSWORD).run().updated == []
+    stored["timeFrom"] = "1h"  # an older build's key that this build no longer writes
+    stored["factoryBuild"] = "0123456789abcdef"
+    result = GrafanaPush.connect(url, TOKEN, bundle, PASSWORD).run()
+    assert result.updated == ["dashboard factory-machine"]
+    assert "timeFrom" not in fake.dashboards["factory-machine"]["dashboard"]

@@ -136,6 +136,8 @@ class GrafanaPush:
         for dashboard in self.bundle.dashboard_json():
             uid = dashboard["uid"]
             current = _missing(partial(self.api.dashboard.get_dashboard, uid))
+            # The fingerprint says whether this build is the one in Grafana (a key the build dropped
+            # would still look "contained"); containment, whether someone edited it since.
             ours = {k: v for k, v in dashboard.items() if k != "version"}  # Grafana counts versions itself
             same = current is not None and _contains(current, {"dashboard": ours, "meta": {"folderUid": FOLDER_UID}})
             if self._note("dashboard", uid, current, same):

@@ -31,6 +31,7 @@ from factory.deadletters_cli import add_deadletters_arguments, run_deadletters
 from factory.deploy_cli import add_deploy_arguments, run_deploy
 from factory.edge_cert_cli import add_edge_cert_arguments, run_edge_cert
 from factory.edge_check_cli import add_edge_check_arguments, run_edge_check
+from factory.grafana_cli import add_grafana_arguments, run_grafana
 from factory.health import SERVICES as HEALTH_SERVICES
 from factory.inputs_cli import add_inputs_arguments, run_inputs
 from factory.report_cli import add_report_arguments, run_report
@@ -424,6 +425,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_report_arguments(p)
     p = sub.add_parser("store", help="the time-series store: setup creates InfluxDB's database and retention policies")
     add_store_arguments(p)
+    p = sub.add_parser("grafana", help="dashboards and alert rules: build the provisioning files, push, feed")
+    add_grafana_arguments(p)
     p = sub.add_parser("demo", help="the whole pipeline in one process on embedded defaults")
     p.add_argument("--config", type=Path, default=DEMO_CONFIG, help=f"default: {DEMO_CONFIG.relative_to(REPO)}")
     p.add_argument("--api-port", type=int, help="override the API port (0: any free port)")
@@ -444,6 +447,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_deploy(args)
         if args.command == "report":
             return run_report(args)
+        if args.command == "grafana":
+            return run_grafana(args)
         if args.command == "edge" and args.action == "cert":
             return run_edge_cert(args)
         if args.command == "demo":

@@ -24,7 +24,9 @@ from core.errors import ConfigError, StoreError
 from core.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from core.assets import AssetModel
     from kpi.dashboards.build import BuildOptions
+    from kpi.dashboards.feed import DashboardFeed
 
 TOKEN_ENV = "GRAFANA_TOKEN"
 PASSWORD_ENV = "INFLUX_GRAFANA_PASSWORD"  # kpi.dashboards.build.PASSWORD_ENV (imported late: the CLI starts fast)
@@ -141,7 +143,8 @@ async def _feed(args: argparse.Namespace, settings: Settings) -> int:
     from core.assets import load_asset_model
     from core.stores import open_store
     from core.stores.inputs import InputStore
-    from factory.runtime import closing_store
+    from core.tasks import cancel_and_wait
+    from factory.runtime import HEARTBEAT_ENV, beat_health_file, closing_store
     from kpi.certification import Certifier
     from kpi.dashboards.feed import DashboardFeed, SchemeFeed
     from kpi.engine import KpiEngine
@@ -167,23 +170,46 @@ async def _feed(args: argparse.Namespace, settings: Settings) -> int:
         certifier = Certifier(engine, assets, inputs, schemes, software_version())
         follow = [SchemeFeed(s, args.assessment_start, baseline) for s in args.scheme]
         feed = DashboardFeed(store, engine, assets, inputs=inputs, certifier=certifier, schemes=follow)
-        while True:
-            zone, _ = assets.calendar_of(assets.park.id)
-            today = datetime.now(zone).date()
-            days = [today - timedelta(days=n) for n in range(args.days - 1, -1, -1)]
-            # One round is one unit: a store that is away fails the round, said once per round; the
-            # next round (--every) rewrites the same days, so nothing is lost by waiting.
-            try:
-                written = await feed.write_days(days)
-            except StoreError as exc:
-                print(f"factory: grafana feed: {days[0]}..{days[-1]} not written: {exc}", file=sys.stderr, flush=True)
-                if args.every is None:
-                    return 1
-            else:
-                print(f"feed: {written} points for {days[0]}..{days[-1]}", flush=True)
-                if args.every is None:
-                    return 0
-            await asyncio.sleep(args.every)
+        link = _FeedLink()
+        heartbeat_file = os.environ.get(HEARTBEAT_ENV) if args.every is not None else None
+        beat = asyncio.create_task(beat_health_file(heartbeat_file, [link])) if heartbeat_file else None
+        try:
+            return await _feed_rounds(args, assets, feed, link)
+        finally:
+            if beat is not None:
+                await cancel_and_wait(beat)
+
+
+class _FeedLink:
+    """The feed's health as ``factory healthcheck --service feed`` reads it: did its last round write?"""
+
+    def __init__(self) -> None:
+        self.store_up = True
+
+    def links(self) -> dict[str, bool]:
+        return {"store": self.store_up}
+
+
+async def _feed_rounds(args: argparse.Namespace, assets: AssetModel, feed: DashboardFeed, link: _FeedLink) -> int:
+    while True:
+        zone, _ = assets.calendar_of(assets.park.id)
+        today = datetime.now(zone).date()
+        days = [today - timedelta(days=n) for n in range(args.days - 1, -1, -1)]
+        # One round is one unit: a store that is away fails the round, said once per round; the
+        # next round (--every) rewrites the same days, so nothing is lost by waiting.
+        try:
+            written = await feed.write_days(days)
+        except StoreError as exc:
+            link.store_up = False
+            print(f"factory: grafana feed: {days[0]}..{days[-1]} not written: {exc}", file=sys.stderr, flush=True)
+            if args.every is None:
+                return 1
+        else:
+            link.store_up = True
+            print(f"feed: {written} points for {days[0]}..{days[-1]}", flush=True)
+            if args.every is None:
+                return 0
+        await asyncio.sleep(args.every)
 
 
 def run_grafana(args: argparse.Namespace) -> int:

@@ -28,6 +28,7 @@ import httpx
 REQUIRED_LINKS: Mapping[str, tuple[str, ...]] = {
     "ingest": ("broker", "store"),
     "kpi": ("store",),
+    "dashboard-feed": ("store",),  # factory grafana feed --every: its last round wrote the dashboards' indicators
     "edge": (),
     "simulator": (),
 }

@@ -42,7 +42,7 @@ HEARTBEAT_ENV = "FACTORY_HEARTBEAT_FILE"
 HEARTBEAT_INTERVAL_S = 5.0
 
 
-async def _beat(path: str, services: Sequence[object] = ()) -> None:
+async def beat_health_file(path: str, services: Sequence[object] = ()) -> None:
     """Write the health file while the event loop is alive: its age and the services' links
     (``factory/health.py``) are what ``factory healthcheck`` judges."""
     heartbeat = Path(path)
@@ -78,7 +78,7 @@ async def serve_until_stopped(
         if on_started is not None:
             await on_started()
         heartbeat_file = os.environ.get(HEARTBEAT_ENV)
-        beat = asyncio.create_task(_beat(heartbeat_file, services)) if heartbeat_file else None
+        beat = asyncio.create_task(beat_health_file(heartbeat_file, services)) if heartbeat_file else None
         stopping = asyncio.create_task(stop.wait(), name="stop-signal")
         watchers = [asyncio.create_task(s.supervise()) for s in services if isinstance(s, Supervised)]
         try:

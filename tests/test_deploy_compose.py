@@ -28,7 +28,9 @@ REPO = Path(__file__).resolve().parent.parent
 SECRET_NAME = re.compile(r"PASSWORD|TOKEN|SECRET|API_KEYS", re.IGNORECASE)
 REQUIRED_REFERENCE = re.compile(r"^\$\{([A-Z][A-Z0-9_]*):\?[^}]+\}$")
 PINNED_TAG = re.compile(r"^[^:@\s]+(:\d+\.\d+\.\d+(-[\w.]+)?)?(@sha256:[0-9a-f]{64})?$")
-PLATFORM = ("ingest", "kpi", "api", "simulator", "edge")
+PLATFORM = ("ingest", "kpi", "dashboard-feed", "api", "simulator", "edge")
+# The dashboards' feed of what InfluxQL cannot compute (kpi/dashboards/feed.py), the last two days hourly.
+COMMANDS = {"dashboard-feed": ["grafana", "feed", "--days", "2", "--every", "3600"]}
 GENERATED = ("secrets/",)  # bind sources `factory deploy init` writes
 DOCKER_COMPOSE = shutil.which("docker-compose")
 
@@ -56,7 +58,7 @@ def test_stack_has_broker_influxdb2_grafana_and_every_service(compose: dict[str,
     assert services["influxdb"]["image"].startswith("influxdb:2.")
     assert services["grafana"]["image"].startswith("grafana/grafana-oss:")
     for room in PLATFORM:
-        assert services[room]["command"] == [room]
+        assert services[room]["command"] == COMMANDS.get(room, [room])
 
 
 def test_images_are_pinned_to_a_version(compose: dict[str, Any]) -> None:
@@ -85,6 +87,7 @@ def test_dependencies_wait_for_healthy_services(compose: dict[str, Any]) -> None
     expected = {
         "ingest": {"mosquitto", "influxdb"},
         "kpi": {"influxdb"},
+        "dashboard-feed": {"kpi"},
         "api": {"influxdb"},
         "grafana": {"influxdb"},
         "edge": {"mosquitto", "simulator"},

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -83,13 +83,13 @@ def settings_file(tmp_path: Path, broker_port: int, influx_url: str, api_port: i
 
 
 @contextlib.contextmanager
-def service(name: str, config: Path, tmp_path: Path) -> Iterator[Path]:
-    """``factory <name>`` as its container runs it; yields its health file."""
+def service(name: str, config: Path, tmp_path: Path, command: Sequence[str] = ()) -> Iterator[Path]:
+    """``factory <name>`` (or ``factory <command>``) as its container runs it; yields its health file."""
     heartbeat = tmp_path / f"{name}.health"
     log = (tmp_path / f"{name}.log").open("w")
     env = {**os.environ, "FACTORY_HEARTBEAT_FILE": str(heartbeat)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "factory.cli", name, "--config", str(config)],
+        [sys.executable, "-m", "factory.cli", *(command or [name]), "--config", str(config)],
         stdout=log,
         stderr=subprocess.STDOUT,
         env=env,
@@ -160,3 +160,14 @@ def test_kpi_and_api_are_healthy_while_they_reach_the_store_and_not_once_it_is_g
             store.proc.wait(timeout=10)
             assert "unhealthy: store down" in until("kpi", kpi, config, healthy=False)
             assert "/healthz answered 503" in until("api", api, config, healthy=False)
+
+
+def test_the_dashboard_feed_is_healthy_while_its_rounds_write_and_not_once_the_store_is_gone(tmp_path: Path) -> None:
+    with influxdb(tmp_path / "influxdb") as store:
+        config = settings_file(tmp_path, free_port(), store.url, free_port())
+        feed = ["grafana", "feed", "--days", "1", "--every", "2"]  # compose's, with rounds 2 s apart
+        with service("dashboard-feed", config, tmp_path, feed) as heartbeat:
+            assert "store up" in until("dashboard-feed", heartbeat, config, healthy=True)
+            store.proc.terminate()
+            store.proc.wait(timeout=10)
+            assert "unhealthy: store down" in until("dashboard-feed", heartbeat, config, healthy=False)

@@ -70,7 +70,7 @@ from typing import TypeVar
 from asyncua import Client, ua
 from asyncua.common.subscription import DataChangeEvent, OverflowPolicy, StatusChangeEvent, Subscription
 
-from core.settings import Deadband, OpcUaSource
+from core.settings import OpcUaSource
 from core.signals import OFFLINE, Quality, Signal
 from core.tasks import cancel_and_wait
 from core.wire import Sample, TimestampSource
@@ -236,7 +236,7 @@ class ItemRequest:
     sampling_interval_ms: float
     queue_size: int
     trigger: str
-    deadband: Deadband | None
+    deadband: tuple[str, float] | None  # (kind, value) of the signal's Deadband
 
     @property
     def has_filter(self) -> bool:
@@ -260,23 +260,23 @@ class ItemRequest:
         return request
 
 
-def data_change_filter(trigger: str, deadband: Deadband | None) -> ua.DataChangeFilter:
+def data_change_filter(trigger: str, deadband: tuple[str, float] | None) -> ua.DataChangeFilter:
     """The DataChangeFilter for a signal's trigger and deadband (OPC 10000-4, 7.22.2)."""
     flt = ua.DataChangeFilter()
     flt.Trigger = _TRIGGERS[trigger]
     if deadband is None:
         flt.DeadbandType = ua.DeadbandType.None_
     else:
-        flt.DeadbandType = ua.DeadbandType.Absolute if deadband.kind == "absolute" else ua.DeadbandType.Percent
-        flt.DeadbandValue = float(deadband.value)
+        kind, value = deadband
+        flt.DeadbandType = ua.DeadbandType.Absolute if kind == "absolute" else ua.DeadbandType.Percent
+        flt.DeadbandValue = float(value)
     return flt
 
 
 def item_request(planned: PlannedSignal) -> ItemRequest:
     options = planned.options
-    return ItemRequest(
-        planned.node_id, options.sampling_interval_ms, options.queue_size, options.trigger, options.deadband
-    )
+    deadband = None if options.deadband is None else (options.deadband.kind, options.deadband.value)
+    return ItemRequest(planned.node_id, options.sampling_interval_ms, options.queue_size, options.trigger, deadband)
 
 
 def reader_for(planned: PlannedSignal) -> SignalReader:

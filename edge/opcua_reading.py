@@ -67,6 +67,8 @@ _OVERFLOW_BIT = 0x0080
 
 _KIND_STATE, _KIND_PART_COUNTER, _KIND_ENERGY_COUNTER, _KIND_PROCESS = range(4)
 _QUALITY_BY_SEVERITY = (Quality.GOOD, Quality.UNCERTAIN, Quality.BAD, Quality.BAD)
+# Shared by every sample built here: pydantic copies it before changing it (model_copy), and a
+# frozen model is never changed in place.
 _ALL_FIELDS = set(Sample.model_fields)
 _new = object.__new__
 _set = object.__setattr__
@@ -232,7 +234,7 @@ class SignalReader:
                 "status": code,
             },
         )
-        _set(sample, "__pydantic_fields_set__", _ALL_FIELDS.copy())
+        _set(sample, "__pydantic_fields_set__", _ALL_FIELDS)
         _set(sample, "__pydantic_extra__", None)
         _set(sample, "__pydantic_private__", None)
         return sample

@@ -162,7 +162,7 @@ class NotificationBacklog(ConnectionError):
     """asyncua's client-side queue overflowed: changes were lost, so the session starts afresh."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass costs four times as much to build, once per value
 class LastReading:
     """The latest usable reading of one signal in the current session, and when the edge got it."""
 
@@ -350,6 +350,7 @@ class OpcUaCollector(BackgroundComponent):
     ):
         self.source = source
         self._sink = sink
+        self._put = sink.put  # bound once: called for every value
         self._backoff = backoff or Backoff(0.5, 10.0)
         self._request_timeout_s = request_timeout_s
         self._watchdog_interval_s = watchdog_interval_s
@@ -714,36 +715,37 @@ class OpcUaCollector(BackgroundComponent):
         status = data_value.StatusCode
         if status is not None and status.value and has_overflow(status):
             self._count_overflow(readers)
+        last = self._last
         for reader in readers:
             try:
                 sample = reader.read(data_value, received_at)
             except UnmappedState as exc:
-                self._last.pop(reader.key, None)
-                counters.unmapped_states += 1
-                self._report_once(
-                    f"state:{reader.equipment}:{exc.code}",
-                    "%s: state value %r of %s is not mapped to a canonical state; such readings are counted, "
-                    "not forwarded",
-                    self.source.label,
-                    exc.code,
-                    reader.equipment,
-                )
+                self._unmapped(reader, exc)
                 continue
             except UnusableReading as exc:
-                kind = exc.kind if isinstance(exc, RejectedReading) else "unusable"
-                self._reject(reader, kind, exc.reason)
+                self._reject(reader, exc.kind if isinstance(exc, RejectedReading) else "unusable", exc.reason)
                 continue
             except Exception as exc:  # the per-value boundary (docstring): never a dead collector
                 self._reject(reader, REJECT_UNEXPECTED, f"{type(exc).__name__}: {exc}", exc_info=exc)
                 continue
             if sample.flags and TS_FALLBACK_FLAG in sample.flags:
                 self._count_ts_replaced(reader, sample)
-            key = reader.key
-            self._last[key] = LastReading(sample, received_at)
+            last[reader.key] = LastReading(sample, received_at)
             counters.samples += 1
-            self._sink.put(sample)
+            self._put(sample)
             if self._sent_refreshes:
-                self._correct_refreshes(key, sample)
+                self._correct_refreshes(reader.key, sample)
+
+    def _unmapped(self, reader: SignalReader, exc: UnmappedState) -> None:
+        self._last.pop(reader.key, None)
+        self.counters.unmapped_states += 1
+        self._report_once(
+            f"state:{reader.equipment}:{exc.code}",
+            "%s: state value %r of %s is not mapped to a canonical state; such readings are counted, not forwarded",
+            self.source.label,
+            exc.code,
+            reader.equipment,
+        )
 
     def _reject(self, reader: SignalReader, kind: str, reason: str, exc_info: BaseException | None = None) -> None:
         self._last.pop(reader.key, None)

@@ -108,12 +108,16 @@ async def opcua_server(
     enforced_items_per_call: int | None = None,
     subscriptions: bool = True,
     any_type: bool = False,
+    refuse_filters: bool = False,
+    not_monitorable: frozenset[str] = frozenset(),
 ) -> AsyncIterator[LiveServer]:
     """A server with ``variables``; it states ``stated_items_per_call`` as MaxMonitoredItemsPerCall and
     MaxNodesPerRead (0: no limit) and refuses larger CreateMonitoredItems requests with
     BadTooManyOperations, as strict servers do; without ``subscriptions`` it refuses every subscription.
     With ``any_type`` the variables' DataType is Number, which asyncua's server does not check against
     what is written after a bad status has cleared the value (``LiveServer.write_anything``).
+    With ``refuse_filters`` it answers an item with a DataChangeFilter BadFilterNotAllowed (as servers
+    do for a deadband on a node without EURange); items of ``not_monitorable`` get BadNotSupported.
     """
     server = Server()
     await server.init()
@@ -140,7 +144,19 @@ async def opcua_server(
         under_test.create_calls.append(len(params.ItemsToCreate))
         if enforced_items_per_call is not None and len(params.ItemsToCreate) > enforced_items_per_call:
             raise ServiceError(ua.StatusCodes.BadTooManyOperations)
-        return await create(params)
+        refused: dict[int, int] = {}
+        for n, item in enumerate(params.ItemsToCreate):
+            if refuse_filters and hasattr(item.RequestedParameters.Filter, "DeadbandType"):  # a DataChangeFilter
+                refused[n] = ua.StatusCodes.BadFilterNotAllowed
+            elif item.ItemToMonitor.NodeId.Identifier in not_monitorable:
+                refused[n] = ua.StatusCodes.BadNotSupported
+        accepted = [item for n, item in enumerate(params.ItemsToCreate) if n not in refused]
+        params.ItemsToCreate = accepted
+        created = iter(await create(params) if accepted else [])
+        return [
+            ua.MonitoredItemCreateResult(StatusCode=ua.StatusCode(refused[n])) if n in refused else next(created)
+            for n in range(len(accepted) + len(refused))
+        ]
 
     service.create_monitored_items = strict_create  # type: ignore[method-assign]
     if not subscriptions:
@@ -366,6 +382,39 @@ async def test_a_server_without_subscriptions_is_polled() -> None:
             await server.write("parts", 7, ua.VariantType.UInt32)
             await wait_until(lambda: sink.values("parts_total") == [0, 7], "the change, polled")
             assert collector.link.connected
+
+
+async def test_a_refused_deadband_is_dropped_and_a_node_the_server_cannot_monitor_is_polled() -> None:
+    variables = {"temp": double(), "parts": ua.Variant(0, ua.VariantType.UInt32)}
+    async with opcua_server(variables, refuse_filters=True, not_monitorable=frozenset({"parts"})) as server:
+        sink = ListSink()
+        nodes: dict[str, str | SignalSpec] = {
+            "temperature": SignalSpec(address="ns=2;s=temp", deadband=Deadband(kind="percent", value=2)),
+            "parts_total": "ns=2;s=parts",
+        }
+        async with collector_for(source(server.endpoint, nodes, poll_interval_ms=50), sink) as collector:
+            await wait_until(lambda: len(sink.samples) == 2, "the first values")
+            assert (collector.counters.monitored_items, collector.counters.polled_items) == (1, 1)
+            await server.write("temp", 0.001, ua.VariantType.Double)  # within any deadband: sent all the same
+            await server.write("parts", 3, ua.VariantType.UInt32)
+            await wait_until(lambda: sink.values("temperature") == [0.0, 0.001], "the unfiltered change")
+            await wait_until(lambda: sink.values("parts_total") == [0, 3], "the polled change")
+    assert server.create_calls == [2, 1]  # both, then the temperature again without its filter
+
+
+async def test_a_collector_that_falls_behind_counts_the_dropped_notifications_and_subscribes_afresh(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(opcua_source, "NOTIFICATION_QUEUE_SIZE", 20)  # asyncua's queue, for this collector
+    names = [f"t{i:03d}" for i in range(100)]
+    async with opcua_server({name: double() for name in names}) as server:
+        sink = ListSink()
+        src = source(server.endpoint, {f"temp_{name}": f"ns=2;s={name}" for name in names}, sampling_interval_ms=200)
+        async with collector_for(src, sink) as collector:
+            # The first values of 100 items arrive in one publish: more than the queue holds.
+            await wait_until(lambda: collector.counters.client_queue_drops > 0, "drops")
+            await wait_until(lambda: collector.counters.connects >= 2, "a fresh session")
+            assert collector.task is not None and not collector.task.done()
 
 
 # --- the boundary ----------------------------------------------------------------------------------

@@ -158,6 +158,10 @@ def code_name(code: int) -> str:
     return str(ua.status_codes.get_name_and_doc(code)[0])
 
 
+class NothingToRead(ConnectionError):
+    """Connected, but no signal resolved to a node the server lets the collector read."""
+
+
 class NotificationBacklog(ConnectionError):
     """asyncua's client-side queue overflowed: changes were lost, so the session starts afresh."""
 
@@ -421,6 +425,12 @@ class OpcUaCollector(BackgroundComponent):
             polled_nodes = self._polled_nodes(polled)
             self.counters.polled_items = sum(len(nodes) for nodes in polled_nodes.values())
             self._set_refresh_lag(subscribed if subscription is not None else [], polled)
+            if not self._items and not polled_nodes:
+                # Nothing would notice the server going away; and a server that is still starting may
+                # offer the nodes later: try again (the plan is resolved anew) with backoff.
+                raise NothingToRead(
+                    f"none of the {len(plan.signals) + len(plan.unresolved)} signals can be read (see above)"
+                )
 
             self.counters.connects += 1
             self.link.up()

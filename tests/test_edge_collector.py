@@ -546,3 +546,15 @@ async def test_several_equipment_on_one_source_keep_their_own_readings_refreshes
     assert {("cnc-01", "state", "PRODUCING"), ("cnc-02", "state", "IDLE"), ("cnc-01", "parts_total", 1)} <= refreshed
     offline = [(s.equipment, s.value) for s in sink.samples if s.value == OFFLINE]
     assert sorted(offline) == [("cnc-01", OFFLINE), ("cnc-02", OFFLINE)]
+
+
+async def test_a_server_without_any_configured_node_is_retried_and_read_once_the_node_is_there() -> None:
+    async with opcua_server({"other": double()}) as server:
+        sink = ListSink()
+        async with collector_for(source(server.endpoint, {"spindle_speed": "ns=2;s=speed"}), sink) as collector:
+            await asyncio.sleep(1.0)
+            assert not collector.link.connected and sink.samples == []
+            # The machine's program creates the variable later (as PLC servers do after a download).
+            speed = await server.nodes["other"].get_parent()
+            await speed.add_variable(ua.NodeId("speed", 2), "speed", double(5.0))
+            await wait_until(lambda: sink.values("spindle_speed") == [5.0], "the node, once it exists")

@@ -558,3 +558,39 @@ async def test_a_server_without_any_configured_node_is_retried_and_read_once_the
             speed = await server.nodes["other"].get_parent()
             await speed.add_variable(ua.NodeId("speed", 2), "speed", double(5.0))
             await wait_until(lambda: sink.values("spindle_speed") == [5.0], "the node, once it exists")
+
+
+class FaultyMapper(StateMapper):
+    """A state mapper with a bug for one value (what the boundary is for: a fault no check foresaw)."""
+
+    def map(self, value: Any) -> MachineState | None:
+        if value == 3:
+            raise RuntimeError("mapper bug")
+        return super().map(value)
+
+
+async def test_a_fault_while_reading_one_value_is_counted_and_logged_once_and_the_next_value_flows(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with opcua_server({"state": ua.Variant(1, ua.VariantType.Int32)}) as server:
+        src = source(server.endpoint, {"state": "ns=2;s=state"})
+
+        async def faulty_plan(client: Any, configured: OpcUaSource) -> SourcePlan:
+            options = read_options(configured, configured.spec("state"))
+            node = ua.NodeId.from_string("ns=2;s=state")
+            return SourcePlan(
+                [PlannedSignal(EQUIPMENT, "state", node, "ns=2;s=state", options, FaultyMapper(STATE_MAP))]
+            )
+
+        monkeypatch.setattr(opcua_source, "plan_source", faulty_plan)
+        sink = ListSink()
+        with caplog.at_level("WARNING", logger="edge.opcua_source"):
+            async with collector_for(src, sink) as collector:
+                await wait_until(lambda: len(sink.samples) == 1, "the first state")
+                for code in (3, 2, 3, 4):
+                    await server.write("state", code, ua.VariantType.Int32)
+                await wait_until(lambda: sink.values("state") == ["PRODUCING", "IDLE", "DOWN"], "the good states")
+                assert collector.counters.connects == 1 and collector.link.connected
+    assert collector.counters.rejected_by_reason == {"unexpected_error": 2}
+    faults = [r for r in caplog.records if "mapper bug" in r.getMessage()]
+    assert len(faults) == 1 and faults[0].exc_info is not None  # once, with the traceback

@@ -12,7 +12,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from core.errors import ConfigError
-from core.settings import BrokerSettings, MeterSource, OpcUaSource
+from core.settings import BrokerSettings, Deadband, MeterSource, OpcUaSource, SignalSpec
 from core.signals import MachineState, Quality
 from core.wire import Sample, TimestampSource
 from edge.errors import UnmappedState, UnusableReading
@@ -30,7 +30,8 @@ from edge.opcua_reading import (
     RejectedReading,
     has_overflow,
 )
-from edge.opcua_source import TS_FALLBACK_FLAG, OpcUaCollector, datavalue_to_sample, quality_of
+from edge.opcua_source import TS_FALLBACK_FLAG, OpcUaCollector, datavalue_to_sample, item_request, quality_of
+from edge.plan import PlannedSignal, read_options
 from edge.reconnect import Backoff, LinkState
 
 SOURCE_TS = datetime(2026, 11, 25, 8, 0, 0, 912345, tzinfo=UTC)
@@ -415,3 +416,31 @@ def test_any_device_value_becomes_a_valid_sample_or_a_counted_refusal(
     except UnusableReading:
         return
     assert Sample.model_validate(sample.model_dump()) == sample
+
+
+def test_signals_with_the_same_node_and_options_share_one_monitored_item() -> None:
+    src = OpcUaSource(
+        endpoint="opc.tcp://127.0.0.1:1/",
+        equipment="cnc-01",
+        nodes={
+            "parts_total": "ns=2;s=count",
+            "cycle_count": "ns=2;s=count",
+            "spindle_speed": SignalSpec(address="ns=2;s=count", deadband=Deadband(kind="absolute", value=5)),
+        },
+    )
+    requests = [
+        item_request(
+            PlannedSignal("cnc-01", s, ua.NodeId.from_string("ns=2;s=count"), "", read_options(src, src.spec(s)), None)
+        )
+        for s in src.nodes
+    ]
+    assert requests[0] == requests[1] != requests[2]
+    flt = requests[2].create_request(7).RequestedParameters.Filter
+    assert (flt.Trigger, flt.DeadbandType, flt.DeadbandValue) == (
+        ua.DataChangeTrigger.StatusValue,
+        ua.DeadbandType.Absolute,
+        5.0,
+    )
+    plain = requests[0].create_request(8).RequestedParameters
+    assert (plain.ClientHandle, plain.QueueSize, plain.SamplingInterval) == (8, 1000, 100.0)
+    assert not isinstance(plain.Filter, ua.DataChangeFilter)  # the server's default: status or value

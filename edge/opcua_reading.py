@@ -55,7 +55,7 @@ EARLIEST_PLAUSIBLE_TS = datetime(2001, 1, 1, tzinfo=UTC)
 DEFAULT_MAX_FUTURE_SKEW = timedelta(minutes=5)
 # The timestamps whose nanoseconds fit in int64 (what the wire format carries).
 _INT64_TS_EARLIEST = datetime(1677, 9, 22, tzinfo=UTC)
-_INT64_TS_LATEST = datetime(2262, 4, 11, tzinfo=UTC)
+_MAX_FUTURE_SKEW = timedelta(days=1)
 _INT64_MIN = -(2**63)
 _INT64_MAX = 2**63 - 1
 
@@ -158,7 +158,8 @@ class SignalReader:
         if earliest_timestamp.tzinfo is None:
             earliest_timestamp = earliest_timestamp.replace(tzinfo=UTC)
         self._earliest = max(earliest_timestamp, _INT64_TS_EARLIEST)
-        self._max_future_skew = max_future_skew
+        # At most a day (as the settings allow), so a time that passes lies before 2262 (int64 nanoseconds).
+        self._max_future_skew = min(max_future_skew, _MAX_FUTURE_SKEW)
         self._states = states if states is not None else StateMapper({})
         self._invalid = self._check_names()
 
@@ -178,16 +179,17 @@ class SignalReader:
             raise RejectedReading(REJECT_INVALID_SIGNAL, f"{self.equipment}.{self.signal}: {self._invalid}")
         variant = data_value.Value
         status = data_value.StatusCode
-        if variant is None or variant.Value is None:
+        device_value = None if variant is None else variant.Value
+        if device_value is None:
             raise RejectedReading(
                 REJECT_NO_VALUE, f"{self.signal}: data value carries no value (status {status_name(status)})"
             )
         raw: str | None = None
         value: bool | int | float | str
         if self._kind == _KIND_STATE:
-            raw, value = self._state(variant.Value)
+            raw, value = self._state(device_value)
         else:
-            value = self._number(variant.Value)
+            value = self._number(device_value)
 
         source = self._timestamp_source
         ts: datetime | None
@@ -205,7 +207,7 @@ class SignalReader:
                 ts = ts.replace(tzinfo=UTC)  # OPC UA DateTime is UTC by definition
             if ts < self._earliest:
                 ts, source, flags = received_at, TimestampSource.GATEWAY, (TS_FALLBACK_FLAG, TS_TOO_OLD_FLAG)
-            elif ts - received_at > self._max_future_skew or ts > _INT64_TS_LATEST:
+            elif ts - received_at > self._max_future_skew:
                 ts, source, flags = received_at, TimestampSource.GATEWAY, (TS_FALLBACK_FLAG, TS_FUTURE_FLAG)
 
         code: int | None = None

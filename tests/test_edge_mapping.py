@@ -69,11 +69,14 @@ def test_unmapped_state_code_is_refused_rather_than_guessed() -> None:
     assert err.value.code == "7"
 
 
-def test_without_a_state_map_the_value_must_already_be_canonical() -> None:
+def test_without_a_state_map_the_value_must_be_canonical_or_a_built_in_state() -> None:
     sample = datavalue_to_sample("cnc-01", "state", datavalue("SETUP", ua.VariantType.String), RECEIVED)
     assert (sample.value, sample.raw) == ("SETUP", "SETUP")
+    # "Running" is a built-in state (OPC 40501 program state, edge/states.py); "Spinning" is nobody's.
+    running = datavalue_to_sample("cnc-01", "state", datavalue("Running", ua.VariantType.String), RECEIVED)
+    assert running.value == "PRODUCING"
     with pytest.raises(UnmappedState):
-        datavalue_to_sample("cnc-01", "state", datavalue("Running", ua.VariantType.String), RECEIVED)
+        datavalue_to_sample("cnc-01", "state", datavalue("Spinning", ua.VariantType.String), RECEIVED)
 
 
 def test_counter_and_process_value_keep_their_numbers() -> None:

@@ -70,6 +70,7 @@ from typing import TypeVar
 from asyncua import Client, ua
 from asyncua.common.subscription import DataChangeEvent, OverflowPolicy, StatusChangeEvent, Subscription
 
+from core.errors import ConfigError
 from core.settings import OpcUaSource
 from core.signals import OFFLINE, Quality, Signal
 from core.tasks import cancel_and_wait
@@ -88,7 +89,7 @@ from edge.opcua_reading import (
     quality_of,
     status_name,
 )
-from edge.opcua_security import apply_security
+from edge.opcua_security import OpcUaSecurityError, open_session
 from edge.plan import PlannedSignal, SourcePlan, check_source, plan_source
 from edge.reconnect import Backoff, LinkState
 
@@ -384,10 +385,16 @@ class OpcUaCollector(BackgroundComponent):
 
     async def _run(self) -> None:
         while True:
+            delay: float | None = None
             try:
                 await self._session()
+            except ConfigError:
+                raise  # a setting no retry mends (a password variable unset): the agent stops with the reason
             except (OSError, TimeoutError, ua.UaError) as exc:  # ConnectionError is an OSError
                 self.link.down(f"{type(exc).__name__}: {exc}")
+                if isinstance(exc, OpcUaSecurityError) and exc.retry_after_s:
+                    # A refused user or certificate: retrying fast only risks locking the account.
+                    delay = max(self._backoff.next_delay(), exc.retry_after_s)
             except Exception as exc:  # a fault of this code, not of the server: the session starts afresh
                 self.counters.session_errors += 1
                 self.link.down(f"{type(exc).__name__}: {exc}")
@@ -397,7 +404,7 @@ class OpcUaCollector(BackgroundComponent):
                     self.source.label,
                     exc_info=exc,
                 )
-            await asyncio.sleep(self._backoff.next_delay())
+            await asyncio.sleep(self._backoff.next_delay() if delay is None else delay)
 
     # --- one session -------------------------------------------------------------------------
 
@@ -408,8 +415,7 @@ class OpcUaCollector(BackgroundComponent):
             timeout=self._request_timeout_s,
             watchdog_intervall=self._watchdog_interval_s,
         )
-        await apply_security(client, self.source.security)
-        await client.connect()
+        await open_session(client, self.source.security)  # a refused certificate or user says what to do
         tasks: list[asyncio.Task[None]] = []
         try:
             plan = await plan_source(client, self.source)

@@ -47,17 +47,20 @@ what the writer finishes can still be acknowledged; the broker queues meanwhile.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
+import operator
 import re
 from collections import Counter, deque
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Self
+from typing import Self, cast
 
 import aiomqtt
+import msgspec
 import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -67,10 +70,12 @@ from core.errors import StoreError, StoreRejected, StoreUnavailable, WireFormatE
 from core.mqtt import check_broker, mqtt_client
 from core.settings import Settings
 from core.store import Point, Store
+from core.stores.lineprotocol import LineProtocolWriter, encode_point
 from core.tasks import cancel_and_wait
-from core.wire import Sample, decode_batch, sample_to_json
+from core.wire import DecodedBatch, PlainBatch, PlainSample, Sample, decode_batch, decode_plain, sample_to_json
 from ingest.admission import Refused, admit_sample, edge_of, names_another_edge, not_an_uplink_topic
 from ingest.deadletter import DeadLetter, DeadLetterStore, LetterKind
+from ingest.mapping import LineEncoder
 from ingest.metrics import MetricsServer, Timing, render
 from ingest.repeated_warnings import RepeatedWarnings
 from ingest.sequence import SequenceTracker, SeqVerdict
@@ -114,17 +119,23 @@ class _Delivery:
         return self.unwritten == 0 and (self.after is None or self.after.unwritten == 0)
 
 
-@dataclass(slots=True)
-class _Pending:
-    """A point waiting to be written, with where it came from in case the store rejects it."""
+@dataclass(eq=False, slots=True)
+class _Message:
+    """Where the points of one batch came from, in case the store rejects one of them."""
 
-    point: Point
-    sample: Sample
     topic: str
     edge: str
     seq: int
     delivery: _Delivery
-    received_at: datetime  # when its message arrived: a dead letter keeps that, not when the store refused
+    received_at: datetime  # when it arrived: a dead letter keeps that, not when the store refused
+
+
+# A point waiting to be written: the point (a line of line protocol when the store takes lines), the
+# sample it was made from and its message. A plain tuple: ingest queues one per point, and building
+# them with zip() costs next to nothing.
+_Pending = tuple[Point | str, Sample | PlainSample, _Message]
+_MESSAGE_OF = operator.itemgetter(2)
+_POINT_OF = operator.itemgetter(0)
 
 
 def _failure(task: asyncio.Task[None]) -> list[BaseException]:
@@ -211,6 +222,10 @@ class IngestService:
         self.subscribed = asyncio.Event()  # set while the MQTT subscription is live
 
         self._wire_limits = settings.ingest.wire_limits()
+        # With a store that takes line protocol (InfluxDB) every point is queued as its line, and the
+        # plain batches edges send skip Sample and Point altogether (LineEncoder).
+        self._line_writer = store if isinstance(store, LineProtocolWriter) else None
+        self._line_encoder = LineEncoder(assets) if self._line_writer is not None else None
         self._warnings = RepeatedWarnings(log, settings.ingest.warning_interval_s)
         self._counters = dict.fromkeys(COUNTERS, 0)
         self._sequences = SequenceTracker(max_edges=settings.ingest.max_tracked_edges)
@@ -444,15 +459,27 @@ class IngestService:
         The edge is the one the topic names: the broker's ACL lets each edge publish only there
         (deploy/mosquitto). A payload naming another edge is refused whole; a sample for equipment
         the asset model assigns to another gateway is refused on its own.
+
+        A plain batch whose every sample becomes a line takes the fast path (``decode_plain``,
+        ``LineEncoder``); any other message the reference path (``decode_batch``, ``admit_sample``),
+        which gives each refusal its reason. Both end in the same points.
         """
         edge = edge_of(topic, self.settings.uplink.topic_prefix)
         if edge is None:
             not_uplink = not_an_uplink_topic(topic, self.settings.uplink.topic_prefix)
             return [], [DeadLetter(received_at, topic, None, None, not_uplink, payload)]
-        try:
-            batch = decode_batch(payload, limits=self._wire_limits, now=received_at)
-        except WireFormatError as exc:
-            return [], [DeadLetter(received_at, topic, edge, None, exc.reason, payload)]
+        plain = lines = None
+        if self._line_encoder is not None:
+            plain = decode_plain(payload, limits=self._wire_limits, now=received_at)
+            lines = None if plain is None else self._line_encoder.lines(plain, edge)
+        batch: PlainBatch | DecodedBatch
+        if plain is not None and lines is not None:
+            batch = plain
+        else:
+            try:
+                batch = decode_batch(payload, limits=self._wire_limits, now=received_at)
+            except WireFormatError as exc:
+                return [], [DeadLetter(received_at, topic, edge, None, exc.reason, payload)]
         if (other := names_another_edge(batch.edge, edge)) is not None:
             self._counters["refused_batches"] += 1
             return [], [DeadLetter(received_at, topic, edge, batch.seq, other, payload)]
@@ -461,6 +488,17 @@ class IngestService:
             delivery.after = original  # acknowledged once the first copy is stored, not before
             return [], []
 
+        message = _Message(topic, edge, batch.seq, delivery, received_at)
+        if isinstance(batch, PlainBatch):
+            assert lines is not None
+            self._counters["samples"] += len(lines)
+            self._in_progress[(edge, batch.seq)] = delivery
+            return list(zip(lines, batch.samples, itertools.repeat(message))), []
+        return self._admit_samples(batch, message)
+
+    def _admit_samples(self, batch: DecodedBatch, message: _Message) -> tuple[list[_Pending], list[DeadLetter]]:
+        """The reference path's points and dead letters for a decoded batch."""
+        topic, edge, received_at = message.topic, message.edge, message.received_at
         sample_letter = LetterKind.SAMPLE
         letters = [
             DeadLetter(received_at, topic, edge, batch.seq, r.reason, r.payload, kind=sample_letter)
@@ -472,16 +510,21 @@ class IngestService:
         indices = [i for i in range(total) if i not in rejected_at]
         points: list[_Pending] = []
         for index, sample in zip(indices, batch.samples, strict=True):
-            admitted = admit_sample(sample, index, edge, self.assets)
+            admitted: Point | str | Refused = admit_sample(sample, index, edge, self.assets)
+            if isinstance(admitted, Point) and self._line_writer is not None:
+                try:
+                    admitted = encode_point(admitted)
+                except StoreRejected as exc:  # what the store would refuse, refused here in its words
+                    admitted = Refused(f"store rejected: {exc}")
             if isinstance(admitted, Refused):
                 payload_json = json.dumps(sample_to_json(sample)).encode()
                 letters.append(
                     DeadLetter(received_at, topic, edge, batch.seq, admitted.reason, payload_json, kind=sample_letter)
                 )
             else:
-                points.append(_Pending(admitted, sample, topic, edge, batch.seq, delivery, received_at))
+                points.append((admitted, sample, message))
         if points:
-            self._in_progress[(edge, batch.seq)] = delivery
+            self._in_progress[(edge, batch.seq)] = message.delivery
         return points, letters
 
     def _check_sequence(self, edge: str, seq: int, fingerprint: Hashable) -> bool:
@@ -614,7 +657,7 @@ class IngestService:
             part = parts[-1]
             started = asyncio.get_running_loop().time()
             try:
-                await self.store.write([p.point for p in part])
+                await self._write(list(map(_POINT_OF, part)))
             except StoreRejected as exc:
                 parts.pop()
                 if len(part) > 1:
@@ -641,18 +684,36 @@ class IngestService:
                 log.info("store %s is back; %d points held", self.store.backend, self._held())
                 self._store_lost = False
 
+    async def _write(self, points: list[Point | str]) -> None:
+        # Every queued point is a line when the store takes lines, a Point otherwise (``_admit``).
+        if self._line_writer is not None:
+            await self._line_writer.write_lines(cast(list[str], points))
+        else:
+            await self.store.write(cast(list[Point], points))
+
     def _kept(self, part: list[_Pending]) -> None:
         """These points are in the store or the dead letters: their messages may be acknowledged."""
-        for pending in part:
-            pending.delivery.unwritten -= 1
-            if pending.delivery.unwritten == 0:
-                self._in_progress.pop((pending.edge, pending.seq), None)
+        for message, count in Counter(map(_MESSAGE_OF, part)).items():
+            delivery = message.delivery
+            delivery.unwritten -= count
+            if delivery.unwritten == 0:
+                self._in_progress.pop((message.edge, message.seq), None)
         self._acknowledge()
 
     async def _dead_letter_rejected(self, pending: _Pending, exc: StoreRejected) -> None:
-        payload = json.dumps(sample_to_json(pending.sample)).encode()
+        _, sample, message = pending
+        if isinstance(sample, PlainSample):
+            payload = msgspec.json.encode(sample)  # the sample as it came (UNSET keys left out)
+        else:
+            payload = json.dumps(sample_to_json(sample)).encode()
         reason = f"store rejected: {exc}"
         letter = DeadLetter(
-            pending.received_at, pending.topic, pending.edge, pending.seq, reason, payload, kind=LetterKind.SAMPLE
+            message.received_at,
+            message.topic,
+            message.edge,
+            message.seq,
+            reason,
+            payload,
+            kind=LetterKind.SAMPLE,
         )
         await self._dead_letter([letter])

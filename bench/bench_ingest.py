@@ -13,9 +13,13 @@ Issue 9's benchmark, in one run:
    every point; ingest's RSS is sampled meanwhile;
 4. with ``--instances 2`` (the default) the same again with two ingest processes in one shared
    subscription group, reported as the combined rate;
-5. the last line printed is the result as JSON:
+5. steps 2-4 run ``--rounds`` times (3), each round's ceiling beside its full path, since the box's
+   speed moves a lot within a minute; the figures are the rounds' medians (the ratio the median of
+   each round's own ratio), and ingest's CPU time per point (user + system, all instances) is
+   reported too, the figure other work on the box moves least;
+6. the last line printed is the result as JSON:
    ``{"bench": "ingest_throughput", "value": …, "unit": "points/s", "baseline": …, "ratio": …,
-   "rss_mb": …, "two_instances": …}``.
+   "rss_mb": …, "cpu_us_per_point": …, "rounds": …, "two_instances": …, "two_instances_cpu_us_per_point": …}``.
 
 Run: ``.venv/bin/python bench/bench_ingest.py`` (``--help`` for the knobs).
 """
@@ -27,12 +31,14 @@ import asyncio
 import contextlib
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -93,10 +99,10 @@ async def count_points(url: str, database: str) -> int:
     return total
 
 
-async def measure_ceiling(url: str, points: list[Point]) -> float:
+async def measure_ceiling(url: str, points: list[Point], database: str) -> float:
     """Points/s of posting pre-built line protocol in 5,000-point batches from one process."""
     bodies = [encode_points(points[i : i + BATCH_POINTS]) for i in range(0, len(points), BATCH_POINTS)]
-    async with InfluxStore(url, "bench_ceiling") as store:
+    async with InfluxStore(url, database) as store:
         await store.write_line_protocol(bodies[0][: bodies[0].index(b"\n") + 1])  # creates the database
         started = time.perf_counter()
         for body in bodies:
@@ -179,16 +185,39 @@ ingest:
             log.close()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (``/proc/<pid>/stat``)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True, slots=True)
+class FullPath:
+    points_per_s: float
+    rss_mb: float  # the highest ingest RSS seen
+    cpu_us_per_point: float  # ingest's CPU (all instances) per point, from the first publish to the last write
+
+
 async def full_path(
-    workdir: Path, broker_port: int, url: str, payloads: list[tuple[str, bytes]], points: int, instances: int
-) -> tuple[float, float]:
-    """(points/s from the first publish until InfluxDB counts every point, highest ingest RSS in MB)."""
-    database = f"bench_ingest_{instances}"
+    workdir: Path,
+    broker_port: int,
+    url: str,
+    payloads: list[tuple[str, bytes]],
+    points: int,
+    instances: int,
+    database: str,
+) -> FullPath:
+    """Publish the payloads and time them until ingest wrote every point; InfluxDB must then count every one."""
     prefix = f"bench/{uuid.uuid4().hex[:6]}/uplink"
     metrics_ports = [free_port() for _ in range(instances)]
     with ingest_processes(workdir, broker_port, url, database, instances, prefix, metrics_ports) as procs:
         highest_rss = 0.0
-        async with aiomqtt.Client("127.0.0.1", broker_port, identifier=f"bench-pub-{instances}") as publisher:
+        async with aiomqtt.Client(
+            "127.0.0.1", broker_port, identifier=f"bench-pub-{uuid.uuid4().hex[:6]}"
+        ) as publisher:
             publisher.pending_calls_threshold = 100  # 64 publishes in flight are the plan, not a leak
             in_flight = asyncio.Semaphore(64)
 
@@ -196,6 +225,7 @@ async def full_path(
                 async with in_flight:
                     await publisher.publish(f"{prefix}/{edge}", payload, qos=1)
 
+            cpu_before = sum(cpu_seconds(p.pid) for p in procs)
             started = time.perf_counter()
             await asyncio.gather(*(publish(edge, payload) for edge, payload in payloads))
             published = time.perf_counter() - started
@@ -208,6 +238,7 @@ async def full_path(
                         raise RuntimeError(f"only {written:,} of {points:,} points written within 600 s")
                     await asyncio.sleep(0.05)
             seconds = time.perf_counter() - started
+            cpu = sum(cpu_seconds(p.pid) for p in procs) - cpu_before
             # A write InfluxDB answered is stored; if ingest wrote some point twice, wait for the rest.
             while (stored := await count_points(url, database)) < points:
                 if time.perf_counter() - started > 600:
@@ -216,38 +247,61 @@ async def full_path(
                 seconds = time.perf_counter() - started
             if stored != points:
                 raise RuntimeError(f"InfluxDB counts {stored:,} points, {points:,} were published")
+    result = FullPath(points / seconds, highest_rss, cpu / points * 1e6)
     print(
-        f"full path, {instances} ingest instance(s): {points:,} points in {seconds:.1f} s "
-        f"(published in {published:.1f} s) -> {points / seconds:,.0f} points/s; highest ingest RSS {highest_rss:.0f} MB"
+        f"full path, {instances} ingest instance(s): {points:,} points in {seconds:.1f} s"
+        f" (published in {published:.1f} s) -> {result.points_per_s:,.0f} points/s;"
+        f" ingest CPU {result.cpu_us_per_point:.2f} µs/point, highest RSS {highest_rss:.0f} MB"
     )
-    return points / seconds, highest_rss
+    return result
 
 
 async def run(args: argparse.Namespace, url: str, broker_port: int, workdir: Path) -> dict[str, object]:
+    """Rounds of ceiling, one instance and (with --instances > 1) a shared group, side by side.
+
+    The box is shared and its speed moves by a factor of two within a minute, so each round puts a
+    ceiling next to the full path it is compared with; the figures are the rounds' medians.
+    """
     assets = load_asset_model(ASSETS)
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=1)
     samples = realistic_samples(args.points, start)
     points = [sample_to_point(s, assets.placement(s.equipment)) for s in samples]
-    ceiling = await measure_ceiling(url, points)
-    print(f"ceiling: {len(points):,} pre-built points in {BATCH_POINTS:,}-point batches -> {ceiling:,.0f} points/s")
-
     edges = [f"gw-bench-{n}" for n in range(args.edges)]
     payloads = []
     for n, i in enumerate(range(0, len(samples), args.batch)):
         edge = edges[n % len(edges)]
         payloads.append((edge, encode_batch(edge, n // len(edges), samples[i : i + args.batch])))
-    one, rss = await full_path(workdir, broker_port, url, payloads, len(points), 1)
+
+    ceilings: list[float] = []
+    ones: list[FullPath] = []
+    groups: list[FullPath] = []
+    for round_ in range(args.rounds):
+        ceiling = await measure_ceiling(url, points, f"bench_ceiling_{round_}")
+        print(
+            f"round {round_ + 1}: ceiling {len(points):,} pre-built points in {BATCH_POINTS:,}-point batches"
+            f" -> {ceiling:,.0f} points/s"
+        )
+        ceilings.append(ceiling)
+        ones.append(await full_path(workdir, broker_port, url, payloads, len(points), 1, f"bench_ingest_1_{round_}"))
+        if args.instances > 1:
+            database = f"bench_ingest_{args.instances}_{round_}"
+            groups.append(await full_path(workdir, broker_port, url, payloads, len(points), args.instances, database))
+
+    one = statistics.median(r.points_per_s for r in ones)
     result: dict[str, object] = {
         "bench": "ingest_throughput",
         "value": round(one),
         "unit": "points/s",
-        "baseline": round(ceiling),
-        "ratio": round(one / ceiling, 3),
-        "rss_mb": round(rss),
+        "baseline": round(statistics.median(ceilings)),
+        "ratio": round(statistics.median(r.points_per_s / c for r, c in zip(ones, ceilings, strict=True)), 3),
+        "rss_mb": round(max(r.rss_mb for r in ones)),
+        "cpu_us_per_point": round(statistics.median(r.cpu_us_per_point for r in ones), 2),
+        "rounds": args.rounds,
     }
-    if args.instances > 1:
-        combined, _ = await full_path(workdir, broker_port, url, payloads, len(points), args.instances)
-        result["two_instances" if args.instances == 2 else f"{args.instances}_instances"] = round(combined)
+    if groups:
+        key = "two_instances" if args.instances == 2 else f"{args.instances}_instances"
+        result[key] = round(statistics.median(r.points_per_s for r in groups))
+        result[f"{key}_cpu_us_per_point"] = round(statistics.median(r.cpu_us_per_point for r in groups), 2)
     return result
 
 
@@ -257,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=500, help="samples per uplink message")
     parser.add_argument("--edges", type=int, default=4)
     parser.add_argument("--instances", type=int, default=2, help="also run this many instances in a shared group")
+    parser.add_argument("--rounds", type=int, default=3, help="ceiling and full path side by side this many times")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         workdir = Path(tmp)

@@ -54,6 +54,16 @@ MAX_RETRY_AFTER_S = 120.0  # a longer Retry-After is taken as this: the writer t
 GZIP_LEVEL = 1  # most of the size for a fraction of the time of the default level 9
 
 
+GZIP_IN_THREAD_BYTES = 64 * 1024  # larger bodies are compressed beside the event loop (zlib lets go of the GIL)
+
+
+async def _compressed(body: bytes) -> bytes:
+    """``body`` gzip-compressed; a large one in a worker thread, so the loop reads and encodes meanwhile."""
+    if len(body) < GZIP_IN_THREAD_BYTES:
+        return gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
+    return await asyncio.to_thread(gzip.compress, body, compresslevel=GZIP_LEVEL, mtime=0)
+
+
 def _body(lines: Sequence[str]) -> bytes:
     """A ``/write`` request body: the lines, each ended by a newline."""
     return ("\n".join(lines) + "\n").encode()
@@ -364,7 +374,7 @@ class InfluxStore(FrameReads):
     async def _post_write(self, policy: str | None, body: bytes) -> None:
         params = {**self._db_params(policy), "precision": "ns"}
         if self.gzip:
-            content = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
+            content = await _compressed(body)
             await self._request("POST", "/write", params=params, content=content, headers={"Content-Encoding": "gzip"})
         else:
             await self._request("POST", "/write", params=params, content=body)

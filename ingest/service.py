@@ -75,6 +75,7 @@ from core.tasks import cancel_and_wait
 from core.wire import DecodedBatch, PlainBatch, PlainSample, Sample, decode_batch, decode_plain, sample_to_json
 from ingest.admission import Refused, admit_sample, edge_of, names_another_edge, not_an_uplink_topic
 from ingest.deadletter import DeadLetter, DeadLetterStore, LetterKind
+from ingest.group_sequence import GroupSequence, ReportError, decode_report, encode_report
 from ingest.mapping import LineEncoder
 from ingest.metrics import MetricsServer, Timing, render
 from ingest.repeated_warnings import RepeatedWarnings
@@ -97,6 +98,8 @@ COUNTERS = (
     "seq_repeats",  # batches older than the recent window seen again (written again: idempotent)
     "seq_reused",  # a recent sequence number with other samples (an edge whose numbering was reset)
     "seq_late",  # batches that arrived after a later one and closed a gap
+    "seq_reports",  # reports of the numbers another instance of the group received (shared_group)
+    "seq_reports_refused",  # reports that could not be used (dead-lettered)
     "write_retries",
     "pauses",  # times the reader stopped taking messages because the queue was full
     "acks",  # messages acknowledged to the broker, every point of each stored or dead-lettered
@@ -113,6 +116,7 @@ class _Delivery:
     received: float  # the event loop's clock when it arrived
     unwritten: int = 0
     after: _Delivery | None = None  # a duplicate waits for its first copy to be stored
+    uplink: bool = True  # False: a report of the group's (acknowledged, not counted among the uplink's acks)
 
     @property
     def done(self) -> bool:
@@ -229,6 +233,11 @@ class IngestService:
         self._warnings = RepeatedWarnings(log, settings.ingest.warning_interval_s)
         self._counters = dict.fromkeys(COUNTERS, 0)
         self._sequences = SequenceTracker(max_edges=settings.ingest.max_tracked_edges)
+        # In a shared group the instances tell each other which numbers they received (group_sequence).
+        self._group_topic = settings.ingest.group_topic()
+        self._group: GroupSequence | None = None
+        if self._group_topic is not None:
+            self._group = GroupSequence(settings.ingest.sequence_settle_s, max_edges=settings.ingest.max_tracked_edges)
         self._in_progress: dict[tuple[str, int], _Delivery] = {}  # batches with points not yet written
         self._pending: deque[_Pending] = deque()
         self._in_flight = 0
@@ -391,7 +400,14 @@ class IngestService:
         try:
             async with client:
                 self._acknowledger = acknowledger
-                await self._read_messages(client, connection)
+                reporter = None
+                if self._group is not None:
+                    reporter = asyncio.create_task(self._report_to_group(client), name="ingest-group-reports")
+                try:
+                    await self._read_messages(client, connection)
+                finally:
+                    if reporter is not None:
+                        await cancel_and_wait(reporter)
         finally:
             self._acknowledger = None
             self._unacked.clear()  # the broker sends these again on the next connection
@@ -399,6 +415,8 @@ class IngestService:
     async def _read_messages(self, client: aiomqtt.Client, connection: int) -> None:
         subscription = self.settings.ingest.subscription(self.settings.uplink)
         await client.subscribe(subscription, qos=1)
+        if self._group_topic is not None:
+            await client.subscribe(f"{self._group_topic}/+", qos=1)  # every instance hears every report
         self.subscribed.set()
         log.info("subscribed to %s as %s", subscription, self.settings.ingest.client_id)
         if self._broker_lost:
@@ -407,7 +425,12 @@ class IngestService:
         async for message in client.messages:
             delivery = _Delivery(message.mid, message.qos, connection, asyncio.get_running_loop().time())
             self._unacked.append(delivery)
-            await self._on_message(str(message.topic), _payload_bytes(message.payload), delivery)
+            topic = str(message.topic)
+            if self._group_topic is not None and topic.startswith(f"{self._group_topic}/"):
+                delivery.uplink = False
+                await self._on_report(topic, _payload_bytes(message.payload))
+            else:
+                await self._on_message(topic, _payload_bytes(message.payload), delivery)
             self._acknowledge()
             if not self._room.is_set():
                 self._counters["pauses"] += 1
@@ -426,8 +449,10 @@ class IngestService:
             delivery = self._unacked.popleft()
             if self._acknowledger is not None and delivery.qos > 0 and delivery.connection == self._connection:
                 self._acknowledger.ack(delivery.mid, delivery.qos)
-                self._counters["acks"] += 1
-                self._ack_latency = _timed(self._ack_latency, asyncio.get_running_loop().time() - delivery.received)
+                if delivery.uplink:
+                    self._counters["acks"] += 1
+                    latency = asyncio.get_running_loop().time() - delivery.received
+                    self._ack_latency = _timed(self._ack_latency, latency)
 
     async def _on_message(self, topic: str, payload: bytes, delivery: _Delivery) -> None:
         """The one boundary per message: whatever this message holds, it ends stored or dead-lettered.
@@ -530,11 +555,21 @@ class IngestService:
     def _check_sequence(self, edge: str, seq: int, fingerprint: Hashable) -> bool:
         """Count what the sequence number says; False for a duplicate, which is not written again.
 
-        In a shared group each instance sees only some of an edge's batches, so gaps (and late
-        batches closing them) mean nothing there and are not counted.
+        In a shared group each instance sees only some of an edge's batches, so what one instance
+        sees says nothing of gaps: the group judges them together (``GroupSequence``; the reports
+        and the count are ``_report_to_group``'s), and the batch is only recorded for it here.
         """
         check = self._sequences.observe(edge, seq, fingerprint)
-        if check.verdict is SeqVerdict.GAP and self.settings.ingest.shared_group is None:
+        # In a group, gaps and late batches are the group's to judge, once every instance reported.
+        late_in_group = (
+            self._group is not None
+            and check.verdict is not SeqVerdict.DUPLICATE
+            and self._group.received(edge, seq, asyncio.get_running_loop().time())
+        )
+        if late_in_group:
+            self._counters["seq_late"] += 1
+            log.info("edge %s: seq %d arrived late and closes a gap", edge, seq)
+        if check.verdict is SeqVerdict.GAP and self._group is None:
             self._counters["seq_gaps"] += check.missing
             self._warnings.warn(
                 f"{edge}: sequence gap",
@@ -559,10 +594,51 @@ class IngestService:
         elif check.verdict is SeqVerdict.REPEAT:
             self._counters["seq_repeats"] += 1
             log.debug("edge %s: seq %d seen long ago; writing it again (idempotent)", edge, seq)
-        elif check.verdict is SeqVerdict.LATE and self.settings.ingest.shared_group is None:
+        elif check.verdict is SeqVerdict.LATE and self._group is None:
             self._counters["seq_late"] += 1
             log.info("edge %s: seq %d arrived late and closes a gap", edge, seq)
         return True
+
+    async def _report_to_group(self, client: aiomqtt.Client) -> None:
+        """Every report interval: tell the group which numbers this instance received, count settled gaps."""
+        assert self._group is not None and self._group_topic is not None
+        topic = f"{self._group_topic}/{self.settings.ingest.client_id}"
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.settings.ingest.sequence_report_interval_s)
+            if numbers := self._group.outgoing():
+                try:
+                    await client.publish(topic, encode_report(self.settings.ingest.client_id, numbers), qos=1)
+                except aiomqtt.MqttError as exc:
+                    # The connection is going; the reader notices and reconnects. Report it with the next.
+                    log.debug("could not report sequence numbers to the group: %s", exc)
+                    for edge, listed in numbers.items():
+                        self._group.outgoing_again(edge, listed)
+            for gap in self._group.settle(loop.time()):
+                self._counters["seq_gaps"] += gap.missing
+                self._warnings.warn(
+                    f"{gap.edge}: sequence gap",
+                    "edge %s: %d batch(es) missing between seq %d and %d (no instance of group %s received them)",
+                    gap.edge,
+                    gap.missing,
+                    gap.after,
+                    gap.before,
+                    self.settings.ingest.shared_group,
+                )
+
+    async def _on_report(self, topic: str, payload: bytes) -> None:
+        """Another instance's report of the numbers it received; one that cannot be used is dead-lettered."""
+        assert self._group is not None
+        try:
+            instance, numbers = decode_report(payload, self.settings.ingest.max_payload_bytes)
+        except ReportError as exc:
+            self._counters["seq_reports_refused"] += 1
+            await self._dead_letter([DeadLetter(datetime.now(UTC), topic, None, None, str(exc), payload)])
+            return
+        if instance == self.settings.ingest.client_id:
+            return  # our own, heard back
+        self._counters["seq_reports"] += 1
+        self._group.heard(numbers, asyncio.get_running_loop().time())
 
     async def _dead_letter(self, letters: Sequence[DeadLetter]) -> None:
         """Keep the letters, retrying while the dead-letter file is unusable (the reader waits meanwhile)."""

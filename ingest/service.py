@@ -68,6 +68,7 @@ from paho.mqtt.properties import Properties
 from core.assets import AssetModel
 from core.errors import StoreError, StoreRejected, StoreUnavailable, WireFormatError
 from core.mqtt import check_broker, mqtt_client
+from core.once import Outage, RepeatedWarnings
 from core.settings import Settings
 from core.store import Point, Store
 from core.stores.lineprotocol import LineProtocolWriter, encode_point
@@ -78,7 +79,6 @@ from ingest.deadletter import DeadLetter, DeadLetterStore, LetterKind
 from ingest.group_sequence import GroupSequence, ReportError, decode_report, encode_report
 from ingest.mapping import LineEncoder
 from ingest.metrics import MetricsServer, Timing, render
-from ingest.repeated_warnings import RepeatedWarnings
 from ingest.sequence import SequenceTracker, SeqVerdict
 
 log = logging.getLogger(__name__)
@@ -247,9 +247,9 @@ class IngestService:
         self._room.set()
         self._closing = False
         self._leaving = False  # shutting down: take no more messages, write and acknowledge what is held
-        self._store_lost = False
-        self._broker_lost = False
-        self._dead_letters_lost = False
+        self._store_outage = Outage(log)
+        self._broker_outage = Outage(log)
+        self._dead_letters_outage = Outage(log, lost_level=logging.ERROR)
         self.receive_maximum = settings.ingest.receive_maximum
         self._connection = 0  # counts connections; a delivery acknowledges only on its own
         self._acknowledger: paho.Client | None = None  # set while a connection is up
@@ -378,10 +378,8 @@ class IngestService:
                 # carry that connection's packet ids; the broker sends them again on the new one.
                 await self._session(self._mqtt_client(self.settings.ingest.mqtt_protocol))
             except aiomqtt.MqttError as exc:
-                if not self._broker_lost:
-                    broker = self.settings.broker
-                    log.warning("MQTT broker %s:%d lost (%s)", broker.host, broker.port, exc)
-                    self._broker_lost = True
+                broker = self.settings.broker
+                if self._broker_outage.lost("MQTT broker %s:%d lost (%s)", broker.host, broker.port, exc):
                     delay = BACKOFF_START_S
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, BACKOFF_MAX_S)
@@ -419,9 +417,7 @@ class IngestService:
             await client.subscribe(f"{self._group_topic}/+", qos=1)  # every instance hears every report
         self.subscribed.set()
         log.info("subscribed to %s as %s", subscription, self.settings.ingest.client_id)
-        if self._broker_lost:
-            log.info("MQTT broker %s:%d is back", self.settings.broker.host, self.settings.broker.port)
-            self._broker_lost = False
+        self._broker_outage.back("MQTT broker %s:%d is back", self.settings.broker.host, self.settings.broker.port)
         async for message in client.messages:
             delivery = _Delivery(message.mid, message.qos, connection, asyncio.get_running_loop().time())
             self._unacked.append(delivery)
@@ -659,16 +655,13 @@ class IngestService:
             try:
                 await self.dead_letters.add(letters)
             except StoreError as exc:
-                if not self._dead_letters_lost:
-                    log.error("dead-letter store unusable; holding the stream until it is back: %s", exc)
-                    self._dead_letters_lost = True
+                unusable = "dead-letter store unusable; holding the stream until it is back: %s"
+                self._dead_letters_outage.lost(unusable, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, BACKOFF_MAX_S)
                 continue
             break
-        if self._dead_letters_lost:
-            log.info("dead-letter store is back")
-            self._dead_letters_lost = False
+        self._dead_letters_outage.back("dead-letter store is back")
         self._counters["dead_letters"] += len(letters)
 
     # --- writing -------------------------------------------------------------------------------
@@ -745,9 +738,7 @@ class IngestService:
                 continue
             except StoreError as exc:
                 # Unavailable, or refusing our credentials: neither is the data's fault, so hold it.
-                if not self._store_lost:
-                    log.warning("store %s unavailable; holding points, retrying: %s", self.store.backend, exc)
-                    self._store_lost = True
+                self._store_outage.lost("store %s unavailable; holding points, retrying: %s", self.store.backend, exc)
                 self._counters["write_retries"] += 1
                 await asyncio.sleep(_retry_delay(exc, delay))
                 delay = min(delay * 2, BACKOFF_MAX_S)
@@ -756,9 +747,8 @@ class IngestService:
             self._write_time = _timed(self._write_time, asyncio.get_running_loop().time() - started)
             self._counters["points_written"] += len(part)
             self._kept(part)
-            if self._store_lost:
-                log.info("store %s is back; %d points held", self.store.backend, self._held())
-                self._store_lost = False
+            if self._store_outage.ongoing:  # (the count of points held is worked out only then)
+                self._store_outage.back("store %s is back; %d points held", self.store.backend, self._held())
 
     async def _write(self, points: list[Point | str]) -> None:
         # Every queued point is a line when the store takes lines, a Point otherwise (``_admit``).

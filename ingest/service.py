@@ -75,7 +75,7 @@ from core.stores.lineprotocol import LineProtocolWriter, encode_point
 from core.tasks import cancel_and_wait
 from core.wire import DecodedBatch, PlainBatch, PlainSample, Sample, decode_batch, decode_plain, sample_to_json
 from ingest.admission import Refused, admit_sample, edge_of, names_another_edge, not_an_uplink_topic
-from ingest.deadletter import DeadLetter, DeadLetterStore, LetterKind
+from ingest.deadletter import DeadLetter, DeadLetterStore, LetterFilter, LetterKind
 from ingest.group_sequence import GroupSequence, ReportError, decode_report, encode_report
 from ingest.mapping import LineEncoder
 from ingest.metrics import MetricsServer, Timing, render
@@ -340,13 +340,25 @@ class IngestService:
     def stats(self) -> dict[str, int]:
         return {**self._counters, "pending_points": self._held(), "unacked": len(self._unacked)}
 
-    def metrics_page(self) -> str:
-        """What ``GET /metrics`` answers (Prometheus text format)."""
+    async def metrics_page(self) -> str:
+        """What ``GET /metrics`` answers (Prometheus text format).
+
+        With what the dead-letter file holds now (read at each scrape, so a replay or purge by
+        ``factory deadletters`` shows); left out while the file cannot be read.
+        """
         timings = {
             "write_seconds": ("time the store took for each write that succeeded", self._write_time),
             "ack_latency_seconds": ("from a message's arrival to its acknowledgement", self._ack_latency),
         }
-        return render(self.stats(), self._dead_letter_kinds, timings)
+        gauges: dict[str, int] = {}
+        try:
+            gauges["dead_letters_waiting"] = await self.dead_letters.count(LetterFilter(replayed=False))
+            gauges["dead_letters_held"] = await self.dead_letters.count()
+            gauges["dead_letter_bytes"] = await self.dead_letters.payload_bytes()
+        except StoreError as exc:
+            log.debug("dead-letter gauges left out of /metrics: %s", exc)
+            gauges.clear()
+        return render({**self.stats(), **gauges}, self._dead_letter_kinds, timings)
 
     # --- reading -------------------------------------------------------------------------------
 

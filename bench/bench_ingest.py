@@ -13,7 +13,9 @@ Issue 9's benchmark, in one run:
    every point; ingest's RSS is sampled meanwhile;
 4. with ``--instances 2`` (the default) the same again with two ingest processes in one shared
    subscription group, reported as the combined rate;
-5. steps 2-4 run ``--rounds`` times (3), each round's ceiling beside its full path, since the box's
+5. before each measurement the benchmark waits until influxd is quiet (compacting what it was sent
+   before would otherwise weigh on whatever comes next);
+   steps 2-4 run ``--rounds`` times (3), each round's ceiling beside its full path, since the box's
    speed moves a lot within a minute; the figures are the rounds' medians (the ratio the median of
    each round's own ratio), and ingest's CPU time per point (user + system, all instances) is
    reported too, the figure other work on the box moves least;
@@ -194,6 +196,20 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+async def until_quiet(pid: int, cores: float = 0.1, window_s: float = 0.5, longest_s: float = 30.0) -> None:
+    """Wait until process ``pid`` uses less than ``cores`` of CPU over ``window_s`` (at most ``longest_s``).
+
+    influxd compacts what it was just sent in the background: without this wait, whatever is measured
+    right after the ceiling (or after the full path) pays for the writes before it.
+    """
+    deadline = time.monotonic() + longest_s
+    while time.monotonic() < deadline:
+        before = cpu_seconds(pid)
+        await asyncio.sleep(window_s)
+        if cpu_seconds(pid) - before < cores * window_s:
+            return
+
+
 @dataclass(frozen=True, slots=True)
 class FullPath:
     points_per_s: float
@@ -256,7 +272,7 @@ async def full_path(
     return result
 
 
-async def run(args: argparse.Namespace, url: str, broker_port: int, workdir: Path) -> dict[str, object]:
+async def run(args: argparse.Namespace, url: str, influxd: int, broker_port: int, workdir: Path) -> dict[str, object]:
     """Rounds of ceiling, one instance and (with --instances > 1) a shared group, side by side.
 
     The box is shared and its speed moves by a factor of two within a minute, so each round puts a
@@ -276,14 +292,17 @@ async def run(args: argparse.Namespace, url: str, broker_port: int, workdir: Pat
     ones: list[FullPath] = []
     groups: list[FullPath] = []
     for round_ in range(args.rounds):
+        await until_quiet(influxd)
         ceiling = await measure_ceiling(url, points, f"bench_ceiling_{round_}")
         print(
             f"round {round_ + 1}: ceiling {len(points):,} pre-built points in {BATCH_POINTS:,}-point batches"
             f" -> {ceiling:,.0f} points/s"
         )
         ceilings.append(ceiling)
+        await until_quiet(influxd)
         ones.append(await full_path(workdir, broker_port, url, payloads, len(points), 1, f"bench_ingest_1_{round_}"))
         if args.instances > 1:
+            await until_quiet(influxd)
             database = f"bench_ingest_{args.instances}_{round_}"
             groups.append(await full_path(workdir, broker_port, url, payloads, len(points), args.instances, database))
 
@@ -316,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         workdir = Path(tmp)
         with influxdb(workdir / "influxdb") as influx, mosquitto(workdir / "mosquitto") as broker:
-            result = asyncio.run(run(args, influx.url, broker.port, workdir))
+            result = asyncio.run(run(args, influx.url, influx.proc.pid, broker.port, workdir))
     print(json.dumps(result))
     return 0
 

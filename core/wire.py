@@ -337,7 +337,7 @@ def _fast_envelope(body: dict[str, Any]) -> _PlainEnvelope | None:
 _PlainName = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
 
-class PlainSample(msgspec.Struct, forbid_unknown_fields=True):
+class PlainSample(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     """A sample as it came, absent keys UNSET (``msgspec.json.encode`` gives back the sample as sent)."""
 
     equipment: _PlainName
@@ -351,7 +351,7 @@ class PlainSample(msgspec.Struct, forbid_unknown_fields=True):
     status: int | msgspec.UnsetType = msgspec.UNSET
 
 
-class _PlainBody(msgspec.Struct, forbid_unknown_fields=True):
+class _PlainBody(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     v: int
     edge: str
     seq: int

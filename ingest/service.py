@@ -47,7 +47,6 @@ what the writer finishes can still be acknowledged; the broker queues meanwhile.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import logging
 import operator
@@ -134,9 +133,24 @@ class _Message:
     received_at: datetime  # when it arrived: a dead letter keeps that, not when the store refused
 
 
-# A point waiting to be written: the point (a line of line protocol when the store takes lines), the
-# sample it was made from and its message. A plain tuple: ingest queues one per point, and building
-# them with zip() costs next to nothing.
+@dataclass(slots=True)
+class _Chunk:
+    """Points of one message waiting to be written (lines of line protocol when the store takes lines),
+    each with the sample it was made from, in case the store rejects it. Queued whole, so a plain
+    batch costs the queue nothing per point; the writer splits one only to fill its batch."""
+
+    points: Sequence[Point | str]
+    samples: Sequence[Sample | PlainSample]
+    message: _Message
+
+    def split(self, at: int) -> tuple[_Chunk, _Chunk]:
+        return (
+            _Chunk(self.points[:at], self.samples[:at], self.message),
+            _Chunk(self.points[at:], self.samples[at:], self.message),
+        )
+
+
+# One point on its own, when the store rejected a batch and the culprits are being isolated.
 _Pending = tuple[Point | str, Sample | PlainSample, _Message]
 _MESSAGE_OF = operator.itemgetter(2)
 _POINT_OF = operator.itemgetter(0)
@@ -239,7 +253,8 @@ class IngestService:
         if self._group_topic is not None:
             self._group = GroupSequence(settings.ingest.sequence_settle_s, max_edges=settings.ingest.max_tracked_edges)
         self._in_progress: dict[tuple[str, int], _Delivery] = {}  # batches with points not yet written
-        self._pending: deque[_Pending] = deque()
+        self._pending: deque[_Chunk] = deque()
+        self._pending_points = 0  # the points in _pending
         self._in_flight = 0
         self._arrived = asyncio.Event()
         self._wrote = asyncio.Event()  # set after each batch the writer finished
@@ -472,22 +487,24 @@ class IngestService:
         self._counters["messages"] += 1
         received_at = datetime.now(UTC)
         try:
-            points, letters = self._admit(topic, payload, received_at, delivery)
+            chunk, letters = self._admit(topic, payload, received_at, delivery)
         except Exception as exc:
             log.exception("ingest failed on a message on %s; dead-lettering it whole", topic)
             reason = f"ingest failed on this message: {type(exc).__name__}: {exc}"
-            points, letters = [], [DeadLetter(received_at, topic, None, None, reason, payload)]
+            chunk, letters = None, [DeadLetter(received_at, topic, None, None, reason, payload)]
         if letters:
             await self._dead_letter(letters)  # kept before the message can be acknowledged
-        delivery.unwritten = len(points)
-        self._pending.extend(points)
+        if chunk is not None:
+            delivery.unwritten = len(chunk.points)
+            self._pending.append(chunk)
+            self._pending_points += len(chunk.points)
         self._arrived.set()
         self._update_room()
 
     def _admit(
         self, topic: str, payload: bytes, received_at: datetime, delivery: _Delivery
-    ) -> tuple[list[_Pending], list[DeadLetter]]:
-        """Decode, check and map one message: the points to write and the dead letters to keep.
+    ) -> tuple[_Chunk | None, list[DeadLetter]]:
+        """Decode, check and map one message: the points to write (if any) and the dead letters to keep.
 
         The edge is the one the topic names: the broker's ACL lets each edge publish only there
         (deploy/mosquitto). A payload naming another edge is refused whole; a sample for equipment
@@ -500,7 +517,7 @@ class IngestService:
         edge = edge_of(topic, self.settings.uplink.topic_prefix)
         if edge is None:
             not_uplink = not_an_uplink_topic(topic, self.settings.uplink.topic_prefix)
-            return [], [DeadLetter(received_at, topic, None, None, not_uplink, payload)]
+            return None, [DeadLetter(received_at, topic, None, None, not_uplink, payload)]
         plain = lines = None
         if self._line_encoder is not None:
             plain = decode_plain(payload, limits=self._wire_limits, now=received_at)
@@ -512,24 +529,24 @@ class IngestService:
             try:
                 batch = decode_batch(payload, limits=self._wire_limits, now=received_at)
             except WireFormatError as exc:
-                return [], [DeadLetter(received_at, topic, edge, None, exc.reason, payload)]
+                return None, [DeadLetter(received_at, topic, edge, None, exc.reason, payload)]
         if (other := names_another_edge(batch.edge, edge)) is not None:
             self._counters["refused_batches"] += 1
-            return [], [DeadLetter(received_at, topic, edge, batch.seq, other, payload)]
+            return None, [DeadLetter(received_at, topic, edge, batch.seq, other, payload)]
         if not self._check_sequence(edge, batch.seq, batch.fingerprint):
             original = self._in_progress.get((edge, batch.seq))
             delivery.after = original  # acknowledged once the first copy is stored, not before
-            return [], []
+            return None, []
 
         message = _Message(topic, edge, batch.seq, delivery, received_at)
         if isinstance(batch, PlainBatch):
             assert lines is not None
             self._counters["samples"] += len(lines)
             self._in_progress[(edge, batch.seq)] = delivery
-            return list(zip(lines, batch.samples, itertools.repeat(message))), []
+            return _Chunk(lines, batch.samples, message), []
         return self._admit_samples(batch, message)
 
-    def _admit_samples(self, batch: DecodedBatch, message: _Message) -> tuple[list[_Pending], list[DeadLetter]]:
+    def _admit_samples(self, batch: DecodedBatch, message: _Message) -> tuple[_Chunk | None, list[DeadLetter]]:
         """The reference path's points and dead letters for a decoded batch."""
         topic, edge, received_at = message.topic, message.edge, message.received_at
         sample_letter = LetterKind.SAMPLE
@@ -541,7 +558,8 @@ class IngestService:
         total = len(batch.samples) + len(batch.rejected)
         self._counters["samples"] += total
         indices = [i for i in range(total) if i not in rejected_at]
-        points: list[_Pending] = []
+        points: list[Point | str] = []
+        samples: list[Sample | PlainSample] = []
         for index, sample in zip(indices, batch.samples, strict=True):
             admitted: Point | str | Refused = admit_sample(sample, index, edge, self.assets)
             if isinstance(admitted, Point) and self._line_writer is not None:
@@ -555,10 +573,12 @@ class IngestService:
                     DeadLetter(received_at, topic, edge, batch.seq, admitted.reason, payload_json, kind=sample_letter)
                 )
             else:
-                points.append((admitted, sample, message))
-        if points:
-            self._in_progress[(edge, batch.seq)] = message.delivery
-        return points, letters
+                points.append(admitted)
+                samples.append(sample)
+        if not points:
+            return None, letters
+        self._in_progress[(edge, batch.seq)] = message.delivery
+        return _Chunk(points, samples, message), letters
 
     def _check_sequence(self, edge: str, seq: int, fingerprint: Hashable) -> bool:
         """Count what the sequence number says; False for a duplicate, which is not written again.
@@ -679,7 +699,7 @@ class IngestService:
     # --- writing -------------------------------------------------------------------------------
 
     def _held(self) -> int:
-        return len(self._pending) + self._in_flight
+        return self._pending_points + self._in_flight
 
     def _update_room(self) -> None:
         held = self._held()
@@ -692,7 +712,7 @@ class IngestService:
         # The broker sends no more until ingest acknowledges some of what it holds unacknowledged.
         return len(self._unacked) < self.receive_maximum
 
-    async def _next_batch(self) -> list[_Pending] | None:
+    async def _next_batch(self) -> list[_Chunk] | None:
         """Up to batch_max_points points, waiting at most flush_interval_s for a batch to fill.
 
         It does not wait when no more can arrive: the broker's in-flight window is full.
@@ -705,7 +725,7 @@ class IngestService:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.flush_interval_s
         while (
-            len(self._pending) < self.batch_max_points
+            self._pending_points < self.batch_max_points
             and not (self._closing or self._leaving)
             and self._more_can_arrive()
         ):
@@ -718,8 +738,17 @@ class IngestService:
                     await self._arrived.wait()
             except TimeoutError:
                 break
-        size = min(self.batch_max_points, len(self._pending))
-        batch = [self._pending.popleft() for _ in range(size)]
+        batch: list[_Chunk] = []
+        size = 0
+        while self._pending and size < self.batch_max_points:
+            chunk = self._pending.popleft()
+            room = self.batch_max_points - size
+            if len(chunk.points) > room:
+                chunk, rest = chunk.split(room)
+                self._pending.appendleft(rest)
+            batch.append(chunk)
+            size += len(chunk.points)
+        self._pending_points -= size
         self._in_flight = size
         return batch
 
@@ -730,8 +759,38 @@ class IngestService:
             self._update_room()
             self._wrote.set()
 
-    async def _deliver(self, batch: list[_Pending]) -> None:
-        """Write the batch; retry while the store is away, isolate and dead-letter what it rejects."""
+    async def _deliver(self, batch: list[_Chunk]) -> None:
+        """Write the batch; retry while the store is away; if it rejects some points, isolate them."""
+        points: list[Point | str] = []
+        for chunk in batch:
+            points.extend(chunk.points)
+        delay = BACKOFF_START_S
+        while True:
+            started = asyncio.get_running_loop().time()
+            try:
+                await self._write(points)
+            except StoreRejected:
+                one_by_one = [
+                    (point, sample, chunk.message)
+                    for chunk in batch
+                    for point, sample in zip(chunk.points, chunk.samples, strict=True)
+                ]
+                await self._deliver_isolating(one_by_one)
+                return
+            except StoreError as exc:
+                self._store_unavailable(exc)
+                await asyncio.sleep(_retry_delay(exc, delay))
+                delay = min(delay * 2, BACKOFF_MAX_S)
+                continue
+            self._written(len(points), started)
+            for chunk in batch:
+                self._kept(chunk.message, len(chunk.points))
+            self._acknowledge()
+            return
+
+    async def _deliver_isolating(self, batch: list[_Pending]) -> None:
+        """Write a batch the store rejected in halves until the rejected points are isolated; each of
+        those is dead-lettered with the store's reason, the rest written (retrying while the store is away)."""
         parts = [batch]  # a stack: halves of a rejected part go back on it, left half on top
         delay = BACKOFF_START_S
         while parts:
@@ -746,21 +805,30 @@ class IngestService:
                     parts.extend((part[middle:], part[:middle]))
                 else:
                     await self._dead_letter_rejected(part[0], exc)
-                    self._kept(part)
+                    self._kept(part[0][2], 1)
+                    self._acknowledge()
                 continue
             except StoreError as exc:
-                # Unavailable, or refusing our credentials: neither is the data's fault, so hold it.
-                self._store_outage.lost("store %s unavailable; holding points, retrying: %s", self.store.backend, exc)
-                self._counters["write_retries"] += 1
+                self._store_unavailable(exc)
                 await asyncio.sleep(_retry_delay(exc, delay))
                 delay = min(delay * 2, BACKOFF_MAX_S)
                 continue
             parts.pop()
-            self._write_time = _timed(self._write_time, asyncio.get_running_loop().time() - started)
-            self._counters["points_written"] += len(part)
-            self._kept(part)
-            if self._store_outage.ongoing:  # (the count of points held is worked out only then)
-                self._store_outage.back("store %s is back; %d points held", self.store.backend, self._held())
+            self._written(len(part), started)
+            for message, count in Counter(map(_MESSAGE_OF, part)).items():
+                self._kept(message, count)
+            self._acknowledge()
+
+    def _store_unavailable(self, exc: StoreError) -> None:
+        # Unavailable, or refusing our credentials: neither is the data's fault, so hold it.
+        self._store_outage.lost("store %s unavailable; holding points, retrying: %s", self.store.backend, exc)
+        self._counters["write_retries"] += 1
+
+    def _written(self, count: int, started: float) -> None:
+        self._write_time = _timed(self._write_time, asyncio.get_running_loop().time() - started)
+        self._counters["points_written"] += count
+        if self._store_outage.ongoing:  # (the count of points held is worked out only then)
+            self._store_outage.back("store %s is back; %d points held", self.store.backend, self._held())
 
     async def _write(self, points: list[Point | str]) -> None:
         # Every queued point is a line when the store takes lines, a Point otherwise (``_admit``).
@@ -769,14 +837,12 @@ class IngestService:
         else:
             await self.store.write(cast(list[Point], points))
 
-    def _kept(self, part: list[_Pending]) -> None:
-        """These points are in the store or the dead letters: their messages may be acknowledged."""
-        for message, count in Counter(map(_MESSAGE_OF, part)).items():
-            delivery = message.delivery
-            delivery.unwritten -= count
-            if delivery.unwritten == 0:
-                self._in_progress.pop((message.edge, message.seq), None)
-        self._acknowledge()
+    def _kept(self, message: _Message, count: int) -> None:
+        """``count`` points of ``message`` are in the store or the dead letters (``_acknowledge`` next)."""
+        delivery = message.delivery
+        delivery.unwritten -= count
+        if delivery.unwritten == 0:
+            self._in_progress.pop((message.edge, message.seq), None)
 
     async def _dead_letter_rejected(self, pending: _Pending, exc: StoreRejected) -> None:
         _, sample, message = pending

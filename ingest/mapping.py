@@ -12,7 +12,7 @@ from core.assets import AssetModel, Placement
 from core.errors import StoreRejected
 from core.signals import OFFLINE, MachineState, Measurement, Quality, measurement_for
 from core.store import FieldValue, Point
-from core.stores.lineprotocol import encode_series, float_text, string_text
+from core.stores.lineprotocol import encode_series, string_text
 from core.wire import PlainBatch, Sample, TimestampSource
 
 
@@ -86,6 +86,16 @@ _TS_SOURCE_FIELD = {source.value: f"ts_source={string_text(source.value)}" for s
 _DEFAULT_QUALITY = _QUALITY_FIELD[Quality.GOOD.value]
 _DEFAULT_TS_SOURCE = _TS_SOURCE_FIELD[TimestampSource.DEVICE.value]
 _UNSET = msgspec.UNSET
+# Absent (UNSET) is the default; quality and ts_source together for the samples that have nothing else.
+_QUALITY_FIELDS: dict[object, str] = {_UNSET: _DEFAULT_QUALITY}
+_QUALITY_FIELDS.update(_QUALITY_FIELD)
+_TS_SOURCE_FIELDS: dict[object, str] = {_UNSET: _DEFAULT_TS_SOURCE}
+_TS_SOURCE_FIELDS.update(_TS_SOURCE_FIELD)
+_QUALITY_AND_TS_SOURCE = {
+    (quality, source): f"{quality_field},{source_field}"
+    for quality, quality_field in _QUALITY_FIELDS.items()
+    for source, source_field in _TS_SOURCE_FIELDS.items()
+}
 MAX_CACHED_SERIES = 65_536
 
 
@@ -138,22 +148,26 @@ class LineEncoder:
                 value_field = _VALUE_OF_STATE[value]  # type: ignore[index]  # decode_plain let only states through
             elif measurement is _COUNTER:
                 value_field = f"value={value}i"
-            else:
-                value_field = f"value={float_text(float(value))}"
-            quality, source, raw, flags, status = (
+            else:  # float_text, inline: this runs for every energy and process value
+                text = repr(float(value))
+                value_field = f"value={text[:-2] if text.endswith('.0') else text}"
+            quality, source, raw, status, flags = (
                 sample.quality,
                 sample.ts_source,
                 sample.raw,
-                sample.flags,
                 sample.status,
+                sample.flags,
             )
-            fields = _DEFAULT_QUALITY if quality is _UNSET else _QUALITY_FIELD[quality]
-            if raw is not _UNSET:
-                fields = f"{fields},raw={string_text(raw)}"
-            if status is not _UNSET:
-                fields = f"{fields},status={status}i"
-            if flags:  # sorted field keys: flags, quality, raw, status, ts_source, value
-                fields = f"flags={string_text(','.join(flags))},{fields}"
-            source_field = _DEFAULT_TS_SOURCE if source is _UNSET else _TS_SOURCE_FIELD[source]
-            lines.append(f"{series.head}{fields},{source_field},{value_field} {ts_ns}")
+            if raw is _UNSET and status is _UNSET and not flags:  # what nearly every sample is
+                fields = _QUALITY_AND_TS_SOURCE[quality, source]
+            else:  # sorted field keys: flags, quality, raw, status, ts_source, value
+                fields = _QUALITY_FIELDS[quality]
+                if raw is not _UNSET:
+                    fields = f"{fields},raw={string_text(raw)}"
+                if status is not _UNSET:
+                    fields = f"{fields},status={status}i"
+                if flags:
+                    fields = f"flags={string_text(','.join(flags))},{fields}"
+                fields = f"{fields},{_TS_SOURCE_FIELDS[source]}"
+            lines.append(f"{series.head}{fields},{value_field} {ts_ns}")
         return lines

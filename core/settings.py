@@ -9,9 +9,12 @@
 
 from __future__ import annotations
 
+import math
 import os
+import re
+import zoneinfo
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal, Self
@@ -208,19 +211,46 @@ class Discovery(_Section):
 
 
 class OpcUaSecurity(_Section):
-    """OPC UA secure channel and user identity (docs/gateway.md)."""
+    """OPC UA secure channel and user identity (docs/gateway-security.md).
+
+    A policy other than None signs (Sign) or signs and encrypts (SignAndEncrypt) every message with
+    the agent's application certificate (``factory edge cert``) and accepts only a server whose
+    certificate is in ``trust_dir``. The user's password is read from the environment variable
+    ``password_env`` at every connection, never from this file.
+    """
 
     policy: Literal["None", "Basic256Sha256", "Aes128_Sha256_RsaOaep", "Aes256_Sha256_RsaPss"] = "None"
     mode: Literal["None", "Sign", "SignAndEncrypt"] = "None"
     certificate: Path | None = Field(
-        default=None, description="the agent's application certificate (factory edge cert)"
+        default=None, description="the agent's application certificate, DER or PEM (factory edge cert)"
     )
-    private_key: Path | None = None
-    trust_dir: Path | None = Field(default=None, description="directory of trusted server certificates (DER or PEM)")
-    username: str | None = None
+    private_key: Path | None = Field(default=None, description="its private key, PEM or DER, unencrypted, mode 0600")
+    trust_dir: Path | None = Field(
+        default=None,
+        description="directory of trusted server (or CA) certificates, DER or PEM; refused ones go to ../rejected",
+    )
+    username: str | None = Field(default=None, min_length=1)
     password_env: str | None = Field(
         default=None, pattern=r"^[A-Z_][A-Z0-9_]*$", description="environment variable holding the user's password"
     )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if (self.policy == "None") != (self.mode == "None"):
+            raise ValueError(
+                f"policy {self.policy} with mode {self.mode}: policy None goes with mode None, "
+                "and a security policy with mode Sign or SignAndEncrypt"
+            )
+        if self.policy != "None":
+            missing = [name for name in ("certificate", "private_key", "trust_dir") if getattr(self, name) is None]
+            if missing:
+                raise ValueError(
+                    f"policy {self.policy} needs {', '.join(missing)} (factory edge cert makes the certificate, "
+                    "its key and the trust directory)"
+                )
+        if (self.username is None) != (self.password_env is None):
+            raise ValueError("username and password_env go together: the user's password comes from the environment")
+        return self
 
 
 class OpcUaSource(_Section):
@@ -297,13 +327,139 @@ class OpcUaSource(_Section):
         return SignalSpec(address=entry) if isinstance(entry, str) else entry
 
 
-class MeterSource(_Section):
-    """An MQTT energy meter: which topic, and where each signal sits in its JSON payload."""
+class MeterField(_Section):
+    """One signal of a meter payload: where its value sits, and the factor to the signal's unit."""
 
-    topic: str
-    equipment: str
-    fields: dict[str, str] = Field(min_length=1, description="signal -> dotted path in the JSON payload")
-    timestamp_field: str | None = Field(default=None, description="dotted path to an ISO-8601 or epoch-seconds time")
+    path: str = Field(min_length=1, max_length=512, description="JSON path: 'energy.total', 'phases[0].kw', '$'")
+    scale: float = Field(default=1.0, description="the value is multiplied by this (Wh -> kWh: 0.001)")
+
+    @field_validator("scale")
+    @classmethod
+    def _a_usable_factor(cls, value: float) -> float:
+        if not math.isfinite(value) or value == 0:
+            raise ValueError("must be a finite number other than 0")
+        return value
+
+
+class MeterAvailability(_Section):
+    """A meter's last will: the topic its broker publishes Online/Offline on (docs/meters.md)."""
+
+    topic: str = Field(
+        min_length=1, max_length=1024, description="topic filter; named levels as in the source's topic ('{device}')"
+    )
+    online: list[str] = Field(default_factory=lambda: ["Online", "online", "true", "1"], min_length=1)
+    offline: list[str] = Field(default_factory=lambda: ["Offline", "offline", "false", "0"], min_length=1)
+    path: str | None = Field(
+        default=None, max_length=512, description="JSON path of the word in a JSON payload ({'state': 'online'})"
+    )
+    signal: str = Field(default="available", pattern=r"^[a-z][a-z0-9_]{0,63}$", description="1 online, 0 offline")
+
+    @model_validator(mode="after")
+    def _online_and_offline_apart(self) -> Self:
+        if both := set(self.online) & set(self.offline):
+            raise ValueError(f"{', '.join(sorted(both))!s} cannot mean both online and offline")
+        return self
+
+
+class MeterSource(_Section):
+    """MQTT meters: a topic filter, the equipment and signals its topics map to, where values sit in the payload.
+
+    ``topic`` may hold ``+`` and ``#`` wildcards and named levels (``meters/{meter}/reading``: a
+    ``+`` whose text ``{meter}`` refers to); ``equipment`` and the signal names in ``fields`` are
+    templates over them (``meter-{1}``: the first wildcard's text). docs/meters.md.
+    """
+
+    topic: str = Field(min_length=1, max_length=1024, description="topic filter: 'meters/{meter}', 'tele/+/SENSOR'")
+    equipment: str = Field(
+        min_length=1, max_length=256, description="equipment id, or a template over the topic's wildcards"
+    )
+    equipment_map: dict[str, str] = Field(
+        default_factory=dict,
+        description="rendered equipment template -> equipment id; set: devices not in it are ignored (counted)",
+    )
+    fields: dict[str, str | MeterField] = Field(
+        min_length=1, description="signal (or signal template) -> JSON path in the payload, or a MeterField"
+    )
+    qos: Literal[0, 1, 2] = Field(default=1, description="MQTT QoS of the subscription")
+    ignore: list[str] = Field(
+        default_factory=list, description="topic filters under ``topic`` that are not readings (status, info)"
+    )
+    availability: MeterAvailability | None = None
+    timestamp_field: str | None = Field(
+        default=None, max_length=512, description="JSON path to the device time; none: gateway time"
+    )
+    timestamp_format: str = Field(
+        default="auto",
+        min_length=1,
+        max_length=128,
+        description="auto, iso, epoch_s, epoch_ms, epoch_us, or a strptime pattern ('%d.%m.%Y %H:%M:%S')",
+    )
+    timezone: str | None = Field(
+        default=None,
+        description="zone of times written without one: an IANA name ('Asia/Shanghai') or an offset ('+08:00')",
+    )
+    earliest_timestamp: datetime = Field(
+        default=datetime(2001, 1, 1, tzinfo=UTC),
+        description="a device time before this is replaced by gateway time and flagged (a meter that lost its clock)",
+    )
+    max_future_skew_s: float = Field(
+        default=300.0, ge=0, le=86_400, description="a device time further ahead of the gateway's is replaced, flagged"
+    )
+    max_payload_bytes: int = Field(
+        default=256 * 1024, ge=64, le=MAX_PAYLOAD_BYTES, description="larger payloads are rejected unread"
+    )
+    max_depth: int = Field(default=32, ge=1, le=256, description="payloads nested deeper are rejected")
+
+    @field_validator("timestamp_format")
+    @classmethod
+    def _a_known_format(cls, value: str) -> str:
+        if value not in TIMESTAMP_FORMATS and "%" not in value:
+            raise ValueError(f"must be one of {', '.join(TIMESTAMP_FORMATS)} or a strptime pattern with '%' fields")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _a_known_zone(cls, value: str | None) -> str | None:
+        if value is not None:
+            zone_of(value)  # ValueError names what is wrong
+        return value
+
+    @field_validator("earliest_timestamp")
+    @classmethod
+    def _an_aware_floor(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("needs a time zone (Z or an offset)")
+        if value.year < 1900:
+            raise ValueError("must be in 1900 or later")
+        return value
+
+    @property
+    def label(self) -> str:
+        """How logs name the source: its equipment (template) and topic filter."""
+        return self.equipment if self.equipment == self.topic else f"{self.equipment} ({self.topic})"
+
+    def field_spec(self, signal: str) -> MeterField:
+        """The signal's field, a plain path made a MeterField."""
+        entry = self.fields[signal]
+        return MeterField(path=entry) if isinstance(entry, str) else entry
+
+
+TIMESTAMP_FORMATS = ("auto", "iso", "epoch_s", "epoch_ms", "epoch_us")
+_OFFSET = re.compile(r"^(?:UTC)?([+-])(\d{1,2})(?::?(\d{2}))?$")
+
+
+def zone_of(name: str) -> tzinfo:
+    """A time zone by IANA name ('Europe/Berlin', 'UTC') or fixed offset ('+08:00', 'UTC-5', '+0530')."""
+    if match := _OFFSET.match(name.strip()):
+        sign, hours, minutes = match.group(1), int(match.group(2)), int(match.group(3) or 0)
+        if hours > 14 or minutes > 59:
+            raise ValueError(f"offset {name!r} is out of range (-14:00 .. +14:00)")
+        offset = timedelta(hours=hours, minutes=minutes)
+        return timezone(-offset if sign == "-" else offset)
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r} (an IANA name like 'Asia/Shanghai', or '+08:00')") from None
 
 
 class EdgeSettings(_Section):
@@ -554,6 +710,11 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> None:
         tls = broker.get("tls") if isinstance(broker, dict) else None
         for key in ("ca_file", "cert_file", "key_file"):
             fix(tls, key)
+    sources = edge.get("opcua") if isinstance(edge, dict) else None
+    for source in sources if isinstance(sources, list) else []:
+        security = source.get("security") if isinstance(source, dict) else None
+        for key in ("certificate", "private_key", "trust_dir"):
+            fix(security, key)
     fix(data.get("certification"), "schemes_dir")
     fix(data.get("store"), "sqlite_path")
     fix(data.get("edge"), "buffer_path")

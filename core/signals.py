@@ -68,11 +68,23 @@ class Measurement(StrEnum):
     BASE_DAILY = "kpi_base_daily"  # their sums per local day of the site
     BASE_MONTHLY = "kpi_base_monthly"  # their sums per local month of the site
     ROLLUP_META = "kpi_rollup_meta"  # per site: the configuration the rollups were computed with
+    # Written by the dashboard feed (kpi.dashboards.feed) for what InfluxQL cannot derive from rollups.
+    INDICATOR = "kpi_indicator"  # per scope and local day: asset-model, energy-factor and value-added indicators
+    SHIFT = "kpi_shift"  # per workshop and shift: OEE and its factors
+    CERTIFICATION_RULE = "certification_rule"  # per scope, scheme, rule and day: value, target, verdict
 
 
 # What the KPI worker writes: kept long, while raw points may expire (store.influx_rollup_retention_policy).
 ROLLUP_MEASUREMENTS = frozenset(
-    {Measurement.BASE_HOURLY, Measurement.BASE_DAILY, Measurement.BASE_MONTHLY, Measurement.ROLLUP_META}
+    {
+        Measurement.BASE_HOURLY,
+        Measurement.BASE_DAILY,
+        Measurement.BASE_MONTHLY,
+        Measurement.ROLLUP_META,
+        Measurement.INDICATOR,
+        Measurement.SHIFT,
+        Measurement.CERTIFICATION_RULE,
+    }
 )
 
 

@@ -1,23 +1,45 @@
-"""OPC UA collector: one subscription per machine, every data change turned into a canonical sample.
+"""OPC UA collector: every signal of one server read by subscription or by polling, each value a sample.
 
-Per ``OpcUaSource`` the collector holds one asyncua client with one subscription (publishing
-interval = ``sampling_interval_ms``) and one monitored item per configured node. Monitored items
-get a server-side queue, so several state changes between two publishes all arrive. Each data
-change becomes a ``Sample`` (``datavalue_to_sample``, a pure function) and goes to the sink.
+Per ``OpcUaSource`` the collector holds one asyncua client. After each connect it asks the plan
+(``edge.plan.plan_source``) which node each signal of each piece of equipment is read from, with
+the signal's own options (``ReadOptions``), and then:
 
-When the server is not up yet or goes away, the collector reconnects with backoff and recreates
-the subscription; the fresh subscription's first notification per node re-sends the current value,
-which ingest stores idempotently (same series, same timestamp).
+* **subscribes** (one subscription, publishing interval ``sampling_interval_ms`` of the source):
+  one monitored item per node and set of options, with the signal's sampling interval, its queue
+  size (a server-side queue: several changes of a node between two publishes all arrive, and each
+  becomes a sample; nothing is merged by timestamp) and a DataChangeFilter for its trigger and
+  deadband (absolute, or percent of the EURange). Items are created in requests of at most the
+  server's ``MaxMonitoredItemsPerCall`` (ServerCapabilities.OperationLimits), at most
+  ``max_items_per_call`` or 500; a server that still answers BadTooManyOperations gets half as
+  many per request. A deadband the server refuses for a node is dropped for that node (logged
+  once); a node or server that does not support monitoring is polled instead.
+* **polls** signals with ``mode: poll`` (and those the server cannot monitor): a Read of all of
+  them every ``poll_interval_ms``, in requests of at most the server's ``MaxNodesPerRead``; a value
+  becomes a sample when it changed by the signal's trigger (and absolute deadband).
+
+Each notification or polled value passes one boundary (``_deliver``): it becomes a sample, a
+flagged sample or a counted rejection logged once per signal and reason (``edge.opcua_reading``),
+and whatever else goes wrong with that one value is caught there, counted as ``unexpected_error``
+and logged once with its traceback; the collector goes on with the next one. Overflows are
+counted, never silent: the Overflow bit of a value's status (the server's queue for the item was
+full; the sample is flagged ``overflow``), and asyncua's client-side queue (if the collector falls
+that far behind, the drops are counted and the session is renewed so the current values are read
+again).
+
+When the server is not up yet or goes away, the collector reconnects with backoff, resolves the
+plan again and recreates its subscription; the fresh subscription's first notification per node
+re-sends the current value, which ingest stores idempotently (same series, same timestamp). When a
+session ends the collector sends OFFLINE for each of its machines that has a state signal.
 
 Refresh: the platform knows a signal only while the edge reports it (a reading is valid for a few
 of the equipment's ``report_interval_s``), and a value that does not change produces no data
 change. So while a session is up, the collector re-sends the last reading of every signal every
-``refresh_interval_s`` (``refresh_samples``): same value, raw code and quality, gateway time,
-ts_source gateway, flag ``refresh``. Only readings of the current session are re-sent: the list is
-emptied when a session ends (the refresh stops with it, so the platform sees the outage as a gap)
-and refills from the new subscription's first notifications. A reading that cannot become a sample
-(no value, unmapped state code) removes its signal from the list: a value that is no longer the
-device's is never re-sent as current.
+``refresh_interval_s`` (``refresh_samples``): same value, raw code, quality and status, gateway
+time, ts_source gateway, flag ``refresh``. Only readings of the current session are re-sent: the
+list is emptied when a session ends (the refresh stops with it, so the platform sees the outage as
+a gap) and refills from the new session's first values. A reading that cannot become a sample (no
+value, unmapped state code, a hostile value) removes its signal from the list: a value that is no
+longer the device's is never re-sent as current.
 
 A refresh must never put a value after the change that replaced it: in the store, a refresh
 stamped after a change but carrying the value before it reads as a state flip, or as a counter
@@ -25,7 +47,8 @@ reset followed by the whole count as production. Two measures keep it so:
 
 * a refresh is stamped ``refresh_lag_s`` before it is sent and re-sends only readings received by
   then, so a change the server sampled just before the refresh (still on its way: sampling and
-  publishing take up to about two sampling intervals) is not overtaken;
+  publishing take up to about two sampling intervals, polling up to one poll interval) is not
+  overtaken;
 * a change that arrives later still (a stalled event loop, a device clock behind the gateway's)
   stamped at or before refreshes already sent for its signal corrects them
   (``corrected_refreshes``): they are sent again, same timestamp, with the change's value, and the
@@ -37,140 +60,113 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections import deque
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+import math
+from collections import Counter, deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TypeVar
 
 from asyncua import Client, ua
-from asyncua.common.subscription import DataChangeEvent, OverflowPolicy, StatusChangeEvent
-from pydantic import ValidationError
+from asyncua.common.subscription import DataChangeEvent, OverflowPolicy, StatusChangeEvent, Subscription
 
 from core.settings import OpcUaSource
-from core.signals import OFFLINE, MachineState, Quality, Signal
+from core.signals import OFFLINE, Quality, Signal
 from core.tasks import cancel_and_wait
 from core.wire import Sample, TimestampSource
 from edge.buffer import SampleSink
 from edge.errors import UnmappedState, UnusableReading
 from edge.lifecycle import BackgroundComponent
+from edge.opcua_reading import (
+    OVERFLOW_FLAG,
+    REJECT_UNEXPECTED,
+    TS_FALLBACK_FLAG,
+    RejectedReading,
+    SignalReader,
+    datavalue_to_sample,
+    has_overflow,
+    quality_of,
+    status_name,
+)
 from edge.opcua_security import apply_security
-from edge.plan import PlannedSignal, check_source, plan_source
+from edge.plan import PlannedSignal, SourcePlan, check_source, plan_source
 from edge.reconnect import Backoff, LinkState
-from edge.states import StateMapper
+
+__all__ = [
+    "OFFLINE_FLAG",
+    "OVERFLOW_FLAG",
+    "REFRESH_FLAG",
+    "TS_FALLBACK_FLAG",
+    "CollectorCounters",
+    "LastReading",
+    "OpcUaCollector",
+    "corrected_refreshes",
+    "datavalue_to_sample",
+    "offline_sample",
+    "quality_of",
+    "refresh_samples",
+]
 
 logger = logging.getLogger(__name__)
 
-TS_FALLBACK_FLAG = "ts_fallback"
 REFRESH_FLAG = "refresh"
 OFFLINE_FLAG = "offline"
 # A refresh is stamped this long plus three sampling intervals before it is sent (see the docstring).
 REFRESH_LAG_MARGIN_S = 0.5
 # Refreshes remembered per signal, for corrections by changes that arrive late.
 REFRESH_HISTORY = 16
-# A device clock before this is not plausible (a PLC that lost its clock restarts in 2000 or 1601).
-EARLIEST_PLAUSIBLE_TS = datetime(2001, 1, 1, tzinfo=UTC)
-# Server-side queue per monitored item: state changes between two publishes must not overwrite
-# each other (the default queue of 1 keeps only the last one).
-MONITORED_ITEM_QUEUE_SIZE = 1000
 # Client-side queue of notifications not yet turned into samples; the consumer only converts and
 # appends to a list, so this fills only if the event loop is starved for a long time.
 NOTIFICATION_QUEUE_SIZE = 100_000
+# Monitored items (or nodes read) per request when neither the server nor the source says.
+DEFAULT_ITEMS_PER_CALL = 500
+# Notifications per publish response: asyncua's default; the server sends the rest in the next ones.
+MAX_NOTIFICATIONS_PER_PUBLISH = 10_000
+
+# Problems logged once each (then only counted); beyond this many distinct ones, only counted.
+REPORTED_KEYS_MAX = 10_000
+
+_S = ua.StatusCodes
+# The server offers no subscriptions at all: every signal is polled.
+_NO_SUBSCRIPTIONS = frozenset(
+    {_S.BadServiceUnsupported, _S.BadNotSupported, _S.BadNotImplemented, _S.BadTooManySubscriptions}
+)
+# The server cannot monitor this node: it is polled.
+_NOT_MONITORABLE = frozenset({_S.BadServiceUnsupported, _S.BadNotSupported, _S.BadNotImplemented})
+# The server refuses the item's filter (a deadband on a node without EURange or of a non-numeric type).
+_FILTER_REFUSED = frozenset(
+    {
+        _S.BadFilterNotAllowed,
+        _S.BadMonitoredItemFilterUnsupported,
+        _S.BadMonitoredItemFilterInvalid,
+        _S.BadDeadbandFilterInvalid,
+    }
+)
+_TRIGGERS = {
+    "status": ua.DataChangeTrigger.Status,
+    "status_value": ua.DataChangeTrigger.StatusValue,
+    "status_value_timestamp": ua.DataChangeTrigger.StatusValueTimestamp,
+}
+_NO_VALUE = ua.DataValue()
+
+SignalKey = tuple[str, str]  # (equipment, signal)
+K = TypeVar("K")
+T = TypeVar("T")
 
 
-def quality_of(status: ua.StatusCode | None) -> Quality:
-    """OPC UA severity bits (the top two) -> quality. A missing status code means Good."""
-    if status is None:
-        return Quality.GOOD
-    severity = (status.value >> 30) & 0b11
-    if severity == 0:
-        return Quality.GOOD
-    if severity == 1:
-        return Quality.UNCERTAIN
-    return Quality.BAD
+def code_name(code: int) -> str:
+    return str(ua.status_codes.get_name_and_doc(code)[0])
 
 
-def datavalue_to_sample(
-    equipment: str,
-    signal: str,
-    value: ua.DataValue,
-    received_at: datetime,
-    *,
-    timestamp_source: TimestampSource = TimestampSource.DEVICE,
-    state_map: dict[str, MachineState] | None = None,
-    states: StateMapper | None = None,
-) -> Sample:
-    """Turn one OPC UA data value into a canonical sample, or raise UnusableReading.
-
-    * ``ts``: SourceTimestamp (device), ServerTimestamp (server) or ``received_at`` (gateway). A
-      missing or implausible chosen timestamp falls back to ``received_at`` with ts_source gateway
-      and the flag ``ts_fallback``.
-    * ``quality`` from the status code's severity.
-    * state: ``raw`` is ``str()`` of the device value; with a state map the raw value is looked up
-      (UnmappedState if absent), without one the value must already be a canonical state name.
-    * every other signal: the number as it is (the Sample model checks counters and energy).
-    """
-    if value.Value is None or value.Value.Value is None:
-        raise UnusableReading(f"{signal}: data value carries no value (status {_status_name(value.StatusCode)})")
-    device_value: Any = value.Value.Value
-
-    flags: tuple[str, ...] = ()
-    ts_source = timestamp_source
-    ts: datetime | None
-    if timestamp_source is TimestampSource.DEVICE:
-        ts = value.SourceTimestamp
-    elif timestamp_source is TimestampSource.SERVER:
-        ts = value.ServerTimestamp
-    else:
-        ts = received_at
-    if ts is not None and ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)  # OPC UA DateTime is UTC by definition
-    if ts is None or ts < EARLIEST_PLAUSIBLE_TS:
-        ts, ts_source, flags = received_at, TimestampSource.GATEWAY, (TS_FALLBACK_FLAG,)
-
-    raw: str | None = None
-    sample_value: Any = device_value
-    if signal == Signal.STATE and states is not None:
-        raw = states.raw(device_value)
-        mapped = states.map(device_value)
-        if mapped is None:
-            raise UnmappedState(raw)
-        sample_value = mapped.value
-    elif signal == Signal.STATE:
-        raw = str(device_value)
-        if state_map:
-            mapped = state_map.get(raw)
-            if mapped is None:
-                raise UnmappedState(raw)
-            sample_value = mapped.value
-        elif raw in MachineState.__members__:
-            sample_value = raw
-        else:
-            raise UnmappedState(raw)
-    elif isinstance(device_value, str):
-        raise UnusableReading(f"{signal}: expected a number, got the string {device_value!r}")
-
-    try:
-        return Sample(
-            equipment=equipment,
-            signal=signal,
-            ts=ts,
-            value=sample_value,
-            raw=raw,
-            quality=quality_of(value.StatusCode),
-            ts_source=ts_source,
-            flags=flags,
-        )
-    except ValidationError as exc:
-        first = exc.errors(include_url=False)[0]
-        raise UnusableReading(f"{signal}: {first['msg']}") from None
+class NothingToRead(ConnectionError):
+    """Connected, but no signal resolved to a node the server lets the collector read."""
 
 
-def _status_name(status: ua.StatusCode | None) -> str:
-    return "Good" if status is None else status.name
+class NotificationBacklog(ConnectionError):
+    """asyncua's client-side queue overflowed: changes were lost, so the session starts afresh."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass costs four times as much to build, once per value
 class LastReading:
     """The latest usable reading of one signal in the current session, and when the edge got it."""
 
@@ -178,11 +174,11 @@ class LastReading:
     received_at: datetime
 
 
-def refresh_samples(last: Mapping[str, LastReading], as_of: datetime) -> list[Sample]:
+def refresh_samples(last: Mapping[K, LastReading], as_of: datetime) -> list[Sample]:
     """Re-send of every signal whose last reading was received by ``as_of``, stamped ``as_of``.
 
-    Value, raw code and quality are the reading's; ts_source is gateway and the only flag is
-    ``refresh``. A signal received after ``as_of`` is left out: it has just been reported, and
+    Value, raw code, quality and status are the reading's; ts_source is gateway and the only flag
+    is ``refresh``. A signal received after ``as_of`` is left out: it has just been reported, and
     stamping its new value at ``as_of`` could put the value before the change that brought it.
     """
     update = {"ts": as_of, "ts_source": TimestampSource.GATEWAY, "flags": (REFRESH_FLAG,)}
@@ -190,14 +186,16 @@ def refresh_samples(last: Mapping[str, LastReading], as_of: datetime) -> list[Sa
 
 
 def corrected_refreshes(sent: Iterable[Sample], change: Sample) -> list[Sample]:
-    """Refreshes already sent that ``change`` proves wrong, with its value, raw code and quality.
+    """Refreshes already sent that ``change`` proves wrong, with its value, raw code, quality and status.
 
     A refresh stamped at or after the change's timestamp claimed the value the signal had then;
     notifications of one item arrive in order, so that value is the change's.
     """
-    now = (change.value, change.raw, change.quality)
-    update = {"value": change.value, "raw": change.raw, "quality": change.quality}
-    return [r.model_copy(update=update) for r in sent if r.ts >= change.ts and (r.value, r.raw, r.quality) != now]
+    now = (change.value, change.raw, change.quality, change.status)
+    update = {"value": change.value, "raw": change.raw, "quality": change.quality, "status": change.status}
+    return [
+        r.model_copy(update=update) for r in sent if r.ts >= change.ts and (r.value, r.raw, r.quality, r.status) != now
+    ]
 
 
 def offline_sample(equipment: str, at: datetime) -> Sample:
@@ -214,18 +212,134 @@ def offline_sample(equipment: str, at: datetime) -> Sample:
 
 @dataclass
 class CollectorCounters:
-    notifications: int = 0
-    samples: int = 0
+    """What one collector did since it started (edge metrics read these)."""
+
+    notifications: int = 0  # data values received (subscription notifications and changed polled values)
+    samples: int = 0  # samples produced from them (refreshes not counted)
     unmapped_states: int = 0
-    rejected: int = 0
+    rejected: int = 0  # values that could not become samples, every reason together …
+    rejected_by_reason: Counter[str] = field(default_factory=Counter)  # … and by reason (opcua_reading.REJECT_*)
+    ts_replaced: int = 0  # device or server times replaced by gateway time (flag ts_fallback) …
+    ts_replaced_by_reason: Counter[str] = field(default_factory=Counter)  # … by ts_missing/ts_too_old/ts_future
+    overflows: int = 0  # values whose status carried the Overflow bit (the server's queue lost changes)
+    client_queue_drops: int = 0  # notifications asyncua's client-side queue had to drop
     connects: int = 0
+    polls: int = 0  # rounds of reads of the polled signals
+    monitored_items: int = 0  # monitored items of the current session
+    polled_items: int = 0  # nodes polled in the current session
     refreshes: int = 0  # refresh samples (not counted in ``samples``)
     refresh_corrections: int = 0  # refreshes sent again because a late change proved them wrong
+    session_errors: int = 0  # sessions ended by a fault of the collector itself (logged with traceback)
+
+
+@dataclass(frozen=True, slots=True)
+class ItemRequest:
+    """What one monitored item asks the server for; signals with equal requests share one item."""
+
+    node_id: ua.NodeId
+    sampling_interval_ms: float
+    queue_size: int
+    trigger: str
+    deadband: tuple[str, float] | None  # (kind, value) of the signal's Deadband
+
+    @property
+    def has_filter(self) -> bool:
+        return self.deadband is not None or self.trigger != "status_value"
+
+    def without_filter(self) -> ItemRequest:
+        return ItemRequest(self.node_id, self.sampling_interval_ms, self.queue_size, "status_value", None)
+
+    def create_request(self, client_handle: int) -> ua.MonitoredItemCreateRequest:
+        parameters = ua.MonitoringParameters()
+        parameters.ClientHandle = client_handle
+        parameters.SamplingInterval = float(self.sampling_interval_ms)
+        parameters.QueueSize = self.queue_size
+        parameters.DiscardOldest = True
+        if self.has_filter:
+            parameters.Filter = data_change_filter(self.trigger, self.deadband)
+        request = ua.MonitoredItemCreateRequest()
+        request.ItemToMonitor = ua.ReadValueId(NodeId=self.node_id, AttributeId=ua.AttributeIds.Value)
+        request.MonitoringMode = ua.MonitoringMode.Reporting
+        request.RequestedParameters = parameters
+        return request
+
+
+def data_change_filter(trigger: str, deadband: tuple[str, float] | None) -> ua.DataChangeFilter:
+    """The DataChangeFilter for a signal's trigger and deadband (OPC 10000-4, 7.22.2)."""
+    flt = ua.DataChangeFilter()
+    flt.Trigger = _TRIGGERS[trigger]
+    if deadband is None:
+        flt.DeadbandType = ua.DeadbandType.None_
+    else:
+        kind, value = deadband
+        flt.DeadbandType = ua.DeadbandType.Absolute if kind == "absolute" else ua.DeadbandType.Percent
+        flt.DeadbandValue = float(value)
+    return flt
+
+
+def item_request(planned: PlannedSignal) -> ItemRequest:
+    options = planned.options
+    deadband = None if options.deadband is None else (options.deadband.kind, options.deadband.value)
+    return ItemRequest(planned.node_id, options.sampling_interval_ms, options.queue_size, options.trigger, deadband)
+
+
+def reader_for(planned: PlannedSignal) -> SignalReader:
+    options = planned.options
+    return SignalReader(
+        planned.equipment,
+        planned.signal,
+        timestamp_source=options.timestamp_source,
+        earliest_timestamp=options.earliest_timestamp,
+        max_future_skew=timedelta(seconds=options.max_future_skew_s),
+        states=planned.states,
+    )
+
+
+def chunked(items: Sequence[T], size: int) -> Iterable[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@dataclass(slots=True)
+class PolledNode:
+    """A node read every poll interval, the signals read from it, and when a new value counts as a change."""
+
+    node_id: ua.NodeId
+    readers: tuple[SignalReader, ...]
+    trigger: str
+    absolute_deadband: float | None
+    last: ua.DataValue | None = None
+
+    def changed(self, value: ua.DataValue) -> bool:
+        """Whether ``value`` differs from the last one read by the trigger and absolute deadband."""
+        last, self.last = self.last, value
+        if last is None or last.StatusCode != value.StatusCode:
+            return True
+        if self.trigger == "status":
+            return False
+        if self.trigger == "status_value_timestamp" and last.SourceTimestamp != value.SourceTimestamp:
+            return True
+        if last.Value == value.Value:
+            return False
+        if self.absolute_deadband is not None and _within(last.Value, value.Value, self.absolute_deadband):
+            self.last = last  # the deadband is measured from the last value reported
+            return False
+        return True
+
+
+def _within(before: ua.Variant | None, after: ua.Variant | None, deadband: float) -> bool:
+    a = before.Value if before is not None else None
+    b = after.Value if after is not None else None
+    numbers = (int, float)
+    if not (isinstance(a, numbers) and isinstance(b, numbers)) or isinstance(a, bool) or isinstance(b, bool):
+        return False
+    difference = abs(float(b) - float(a))
+    return math.isfinite(difference) and difference <= deadband
 
 
 class OpcUaCollector(BackgroundComponent):
-    """Subscribes to one OPC UA server, puts a sample for every data change into the sink, and
-    re-sends every signal's last reading every ``refresh_interval_s`` while the session is up.
+    """Reads one OPC UA server (subscription and/or polling), puts a sample for every change into the
+    sink, and re-sends every signal's last reading every ``refresh_interval_s`` while the session is up.
     """
 
     def __init__(
@@ -240,24 +354,29 @@ class OpcUaCollector(BackgroundComponent):
     ):
         self.source = source
         self._sink = sink
+        self._put = sink.put  # bound once: called for every value
         self._backoff = backoff or Backoff(0.5, 10.0)
         self._request_timeout_s = request_timeout_s
         self._watchdog_interval_s = watchdog_interval_s
+        self._refresh_lag_override = refresh_lag_s
         self.refresh_lag_s = (
             REFRESH_LAG_MARGIN_S + 3 * source.sampling_interval_ms / 1000 if refresh_lag_s is None else refresh_lag_s
         )
         check_source(source, f"opcua[{source.label}]")
-        # This session's plan: node -> the signals read from it (resolved anew after every connect).
-        self._signals_by_node: dict[ua.NodeId, list[PlannedSignal]] = {}
         self.counters = CollectorCounters()
+        # This session's monitored items: client handle -> the signals read from that item.
+        self._items: dict[int, tuple[SignalReader, ...]] = {}
+        # This session's equipment with a state signal (they get OFFLINE when the session ends).
+        self._state_equipment: list[str] = []
         # Last usable reading per signal in the current session; what the refresh re-sends.
-        self._last: dict[str, LastReading] = {}
+        self._last: dict[SignalKey, LastReading] = {}
         # Per signal, the last refreshes sent (kept across sessions: the first notifications after
         # a reconnect can prove a refresh from before the outage wrong).
-        self._sent_refreshes: dict[str, deque[Sample]] = {}
-        self._refresh_task: asyncio.Task[None] | None = None
+        self._sent_refreshes: dict[SignalKey, deque[Sample]] = {}
+        self._next_handle = 1
+        self._backlog = False
         self.link = LinkState(logger, f"OPC UA server {source.endpoint} ({source.label})")
-        # Log each problem once per code/signal, then only count it.
+        # Log each problem once per key, then only count it.
         self._reported: set[str] = set()
 
     def _task_name(self) -> str:
@@ -269,10 +388,21 @@ class OpcUaCollector(BackgroundComponent):
                 await self._session()
             except (OSError, TimeoutError, ua.UaError) as exc:  # ConnectionError is an OSError
                 self.link.down(f"{type(exc).__name__}: {exc}")
+            except Exception as exc:  # a fault of this code, not of the server: the session starts afresh
+                self.counters.session_errors += 1
+                self.link.down(f"{type(exc).__name__}: {exc}")
+                self._report_once(
+                    f"session-error:{type(exc).__name__}",
+                    "%s: the session failed unexpectedly; reconnecting",
+                    self.source.label,
+                    exc_info=exc,
+                )
             await asyncio.sleep(self._backoff.next_delay())
 
+    # --- one session -------------------------------------------------------------------------
+
     async def _session(self) -> None:
-        """Connect, subscribe and consume notifications until the connection or subscription dies."""
+        """Connect, read what the plan lists until the connection, subscription or a poll fails."""
         client = Client(
             self.source.endpoint,
             timeout=self._request_timeout_s,
@@ -280,59 +410,396 @@ class OpcUaCollector(BackgroundComponent):
         )
         await apply_security(client, self.source.security)
         await client.connect()
+        tasks: list[asyncio.Task[None]] = []
         try:
             plan = await plan_source(client, self.source)
-            self._signals_by_node = {}
-            for planned in plan.signals:
-                self._signals_by_node.setdefault(planned.node_id, []).append(planned)
-            subscription = await client.create_subscription(
-                self.source.sampling_interval_ms,
-                handler=None,
-                queue_maxsize=NOTIFICATION_QUEUE_SIZE,
-                overflow=OverflowPolicy.WARN,
-            )
-            nodes = [client.get_node(node_id) for node_id in self._signals_by_node]
-            results = await subscription.subscribe_data_change(
-                nodes,
-                queuesize=MONITORED_ITEM_QUEUE_SIZE,
-                sampling_interval=ua.Double(self.source.sampling_interval_ms),
-            )
-            for node, result in zip(nodes, results, strict=True):
-                if isinstance(result, ua.StatusCode):
-                    self._report_once(
-                        f"node:{node.nodeid}",
-                        "cannot monitor %s on %s (signals %s): %s",
-                        node.nodeid.to_string(),
-                        self.source.endpoint,
-                        ", ".join(p.signal for p in self._signals_by_node[node.nodeid]),
-                        result.name,
-                    )
+            self._report_unresolved(plan)
+            self._state_equipment = list(dict.fromkeys(p.equipment for p in plan.signals if p.signal == Signal.STATE))
+            per_call = await self._items_per_call(client)
+            subscribed = [p for p in plan.signals if p.options.mode == "subscribe"]
+            polled = [p for p in plan.signals if p.options.mode == "poll"]
+            subscription = None
+            if subscribed:
+                subscription, not_monitorable = await self._subscribe(client, subscribed, per_call)
+                polled += not_monitorable
+            polled_nodes = self._polled_nodes(polled)
+            self.counters.polled_items = sum(len(nodes) for nodes in polled_nodes.values())
+            self._set_refresh_lag(subscribed if subscription is not None else [], polled)
+            if not self._items and not polled_nodes:
+                # Nothing would notice the server going away; and a server that is still starting may
+                # offer the nodes later: try again (the plan is resolved anew) with backoff.
+                raise NothingToRead(
+                    f"none of the {len(plan.signals) + len(plan.unresolved)} signals can be read (see above)"
+                )
+
             self.counters.connects += 1
             self.link.up()
             self._backoff.reset()
-            self._refresh_task = asyncio.create_task(self._refresh(), name=f"opcua-refresh-{self.source.label}")
-            async for event in subscription:
-                if isinstance(event, DataChangeEvent):
-                    self._on_data_change(event)
-                elif isinstance(event, StatusChangeEvent) and quality_of(event.notification.Status) is not Quality.GOOD:
-                    # asyncua reports a lost connection (BadShutdown) or a dead subscription this way.
-                    raise ConnectionError(f"subscription status {_status_name(event.notification.Status)}")
+            label = self.source.label
+            if subscription is not None:
+                tasks.append(asyncio.create_task(self._consume(subscription), name=f"opcua-notify-{label}"))
+            for interval_ms, nodes in polled_nodes.items():
+                poll = self._poll(client, nodes, interval_ms / 1000, per_call)
+                tasks.append(asyncio.create_task(poll, name=f"opcua-poll-{label}-{interval_ms}ms"))
+            tasks.append(asyncio.create_task(self._refresh(), name=f"opcua-refresh-{label}"))
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # the exception that ended the session, if any
+            raise ConnectionError("the subscription was closed")
         finally:
-            # The refresh stops with the session and forgets its readings: after an outage only
-            # values read from the new session are re-sent.
-            await self._stop_refresh()
-            if self._last:
-                # Nobody listens to these machines from now on: say so, so that their last state is
-                # not carried over the time nobody watched (the platform counts that time as offline).
-                stopped_at = datetime.now(UTC)
-                for equipment in self._equipment_with_state():
-                    self._sink.put(offline_sample(equipment, stopped_at))
-            self._last.clear()
+            for task in tasks:
+                await cancel_and_wait(task)
+            self._end_session()
             await self._disconnect(client)
 
-    def _equipment_with_state(self) -> list[str]:
-        planned = (p for signals in self._signals_by_node.values() for p in signals)
-        return list(dict.fromkeys(p.equipment for p in planned if p.signal == Signal.STATE))
+    def _end_session(self) -> None:
+        """The refresh stopped with the session; forget its readings and say which machines nobody watches."""
+        if self._last:
+            # Nobody listens to these machines from now on: say so, so that their last state is not
+            # carried over the time nobody watched (the platform counts that time as offline).
+            heard = {equipment for equipment, _ in self._last}
+            stopped_at = datetime.now(UTC)
+            for equipment in self._state_equipment:
+                if equipment in heard:
+                    self._sink.put(offline_sample(equipment, stopped_at))
+        self._last.clear()
+        self._items = {}
+        self._next_handle = 1
+        self._backlog = False
+        self.counters.monitored_items = 0
+        self.counters.polled_items = 0
+
+    def _set_refresh_lag(self, subscribed: list[PlannedSignal], polled: list[PlannedSignal]) -> None:
+        if self._refresh_lag_override is not None:
+            return
+        sampling_ms = max(
+            [float(self.source.sampling_interval_ms), *(p.options.sampling_interval_ms for p in subscribed)]
+        )
+        poll_ms = max([0, *(p.options.poll_interval_ms for p in polled)])
+        self.refresh_lag_s = REFRESH_LAG_MARGIN_S + 3 * sampling_ms / 1000 + poll_ms / 1000
+
+    async def _disconnect(self, client: Client) -> None:
+        try:
+            await asyncio.wait_for(client.disconnect(), self._request_timeout_s)
+        except (OSError, TimeoutError, ua.UaError) as exc:
+            logger.debug("disconnect from %s failed: %r", self.source.endpoint, exc)
+
+    def _report_unresolved(self, plan: SourcePlan) -> None:
+        for equipment, signal, reason in plan.unresolved:
+            self._report_once(
+                f"unresolved:{equipment}.{signal}:{reason}",
+                "%s: signal %s of %s not found, not read: %s",
+                self.source.label,
+                signal,
+                equipment,
+                reason,
+            )
+
+    async def _items_per_call(self, client: Client) -> int:
+        """Monitored items or nodes per request: the source's or 500, within the server's stated limits."""
+        wanted = self.source.max_items_per_call or DEFAULT_ITEMS_PER_CALL
+        limits = await self._operation_limits(
+            client,
+            ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxMonitoredItemsPerCall,
+            ua.ObjectIds.Server_ServerCapabilities_OperationLimits_MaxNodesPerRead,
+        )
+        return min([wanted, *(limit for limit in limits if limit > 0)])
+
+    async def _operation_limits(self, client: Client, *node_ids: int) -> list[int]:
+        """The server's OperationLimits (0 where it states none or cannot be read: 0 means 'no limit')."""
+        parameters = ua.ReadParameters()
+        value_attribute = ua.AttributeIds.Value
+        parameters.NodesToRead = [
+            ua.ReadValueId(NodeId=ua.NodeId(ua.Int32(i)), AttributeId=value_attribute) for i in node_ids
+        ]
+        values = await client.uaclient.read(parameters)
+        limits = []
+        for value in values:
+            number = value.Value.Value if value.Value is not None else None
+            good = value.StatusCode is None or value.StatusCode.is_good()
+            limits.append(number if good and type(number) is int and number > 0 else 0)
+        return limits
+
+    # --- subscription --------------------------------------------------------------------------
+
+    async def _subscribe(
+        self, client: Client, signals: list[PlannedSignal], per_call: int
+    ) -> tuple[Subscription | None, list[PlannedSignal]]:
+        """One subscription with a monitored item per node and options; returns it (None: the server
+        has no subscriptions) and the signals the server cannot monitor, to be polled.
+        """
+        parameters = ua.CreateSubscriptionParameters()
+        parameters.RequestedPublishingInterval = float(self.source.sampling_interval_ms)
+        parameters.RequestedLifetimeCount = 10_000
+        parameters.RequestedMaxKeepAliveCount = client.get_keepalive_count(float(self.source.sampling_interval_ms))
+        parameters.MaxNotificationsPerPublish = MAX_NOTIFICATIONS_PER_PUBLISH
+        parameters.PublishingEnabled = True
+        try:
+            subscription = await client.create_subscription(
+                parameters, handler=None, queue_maxsize=NOTIFICATION_QUEUE_SIZE, overflow=OverflowPolicy.DISCONNECT
+            )
+        except ua.UaStatusCodeError as exc:
+            if exc.code not in _NO_SUBSCRIPTIONS:
+                raise
+            self._report_once(
+                "no-subscriptions",
+                "%s: the server offers no subscriptions (%s); polling all %d signals",
+                self.source.label,
+                code_name(exc.code),
+                len(signals),
+            )
+            return None, signals
+        subscription.set_overflow_disconnect_handler(self._on_backlog)
+
+        groups: dict[ItemRequest, list[PlannedSignal]] = {}
+        for planned in signals:
+            groups.setdefault(item_request(planned), []).append(planned)
+        unfiltered: dict[ItemRequest, list[PlannedSignal]] = {}
+        not_monitorable: list[PlannedSignal] = []
+        for attempt in (groups, unfiltered):
+            for request, code in await self._create_items(subscription, attempt, per_call):
+                planned_here = attempt[request]
+                names = ", ".join(f"{p.equipment}.{p.signal}" for p in planned_here)
+                if code in _FILTER_REFUSED and request.has_filter:
+                    self._report_once(
+                        f"filter:{request.node_id}",
+                        "%s: the server refuses the trigger/deadband of %s (%s: %s); monitoring without it",
+                        self.source.label,
+                        request.node_id.to_string(),
+                        names,
+                        code_name(code),
+                    )
+                    unfiltered.setdefault(request.without_filter(), []).extend(planned_here)
+                elif code in _NOT_MONITORABLE:
+                    self._report_once(
+                        f"poll:{request.node_id}",
+                        "%s: the server cannot monitor %s (%s: %s); polling it",
+                        self.source.label,
+                        request.node_id.to_string(),
+                        names,
+                        code_name(code),
+                    )
+                    not_monitorable.extend(planned_here)
+                else:
+                    self._report_once(
+                        f"node:{request.node_id}",
+                        "%s: cannot monitor %s (signals %s): %s",
+                        self.source.label,
+                        request.node_id.to_string(),
+                        names,
+                        code_name(code),
+                    )
+        self.counters.monitored_items = len(self._items)
+        return subscription, not_monitorable
+
+    async def _create_items(
+        self, subscription: Subscription, groups: Mapping[ItemRequest, list[PlannedSignal]], per_call: int
+    ) -> list[tuple[ItemRequest, int]]:
+        """Create the items in requests of ``per_call`` (halved while the server says BadTooManyOperations);
+        registers each created item's readers and returns the refused ones with their status code.
+        """
+        pending = [(self._next_handle + n, request) for n, request in enumerate(groups)]
+        self._next_handle += len(pending)
+        # Readers are registered before the items exist: the first notifications may come before
+        # the last request returns (they wait in the subscription's queue until consumed anyway).
+        for handle, request in pending:
+            self._items[handle] = tuple(reader_for(p) for p in groups[request])
+        refused: list[tuple[ItemRequest, int]] = []
+        start = 0
+        while start < len(pending):
+            chunk = pending[start : start + per_call]
+            try:
+                results = await subscription.create_monitored_items(
+                    [request.create_request(handle) for handle, request in chunk]
+                )
+            except ua.UaStatusCodeError as exc:
+                if exc.code != _S.BadTooManyOperations or per_call == 1:
+                    raise
+                per_call = max(1, per_call // 2)
+                self._report_once(
+                    "too-many-operations",
+                    "%s: the server refuses %d monitored items per request; trying %d",
+                    self.source.label,
+                    len(chunk),
+                    per_call,
+                )
+                continue
+            for (handle, request), result in zip(chunk, results, strict=True):
+                if isinstance(result, ua.StatusCode):
+                    del self._items[handle]
+                    refused.append((request, result.value))
+            start += len(chunk)
+        return refused
+
+    def _on_backlog(self) -> None:
+        """asyncua's queue is full and it dropped a notification: count it; the consumer ends the session."""
+        self.counters.client_queue_drops += 1
+        self._backlog = True
+
+    async def _consume(self, subscription: Subscription) -> None:
+        items = self._items
+        deliver = self._deliver
+        async for event in subscription:
+            if type(event) is DataChangeEvent:
+                notification = event.data.monitored_item
+                readers = items.get(notification.ClientHandle)
+                if readers is not None:
+                    deliver(readers, notification.Value, datetime.now(UTC))
+            elif isinstance(event, StatusChangeEvent) and quality_of(event.notification.Status) is not Quality.GOOD:
+                # asyncua reports a lost connection (BadShutdown) or a dead subscription this way.
+                raise ConnectionError(f"subscription status {status_name(event.notification.Status)}")
+            if self._backlog:
+                raise NotificationBacklog(
+                    f"notifications arrived faster than the collector took them: {self.counters.client_queue_drops} "
+                    f"dropped so far from asyncua's queue of {NOTIFICATION_QUEUE_SIZE}; subscribing afresh"
+                )
+
+    # --- polling -------------------------------------------------------------------------------
+
+    def _polled_nodes(self, signals: list[PlannedSignal]) -> dict[int, list[PolledNode]]:
+        """Polled signals grouped by poll interval, then by node and trigger (one read per node)."""
+        groups: dict[tuple[int, ua.NodeId, str, float | None], list[PlannedSignal]] = {}
+        for planned in signals:
+            options = planned.options
+            deadband = options.deadband
+            absolute = None
+            if deadband is not None and deadband.kind == "absolute":
+                absolute = deadband.value
+            elif deadband is not None:
+                self._report_once(
+                    f"percent-poll:{planned.equipment}.{planned.signal}",
+                    "%s: %s.%s is polled; a percent deadband applies to subscriptions only and is ignored",
+                    self.source.label,
+                    planned.equipment,
+                    planned.signal,
+                )
+            key = (options.poll_interval_ms, planned.node_id, options.trigger, absolute)
+            groups.setdefault(key, []).append(planned)
+        by_interval: dict[int, list[PolledNode]] = {}
+        for (interval_ms, node_id, trigger, absolute), planned_here in groups.items():
+            readers = tuple(reader_for(p) for p in planned_here)
+            by_interval.setdefault(interval_ms, []).append(PolledNode(node_id, readers, trigger, absolute))
+        return by_interval
+
+    async def _poll(self, client: Client, nodes: list[PolledNode], interval_s: float, per_call: int) -> None:
+        """Read ``nodes`` every ``interval_s`` (in requests of ``per_call``); changed values become samples."""
+        loop = asyncio.get_running_loop()
+        requests = [
+            [ua.ReadValueId(NodeId=node.node_id, AttributeId=ua.AttributeIds.Value) for node in chunk]
+            for chunk in chunked(nodes, per_call)
+        ]
+        due = loop.time()
+        while True:
+            for chunk, to_read in zip(chunked(nodes, per_call), requests, strict=True):
+                parameters = ua.ReadParameters()
+                parameters.MaxAge = 0
+                parameters.TimestampsToReturn = ua.TimestampsToReturn.Both
+                parameters.NodesToRead = to_read
+                values = await client.uaclient.read(parameters)
+                received_at = datetime.now(UTC)
+                for node, value in zip(chunk, values, strict=True):
+                    if node.changed(value):
+                        self._deliver(node.readers, value, received_at)
+            self.counters.polls += 1
+            due += interval_s
+            if due <= loop.time():  # the reads took longer than the interval: do not catch up in a burst
+                due = loop.time() + interval_s
+            await asyncio.sleep(due - loop.time())
+
+    # --- the boundary ----------------------------------------------------------------------------
+
+    def _deliver(
+        self, readers: tuple[SignalReader, ...], data_value: ua.DataValue | None, received_at: datetime
+    ) -> None:
+        """One data value from the server, turned into a sample per signal read from it.
+
+        The one catch of the collector for what a value does: a reading that cannot become a
+        sample is counted by its reason and logged once per signal and reason; anything else it
+        raises (a value no check foresaw) is counted as ``unexpected_error`` and logged once with
+        its traceback. Either way the next value is read as if nothing had happened.
+        """
+        counters = self.counters
+        counters.notifications += 1
+        if data_value is None:  # a notification without a DataValue
+            data_value = _NO_VALUE
+        status = data_value.StatusCode
+        if status is not None and status.value and has_overflow(status):
+            self._count_overflow(readers)
+        last = self._last
+        for reader in readers:
+            try:
+                sample = reader.read(data_value, received_at)
+            except UnmappedState as exc:
+                self._unmapped(reader, exc)
+                continue
+            except UnusableReading as exc:
+                self._reject(reader, exc.kind if isinstance(exc, RejectedReading) else "unusable", exc.reason)
+                continue
+            except Exception as exc:  # the per-value boundary (docstring): never a dead collector
+                self._reject(reader, REJECT_UNEXPECTED, f"{type(exc).__name__}: {exc}", exc_info=exc)
+                continue
+            if sample.flags and TS_FALLBACK_FLAG in sample.flags:
+                self._count_ts_replaced(reader, sample)
+            last[reader.key] = LastReading(sample, received_at)
+            counters.samples += 1
+            self._put(sample)
+            if self._sent_refreshes:
+                self._correct_refreshes(reader.key, sample)
+
+    def _unmapped(self, reader: SignalReader, exc: UnmappedState) -> None:
+        self._last.pop(reader.key, None)
+        self.counters.unmapped_states += 1
+        self._report_once(
+            f"state:{reader.equipment}:{exc.code}",
+            "%s: state value %r of %s is not mapped to a canonical state; such readings are counted, not forwarded",
+            self.source.label,
+            exc.code,
+            reader.equipment,
+        )
+
+    def _reject(self, reader: SignalReader, kind: str, reason: str, exc_info: BaseException | None = None) -> None:
+        self._last.pop(reader.key, None)
+        self.counters.rejected += 1
+        self.counters.rejected_by_reason[kind] += 1
+        self._report_once(
+            f"reject:{reader.equipment}.{reader.signal}:{kind}",
+            "%s: %s reading of %s refused (%s): %s; such readings are counted, not forwarded",
+            self.source.label,
+            reader.signal,
+            reader.equipment,
+            kind,
+            reason,
+            exc_info=exc_info,
+        )
+
+    def _count_overflow(self, readers: tuple[SignalReader, ...]) -> None:
+        self.counters.overflows += 1
+        reader = readers[0]
+        self._report_once(
+            f"overflow:{reader.equipment}.{reader.signal}",
+            "%s: the server's queue for %s.%s overflowed: changes before the one flagged %r were lost "
+            "(raise queue_size or lower sampling_interval_ms); counted from now on",
+            self.source.label,
+            reader.equipment,
+            reader.signal,
+            OVERFLOW_FLAG,
+        )
+
+    def _count_ts_replaced(self, reader: SignalReader, sample: Sample) -> None:
+        reason = sample.flags[1] if len(sample.flags) > 1 else TS_FALLBACK_FLAG
+        self.counters.ts_replaced += 1
+        self.counters.ts_replaced_by_reason[reason] += 1
+        self._report_once(
+            f"ts:{reader.equipment}.{reader.signal}:{reason}",
+            "%s: %s.%s: the chosen timestamp is unusable (%s); using gateway time (flag %s)",
+            self.source.label,
+            reader.equipment,
+            reader.signal,
+            reason,
+            TS_FALLBACK_FLAG,
+        )
+
+    # --- refresh -------------------------------------------------------------------------------
 
     async def _refresh(self) -> None:
         """Every ``refresh_interval_s``: the last readings, stamped ``refresh_lag_s`` ago, to the sink."""
@@ -344,96 +811,40 @@ class OpcUaCollector(BackgroundComponent):
             as_of = datetime.now(UTC) - timedelta(seconds=self.refresh_lag_s)
             for sample in refresh_samples(self._last, as_of):
                 self.counters.refreshes += 1
-                self._sent_refreshes.setdefault(sample.signal, deque(maxlen=REFRESH_HISTORY)).append(sample)
+                key = (sample.equipment, sample.signal)
+                self._sent_refreshes.setdefault(key, deque(maxlen=REFRESH_HISTORY)).append(sample)
                 self._sink.put(sample)
             due += interval
             if due <= loop.time():  # the loop was starved for a whole interval: do not catch up in a burst
                 due = loop.time() + interval
 
-    async def _stop_refresh(self) -> None:
-        task, self._refresh_task = self._refresh_task, None
-        if task is None:
-            return
-        await cancel_and_wait(task)
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            logger.error("%s: the refresh failed: %r", self.source.label, exc, exc_info=exc)
-
-    async def _disconnect(self, client: Client) -> None:
-        try:
-            await asyncio.wait_for(client.disconnect(), self._request_timeout_s)
-        except (OSError, TimeoutError, ua.UaError) as exc:
-            logger.debug("disconnect from %s failed: %r", self.source.endpoint, exc)
-
-    def _on_data_change(self, event: DataChangeEvent) -> None:
-        self.counters.notifications += 1
-        received_at = datetime.now(UTC)
-        data_value = event.data.monitored_item.Value or ua.DataValue()  # None: a notification without value
-        for planned in self._signals_by_node.get(event.node.nodeid, ()):
-            signal = planned.signal
-            try:
-                sample = datavalue_to_sample(
-                    planned.equipment,
-                    signal,
-                    data_value,
-                    received_at,
-                    timestamp_source=planned.options.timestamp_source,
-                    states=planned.states,
-                )
-            except UnmappedState as exc:
-                self._last.pop(signal, None)
-                self.counters.unmapped_states += 1
-                self._report_once(
-                    f"state:{exc.code}",
-                    "%s: state code %r is not mapped to a canonical state; such readings are counted, not forwarded",
-                    self.source.label,
-                    exc.code,
-                )
-                continue
-            except UnusableReading as exc:
-                self._last.pop(signal, None)
-                self.counters.rejected += 1
-                self._report_once(f"signal:{signal}", "%s: unusable reading: %s", self.source.label, exc.reason)
-                continue
-            if TS_FALLBACK_FLAG in sample.flags:
-                self._report_once(
-                    f"ts:{signal}",
-                    "%s.%s: %s timestamp missing or implausible; using gateway time (flag %s)",
-                    self.source.label,
-                    signal,
-                    self.source.timestamp_source.value,
-                    TS_FALLBACK_FLAG,
-                )
-            self._last[signal] = LastReading(sample, received_at)
-            self.counters.samples += 1
-            self._sink.put(sample)
-            self._correct_refreshes(sample)
-
-    def _correct_refreshes(self, change: Sample) -> None:
-        sent = self._sent_refreshes.get(change.signal)
+    def _correct_refreshes(self, key: SignalKey, change: Sample) -> None:
+        sent = self._sent_refreshes.get(key)
         if not sent or sent[-1].ts < change.ts:
             return
         corrections = {r.ts: r for r in corrected_refreshes(sent, change)}
         if not corrections:
             return
-        self._sent_refreshes[change.signal] = deque((corrections.get(r.ts, r) for r in sent), maxlen=REFRESH_HISTORY)
+        self._sent_refreshes[key] = deque((corrections.get(r.ts, r) for r in sent), maxlen=REFRESH_HISTORY)
         for correction in corrections.values():
             self.counters.refresh_corrections += 1
             self._sink.put(correction)
         self._report_once(
-            f"late:{change.signal}",
+            f"late:{change.equipment}.{change.signal}",
             "%s.%s: a change stamped %s arrived after a refresh stamped %s; %d refresh(es) sent again with its "
             "value (a late notification, or a device clock behind the gateway's: then consider "
             "timestamp_source server or gateway)",
-            self.source.label,
+            change.equipment,
             change.signal,
             change.ts.isoformat(),
             sent[-1].ts.isoformat(),
             len(corrections),
         )
 
-    def _report_once(self, key: str, message: str, *args: object) -> None:
-        if key in self._reported:
+    def _report_once(self, key: str, message: str, *args: object, exc_info: BaseException | None = None) -> None:
+        # Bounded: a device sending ever new values (state codes, reasons) cannot grow it without end.
+        if key in self._reported or len(self._reported) >= REPORTED_KEYS_MAX:
             logger.debug(message, *args)
         else:
             self._reported.add(key)
-            logger.warning(message, *args)
+            logger.warning(message, *args, exc_info=exc_info)

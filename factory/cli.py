@@ -28,8 +28,11 @@ from core.errors import BrokerTlsError, ConfigError, StartupError
 from core.settings import Settings, load_settings
 from core.stores import open_store
 from factory.deadletters_cli import add_deadletters_arguments, run_deadletters
+from factory.deploy_cli import add_deploy_arguments, run_deploy
 from factory.edge_cert_cli import add_edge_cert_arguments, run_edge_cert
 from factory.edge_check_cli import add_edge_check_arguments, run_edge_check
+from factory.grafana_cli import add_grafana_arguments, run_grafana
+from factory.health import SERVICES as HEALTH_SERVICES
 from factory.inputs_cli import add_inputs_arguments, run_inputs
 from factory.report_cli import add_report_arguments, run_report
 from factory.runtime import (
@@ -37,7 +40,6 @@ from factory.runtime import (
     ApiServer,
     closing_store,
     configure_logging,
-    heartbeat_age_s,
     serve_until_stopped,
 )
 from factory.store_cli import add_store_arguments, run_store
@@ -278,10 +280,16 @@ def _check_config(settings: Settings, assets: AssetModel) -> None:
     print(f"assets {settings.assets}: ok ({park}; {', '.join(f'{n} {k}' for k, n in sorted(kinds.items()))})")
     if settings.edge is not None:
         from edge.agent import check_refresh_intervals
+        from edge.opcua_security import check_security
         from edge.plan import check_source
 
         for n, source in enumerate(settings.edge.opcua):
             check_source(source, f"edge.opcua[{n}]")
+            check_security(source.security, f"edge.opcua[{n}].security")
+        from edge.meter_source import check_meter_source
+
+        for n, meter in enumerate(settings.edge.meters):
+            check_meter_source(meter, f"edge.meters[{n}]")
         check_refresh_intervals(settings.edge, assets)
         print(f"edge {settings.edge.id}: {len(settings.edge.opcua)} OPC UA sources, {len(settings.edge.meters)} meters")
     from kpi.schemes import SchemeRegistry
@@ -296,16 +304,24 @@ def _check_config(settings: Settings, assets: AssetModel) -> None:
         print(f"energy factors {settings.kpi.energy_factors}: ok (electricity basis: {bases})")
 
 
-def _healthcheck(max_age: float) -> int:
-    path = os.environ.get(HEARTBEAT_ENV)
-    if not path:
-        print(f"factory: healthcheck needs {HEARTBEAT_ENV}", file=sys.stderr)
-        return 2
-    age = heartbeat_age_s(path)
-    if age is None or age > max_age:
-        print(f"unhealthy: heartbeat {path} {'missing' if age is None else f'{age:.0f}s old'}", file=sys.stderr)
+def _healthcheck(args: argparse.Namespace) -> int:
+    """``factory healthcheck [--service S]``: exit 0 when the service works (``factory/health.py``)."""
+    from factory.health import judge_health_file, probe_api
+
+    if args.service == "api":
+        settings = load_settings(args.config or os.environ.get("FACTORY_CONFIG") or "")
+        host = "127.0.0.1" if settings.api.host in ("0.0.0.0", "::", "") else settings.api.host
+        verdict = probe_api(f"http://{host}:{settings.api.port}")
+    else:
+        path = os.environ.get(HEARTBEAT_ENV)
+        if not path:
+            print(f"factory: healthcheck needs {HEARTBEAT_ENV}", file=sys.stderr)
+            return 2
+        verdict = judge_health_file(Path(path), args.service, args.max_age)
+    if not verdict.healthy:
+        print(f"unhealthy: {verdict.reason}", file=sys.stderr)
         return 1
-    print(f"healthy: heartbeat {age:.0f}s old")
+    print(f"healthy: {verdict.reason}")
     return 0
 
 
@@ -387,8 +403,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", help="the key's id (`factory keys list`)")
     p = sub.add_parser("check-config", help="validate a settings file and its asset model, then exit")
     p.add_argument("--config", type=Path)
-    p = sub.add_parser("healthcheck", help=f"exit 0 if the service's heartbeat (${HEARTBEAT_ENV}) is fresh")
+    p = sub.add_parser(
+        "healthcheck",
+        help=f"exit 0 if the service works: its health file (${HEARTBEAT_ENV}) is fresh and its links are up;"
+        " the API: GET /healthz",
+    )
+    p.add_argument("--service", choices=list(HEALTH_SERVICES), help="which service (the links it must report)")
+    p.add_argument("--config", type=Path, help="settings YAML for --service api (default: $FACTORY_CONFIG)")
     p.add_argument("--max-age", type=float, default=30.0, help="seconds (default 30)")
+    p = sub.add_parser("deploy", help="docker compose: write .env with random secrets and the broker's files")
+    add_deploy_arguments(p)
     p = sub.add_parser("history", help="write months of simulated history straight into the store")
     add_history_arguments(p)
     p = sub.add_parser(
@@ -401,6 +425,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_report_arguments(p)
     p = sub.add_parser("store", help="the time-series store: setup creates InfluxDB's database and retention policies")
     add_store_arguments(p)
+    p = sub.add_parser("grafana", help="dashboards and alert rules: build the provisioning files, push, feed")
+    add_grafana_arguments(p)
     p = sub.add_parser("demo", help="the whole pipeline in one process on embedded defaults")
     p.add_argument("--config", type=Path, default=DEMO_CONFIG, help=f"default: {DEMO_CONFIG.relative_to(REPO)}")
     p.add_argument("--api-port", type=int, help="override the API port (0: any free port)")
@@ -416,9 +442,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "healthcheck":
-            return _healthcheck(args.max_age)
+            return _healthcheck(args)
+        if args.command == "deploy":
+            return run_deploy(args)
         if args.command == "report":
             return run_report(args)
+        if args.command == "grafana":
+            return run_grafana(args)
         if args.command == "edge" and args.action == "cert":
             return run_edge_cert(args)
         if args.command == "demo":

@@ -7,14 +7,14 @@ import contextlib
 import logging
 import os
 import signal
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import uvicorn
 
 from core.settings import Settings
+from factory.health import ReportsLinks, write_health_file
 
 NOISY_LOGGERS = ("asyncua", "amqtt", "transitions", "httpx", "uvicorn.access")
 
@@ -42,19 +42,15 @@ HEARTBEAT_ENV = "FACTORY_HEARTBEAT_FILE"
 HEARTBEAT_INTERVAL_S = 5.0
 
 
-async def _beat(path: str) -> None:
-    """Touch the heartbeat file while the event loop is alive; ``factory healthcheck`` reads its age."""
+async def beat_health_file(path: str, services: Sequence[object] = ()) -> None:
+    """Write the health file while the event loop is alive: its age and the services' links
+    (``factory/health.py``) are what ``factory healthcheck`` judges."""
     heartbeat = Path(path)
+    reporters = [service for service in services if isinstance(service, ReportsLinks)]
     while True:
-        await asyncio.to_thread(heartbeat.touch)
+        links = {name: up for service in reporters for name, up in service.links().items()}
+        await asyncio.to_thread(write_health_file, heartbeat, links)
         await asyncio.sleep(HEARTBEAT_INTERVAL_S)
-
-
-def heartbeat_age_s(path: str) -> float | None:
-    try:
-        return time.time() - os.stat(path).st_mtime
-    except FileNotFoundError:
-        return None
 
 
 @runtime_checkable
@@ -82,7 +78,7 @@ async def serve_until_stopped(
         if on_started is not None:
             await on_started()
         heartbeat_file = os.environ.get(HEARTBEAT_ENV)
-        beat = asyncio.create_task(_beat(heartbeat_file)) if heartbeat_file else None
+        beat = asyncio.create_task(beat_health_file(heartbeat_file, services)) if heartbeat_file else None
         stopping = asyncio.create_task(stop.wait(), name="stop-signal")
         watchers = [asyncio.create_task(s.supervise()) for s in services if isinstance(s, Supervised)]
         try:

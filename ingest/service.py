@@ -352,6 +352,10 @@ class IngestService:
         for task in done:
             task.result()
 
+    def links(self) -> dict[str, bool]:
+        """What ``factory healthcheck --service ingest`` judges: subscribed to the uplink, last write taken."""
+        return {"broker": self.subscribed.is_set(), "store": not self._store_outage.ongoing}
+
     def stats(self) -> dict[str, int]:
         return {**self._counters, "pending_points": self._held(), "unacked": len(self._unacked)}
 

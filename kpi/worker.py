@@ -100,6 +100,10 @@ class KpiWorker:
             assert self._task is not None
             await self._task
 
+    def links(self) -> dict[str, bool]:
+        """What ``factory healthcheck --service kpi`` judges: the last round reached the store."""
+        return {"store": not self._round_failures.ongoing}
+
     @property
     def config_digest(self) -> str:
         """What every rollup of the worker's sites was made with (``config_digest_of`` one site's)."""

@@ -10,7 +10,7 @@ them finds the nodes by browse path (namespace indexes looked up from the namesp
                         DI:YearOfConstruction, DI:SoftwareRevision
       MachineTool:Monitoring/MachineTool:MachineTool/MachineTool:OperationMode, MachineTool:PowerOnDuration,
                                                     MachineTool:IsWarmUp,
-                                                    Machinery:MachineryItemState/CurrentState
+                                                    Machinery:MachineryItemState/CurrentState (and its Id)
       MachineTool:Monitoring/Channel1/MachineTool:ChannelState, MachineTool:ChannelMode,
                                       MachineTool:FeedOverride, MachineTool:RapidOverride
       MachineTool:Monitoring/Spindle1/MachineTool:IsRotating, MachineTool:Override,
@@ -40,7 +40,7 @@ them finds the nodes by browse path (namespace indexes looked up from the namesp
                                                Robotics:ExecutionMode, CycleCount, CycleTime
       Robotics:SafetyStates/SafetyState/DI:ParameterSet/Robotics:OperationalMode, Robotics:EmergencyStop,
                                                         Robotics:ProtectiveStop
-      Machinery:MachineryBuildingBlocks/Machinery:MachineryItemState/CurrentState
+      Machinery:MachineryBuildingBlocks/Machinery:MachineryItemState/CurrentState (and its Id)
       VendorData/...
 
 Names without a prefix are the simulator's own (vendor namespace, index 2). The ``VendorData``
@@ -112,6 +112,21 @@ TYPE_IDS: Mapping[str, tuple[str, int]] = {
     "TaskControlType": (ROBOTICS, 1011),
     "SafetyStateType": (ROBOTICS, 1013),
 }
+
+# Machinery MachineryItemState_StateMachineType's states (OPC 40001-1, UA-Nodeset): a state's NodeId
+# is what CurrentState/Id holds.
+MACHINERY_ITEM_STATE_IDS: Mapping[str, int] = {
+    "OutOfService": 5004,
+    "NotAvailable": 5005,
+    "Executing": 5006,
+    "NotExecuting": 5007,
+}
+
+
+def namespace_index(key: str) -> int:
+    """The index of a namespace key of ``NAMESPACE_ORDER`` on every simulator server (vendor: 2)."""
+    return 2 + NAMESPACE_ORDER.index(key)
+
 
 QName = tuple[str, str]  # (namespace key, browse name)
 Path = tuple[QName, ...]
@@ -280,6 +295,7 @@ CNC_VARIABLES: tuple[VariableNode, ...] = (
     VariableNode("PowerOnDuration", (*_MT, (MACHINE_TOOL, "PowerOnDuration")), _V.UInt32),
     VariableNode("IsWarmUp", (*_MT, (MACHINE_TOOL, "IsWarmUp")), _V.Boolean),
     VariableNode("MachineryItemState", (*_CNC_STATE, (UA, "CurrentState")), _V.LocalizedText),
+    VariableNode("MachineryItemStateId", (*_CNC_STATE, (UA, "CurrentState"), (UA, "Id")), _V.NodeId, is_property=True),
     VariableNode("ChannelName", (*_CH, (MACHINE_TOOL, "Name")), _V.String, is_property=True),
     VariableNode("ChannelState", (*_CH, (MACHINE_TOOL, "ChannelState")), _V.Int32),
     VariableNode("ChannelMode", (*_CH, (MACHINE_TOOL, "ChannelMode")), _V.Int32),
@@ -381,6 +397,9 @@ ROBOT_VARIABLES: tuple[VariableNode, ...] = (
     VariableNode("EmergencyStop", (*_SAFEP, (ROBOTICS, "EmergencyStop")), _V.Boolean),
     VariableNode("ProtectiveStop", (*_SAFEP, (ROBOTICS, "ProtectiveStop")), _V.Boolean),
     VariableNode("MachineryItemState", (*_ROBOT_STATE, (UA, "CurrentState")), _V.LocalizedText),
+    VariableNode(
+        "MachineryItemStateId", (*_ROBOT_STATE, (UA, "CurrentState"), (UA, "Id")), _V.NodeId, is_property=True
+    ),
     *VENDOR_VARIABLES,
     _vendor("TcpSpeed", _V.Double),
 )
@@ -475,6 +494,11 @@ def machinery_item_state(status: MachineStatus) -> str:
     return "NotExecuting"
 
 
+def machinery_item_state_id(state: str) -> ua.NodeId:
+    """The NodeId of a MachineryItemState state (CurrentState/Id), in the Machinery namespace."""
+    return ua.NodeId(MACHINERY_ITEM_STATE_IDS[state], namespace_index(MACHINERY))  # type: ignore[arg-type]
+
+
 def _program_state(status: MachineStatus) -> str:
     """MachineTool ProductionProgramStateMachine: Initializing, Running, Ended, Interrupted, Aborted."""
     return {
@@ -503,6 +527,7 @@ def event_values(kind: EquipmentType, status: MachineStatus, speed: float = 1.0)
         "ProgramName": status.program,
         "AlarmCode": alarm.code if alarm else 0,
         "MachineryItemState": lt(machinery_item_state(status), "en"),
+        "MachineryItemStateId": machinery_item_state_id(machinery_item_state(status)),
     }
     if kind == EquipmentType.ROBOT:
         manual = state == MachineState.SETUP or (state == MachineState.DOWN and status.reason == StopReason.BREAKDOWN)

@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from core.assets import AssetModel
-from core.settings import MeterSource, OpcUaSource
+from core.settings import MeterField, MeterSource, OpcUaSource
 from core.signals import MachineState, Signal
 from simulators.meter import payload_paths, placeholder_signal
 from simulators.opcua_machine import STATE_CODES, node_id
@@ -43,7 +43,7 @@ def meter_source(scenario: FactoryScenario, meter_id: str, topic: str) -> MeterS
     """A meter's source: every exact placeholder of its payload template as a signal at its dotted path."""
     meter = scenario.meter(meter_id)
     paths = payload_paths(meter.payload)
-    fields = {
+    fields: dict[str, str | MeterField] = {
         signal: path for name, path in paths.items() if (signal := placeholder_signal(meter.carrier, name)) is not None
     }
     timestamp = paths.get("ts") or paths.get("ts_epoch")

@@ -106,6 +106,7 @@ def _zero(variant_type: ua.VariantType) -> Any:
         ua.VariantType.Double: 0.0,
         ua.VariantType.Boolean: False,
         ua.VariantType.LocalizedText: ua.LocalizedText(""),
+        ua.VariantType.NodeId: ua.NodeId(),
     }.get(variant_type, 0)
 
 
@@ -302,9 +303,10 @@ class MachineServer:
                 value = self._initial_ts
             variant = ua.Variant(value, var.variant_type)
             if var.is_property:
-                await parent.add_property(nid, self._qname(var.path[-1]), variant, varianttype=var.variant_type)
+                node = await parent.add_property(nid, self._qname(var.path[-1]), variant, varianttype=var.variant_type)
             else:
-                await parent.add_variable(nid, self._qname(var.path[-1]), variant, varianttype=var.variant_type)
+                node = await parent.add_variable(nid, self._qname(var.path[-1]), variant, varianttype=var.variant_type)
+            objects[var.path] = node  # a variable may have properties (CurrentState/Id)
             nodes.by_key.setdefault(var.key, []).append((nid, var.variant_type))
             if var.key in initial:
                 nodes.shown[var.key] = value

@@ -1,21 +1,35 @@
-"""Pure mapping at the edge: OPC UA data values and meter payloads to canonical samples; backoff; log-once."""
+"""Pure mapping at the edge: OPC UA data values to canonical samples; backoff; log-once (meters: test_edge_meters)."""
 
 from __future__ import annotations
 
-import json
 import logging
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from asyncua import ua
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from core.errors import ConfigError
-from core.settings import BrokerSettings, MeterSource, OpcUaSource
+from core.settings import Deadband, OpcUaSource, SignalSpec
 from core.signals import MachineState, Quality
-from core.wire import TimestampSource
+from core.wire import Sample, TimestampSource
 from edge.errors import UnmappedState, UnusableReading
-from edge.meter_source import MeterCollector, extract_path, parse_meter_payload, parse_timestamp
-from edge.opcua_source import TS_FALLBACK_FLAG, OpcUaCollector, datavalue_to_sample, quality_of
+from edge.opcua_reading import (
+    OVERFLOW_FLAG,
+    REJECT_FRACTIONAL,
+    REJECT_NEGATIVE,
+    REJECT_NOT_FINITE,
+    REJECT_OUT_OF_RANGE,
+    REJECT_WRONG_TYPE,
+    TS_FUTURE_FLAG,
+    TS_MISSING_FLAG,
+    TS_TOO_OLD_FLAG,
+    RejectedReading,
+    has_overflow,
+)
+from edge.opcua_source import TS_FALLBACK_FLAG, OpcUaCollector, datavalue_to_sample, item_request, quality_of
+from edge.plan import PlannedSignal, read_options
 from edge.reconnect import Backoff, LinkState
 
 SOURCE_TS = datetime(2026, 11, 25, 8, 0, 0, 912345, tzinfo=UTC)
@@ -55,11 +69,14 @@ def test_unmapped_state_code_is_refused_rather_than_guessed() -> None:
     assert err.value.code == "7"
 
 
-def test_without_a_state_map_the_value_must_already_be_canonical() -> None:
+def test_without_a_state_map_the_value_must_be_canonical_or_a_built_in_state() -> None:
     sample = datavalue_to_sample("cnc-01", "state", datavalue("SETUP", ua.VariantType.String), RECEIVED)
     assert (sample.value, sample.raw) == ("SETUP", "SETUP")
+    # "Running" is a built-in state (OPC 40501 program state, edge/states.py); "Spinning" is nobody's.
+    running = datavalue_to_sample("cnc-01", "state", datavalue("Running", ua.VariantType.String), RECEIVED)
+    assert running.value == "PRODUCING"
     with pytest.raises(UnmappedState):
-        datavalue_to_sample("cnc-01", "state", datavalue("Running", ua.VariantType.String), RECEIVED)
+        datavalue_to_sample("cnc-01", "state", datavalue("Spinning", ua.VariantType.String), RECEIVED)
 
 
 def test_counter_and_process_value_keep_their_numbers() -> None:
@@ -81,17 +98,41 @@ def test_timestamp_source_is_configurable(source: TimestampSource, expected_ts: 
 
 
 @pytest.mark.parametrize(
-    "source_ts", [None, datetime(2000, 1, 1, 0, 0, 5, tzinfo=UTC), datetime(1601, 1, 1, tzinfo=UTC)]
+    ("source_ts", "reason"),
+    [
+        (None, TS_MISSING_FLAG),
+        (datetime(2000, 1, 1, 0, 0, 5, tzinfo=UTC), TS_TOO_OLD_FLAG),
+        (datetime(1601, 1, 1, tzinfo=UTC), TS_TOO_OLD_FLAG),
+        (RECEIVED + timedelta(minutes=5, seconds=1), TS_FUTURE_FLAG),
+        (datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC), TS_FUTURE_FLAG),
+    ],
 )
-def test_missing_or_implausible_device_time_falls_back_to_gateway_time_and_is_flagged(
-    source_ts: datetime | None,
+def test_missing_too_old_or_future_device_time_falls_back_to_gateway_time_and_is_flagged(
+    source_ts: datetime | None, reason: str
 ) -> None:
     sample = datavalue_to_sample(
         "cnc-01", "parts_total", datavalue(1, ua.VariantType.UInt32, source_ts=source_ts), RECEIVED
     )
     assert sample.ts == RECEIVED
     assert sample.ts_source is TimestampSource.GATEWAY
-    assert sample.flags == (TS_FALLBACK_FLAG,)
+    assert sample.flags == (TS_FALLBACK_FLAG, reason)
+
+
+def test_floor_and_future_skew_are_the_signals_own() -> None:
+    old = datavalue(1, ua.VariantType.UInt32, source_ts=datetime(1999, 6, 1, tzinfo=UTC))
+    kept = datavalue_to_sample(
+        "cnc-01", "parts_total", old, RECEIVED, earliest_timestamp=datetime(1990, 1, 1, tzinfo=UTC)
+    )
+    assert (kept.ts, kept.flags) == (datetime(1999, 6, 1, tzinfo=UTC), ())
+    ahead = datavalue(1, ua.VariantType.UInt32, source_ts=RECEIVED + timedelta(seconds=3))
+    assert datavalue_to_sample("cnc-01", "parts_total", ahead, RECEIVED).flags == ()
+    strict = datavalue_to_sample("cnc-01", "parts_total", ahead, RECEIVED, max_future_skew=timedelta(seconds=1))
+    assert strict.flags == (TS_FALLBACK_FLAG, TS_FUTURE_FLAG)
+    late_server = datavalue(1, ua.VariantType.UInt32, server_ts=datetime(1601, 1, 1, tzinfo=UTC))
+    by_server = datavalue_to_sample(
+        "cnc-01", "parts_total", late_server, RECEIVED, timestamp_source=TimestampSource.SERVER
+    )
+    assert (by_server.ts, by_server.flags) == (RECEIVED, (TS_FALLBACK_FLAG, TS_TOO_OLD_FLAG))
 
 
 @pytest.mark.parametrize(
@@ -114,117 +155,89 @@ def test_readings_that_cannot_be_samples_are_refused_with_a_reason() -> None:
         datavalue_to_sample("cnc-01", "parts_total", empty, RECEIVED)
     with pytest.raises(UnusableReading, match="expected a number"):
         datavalue_to_sample("cnc-01", "spindle_speed", datavalue("fast", ua.VariantType.String), RECEIVED)
-    with pytest.raises(UnusableReading, match="non-negative integer"):
+    with pytest.raises(UnusableReading, match="must not be negative"):
         datavalue_to_sample("cnc-01", "parts_total", datavalue(-1, ua.VariantType.Int32), RECEIVED)
 
 
-def test_dotted_path_walks_objects_and_list_indices() -> None:
-    document = {"energy": {"active_import_kwh": 123.456}, "phases": [{"kw": 1.0}, {"kw": 2.5}]}
-    assert extract_path(document, "energy.active_import_kwh") == 123.456
-    assert extract_path(document, "phases.1.kw") == 2.5
-    with pytest.raises(UnusableReading, match=r"'energy\.reactive'"):
-        extract_path(document, "energy.reactive.kvarh")
-    with pytest.raises(UnusableReading, match=r"'phases\.2'"):
-        extract_path(document, "phases.2.kw")
-
-
-def test_meter_timestamps_are_iso_8601_with_zone_or_epoch_seconds() -> None:
-    expected = datetime(2026, 11, 25, 8, 0, 0, 250000, tzinfo=UTC)
-    assert parse_timestamp("2026-11-25T08:00:00.250000Z") == expected
-    assert parse_timestamp("2026-11-25T16:00:00.25+08:00") == expected
-    assert parse_timestamp(expected.timestamp()) == expected
-    for bad in ("2026-11-25T08:00:00", "yesterday", True, None):
-        with pytest.raises(UnusableReading):
-            parse_timestamp(bad)
-
-
-METER = MeterSource(
-    topic="meters/meter-a",
-    equipment="meter-a",
-    fields={"energy_kwh": "energy.active_import_kwh", "power_kw": "power.active_kw"},
-    timestamp_field="ts",
-)
-METER_BROKER = BrokerSettings(host="127.0.0.1", port=1)  # never connected to in these tests
-
-
-def payload(document: object) -> bytes:
-    return json.dumps(document).encode()
-
-
-def test_meter_payload_becomes_one_sample_per_field_at_the_meter_time() -> None:
-    reading = parse_meter_payload(
-        METER,
-        payload(
-            {
-                "ts": "2026-11-25T08:00:00.000000Z",
-                "energy": {"active_import_kwh": 123.456},
-                "power": {"active_kw": 12},
-            }
-        ),
-        RECEIVED,
-    )
-    assert reading.problems == []
-    assert [(s.signal, s.value, s.ts, s.ts_source) for s in reading.samples] == [
-        ("energy_kwh", 123.456, datetime(2026, 11, 25, 8, tzinfo=UTC), TimestampSource.DEVICE),
-        ("power_kw", 12, datetime(2026, 11, 25, 8, tzinfo=UTC), TimestampSource.DEVICE),
-    ]
-
-
-def test_meter_without_timestamp_field_uses_gateway_time() -> None:
-    meter = METER.model_copy(update={"timestamp_field": None})
-    reading = parse_meter_payload(
-        meter, payload({"energy": {"active_import_kwh": 1.5}, "power": {"active_kw": 2}}), RECEIVED
-    )
-    assert {(s.ts, s.ts_source) for s in reading.samples} == {(RECEIVED, TimestampSource.GATEWAY)}
-
-
-def test_one_bad_field_does_not_cost_the_good_ones() -> None:
-    reading = parse_meter_payload(
-        METER,
-        payload({"ts": 1_790_000_000, "energy": {"active_import_kwh": 5.0}, "power": {"active_kw": "n/a"}}),
-        RECEIVED,
-    )
-    assert [s.signal for s in reading.samples] == ["energy_kwh"]
-    assert reading.problems == ["power_kw: power.active_kw must be a finite number, got 'n/a'"]
+INT64_MAX = 2**63 - 1
 
 
 @pytest.mark.parametrize(
-    ("raw", "reason"),
+    ("signal", "value", "variant_type", "kind"),
     [
-        (b"\xff not json", "not JSON"),
-        (b"[1, 2]", "JSON object"),
-        (payload({"energy": {"active_import_kwh": 1.0}}), "no field 'ts'"),
-        (payload({"ts": "soon", "energy": {"active_import_kwh": 1.0}}), "not ISO-8601"),
+        ("parts_total", float("inf"), ua.VariantType.Double, REJECT_NOT_FINITE),
+        ("parts_total", float("-inf"), ua.VariantType.Double, REJECT_NOT_FINITE),
+        ("parts_total", float("nan"), ua.VariantType.Double, REJECT_NOT_FINITE),
+        ("energy_kwh", float("inf"), ua.VariantType.Double, REJECT_NOT_FINITE),
+        ("spindle_speed", float("nan"), ua.VariantType.Float, REJECT_NOT_FINITE),
+        ("parts_total", 2**64 - 1, ua.VariantType.UInt64, REJECT_OUT_OF_RANGE),
+        ("spindle_speed", INT64_MAX + 1, ua.VariantType.UInt64, REJECT_OUT_OF_RANGE),
+        ("parts_total", 1e300, ua.VariantType.Double, REJECT_OUT_OF_RANGE),
+        ("parts_total", 2.5, ua.VariantType.Double, REJECT_FRACTIONAL),
+        ("parts_total", -1.0, ua.VariantType.Double, REJECT_NEGATIVE),
+        ("energy_kwh", -0.5, ua.VariantType.Double, REJECT_NEGATIVE),
+        ("parts_total", "12", ua.VariantType.String, REJECT_WRONG_TYPE),
+        ("parts_total", True, ua.VariantType.Boolean, REJECT_WRONG_TYPE),
+        ("parts_total", b"\x00\x01", ua.VariantType.ByteString, REJECT_WRONG_TYPE),
+        ("parts_total", [1, 2, 3], ua.VariantType.UInt32, REJECT_WRONG_TYPE),
+        ("spindle_speed", ua.LocalizedText("fast"), ua.VariantType.LocalizedText, REJECT_WRONG_TYPE),
+        ("spindle_speed", ua.Argument(Name="x"), ua.VariantType.ExtensionObject, REJECT_WRONG_TYPE),
+        ("spindle_speed", datetime(2026, 1, 1, tzinfo=UTC), ua.VariantType.DateTime, REJECT_WRONG_TYPE),
     ],
 )
-def test_unusable_meter_payload_is_refused_with_the_reason(raw: bytes, reason: str) -> None:
-    with pytest.raises(UnusableReading, match=reason):
-        parse_meter_payload(METER, raw, RECEIVED)
+def test_hostile_values_are_refused_with_a_reason_key(
+    signal: str, value: object, variant_type: ua.VariantType, kind: str
+) -> None:
+    with pytest.raises(RejectedReading) as err:
+        datavalue_to_sample("cnc-01", signal, datavalue(value, variant_type), RECEIVED)
+    assert err.value.kind == kind
+    assert len(err.value.reason) < 200  # never the whole hostile value
 
 
-def test_meter_collector_counts_malformed_payloads_and_carries_on(caplog: pytest.LogCaptureFixture) -> None:
-    put: list[object] = []
+@pytest.mark.parametrize(
+    ("signal", "value", "variant_type", "kept"),
+    [
+        ("parts_total", INT64_MAX, ua.VariantType.UInt64, INT64_MAX),
+        ("parts_total", 12.0, ua.VariantType.Double, 12),
+        ("energy_kwh", 7, ua.VariantType.UInt32, 7.0),
+        ("energy_kwh", 1e300, ua.VariantType.Double, 1e300),
+        ("spindle_speed", -(2**63), ua.VariantType.Int64, -(2**63)),
+        ("spindle_speed", True, ua.VariantType.Boolean, True),
+        ("spindle_speed", -3.5, ua.VariantType.Float, -3.5),
+    ],
+)
+def test_values_at_the_edges_are_kept_as_the_model_keeps_them(
+    signal: str, value: object, variant_type: ua.VariantType, kept: object
+) -> None:
+    sample = datavalue_to_sample("cnc-01", signal, datavalue(value, variant_type), RECEIVED)
+    assert sample.value == kept and type(sample.value) is type(kept)
+    # Built without validation, yet exactly what the model makes of the same fields.
+    assert Sample.model_validate(sample.model_dump()) == sample
 
-    class ListSink:
-        def put(self, sample: object) -> None:
-            put.append(sample)
 
-    collector = MeterCollector("gw-test-meters", [METER], METER_BROKER, ListSink())
-    good = payload({"ts": "2026-11-25T08:00:00Z", "energy": {"active_import_kwh": 1.0}, "power": {"active_kw": 2.0}})
-    with caplog.at_level(logging.WARNING, logger="edge.meter_source"):
-        collector.handle_message("meters/meter-a", b"garbage", RECEIVED)
-        collector.handle_message("meters/meter-a", b"garbage again", RECEIVED)
-        collector.handle_message("meters/meter-a", good, RECEIVED)
-        collector.handle_message("meters/other", good, RECEIVED)  # not configured: ignored
-    assert (collector.counters.messages, collector.counters.malformed, collector.counters.samples) == (
-        4,
-        2,
-        2,
+def test_status_code_travels_with_the_sample_and_overflow_is_flagged() -> None:
+    good = datavalue_to_sample("cnc-01", "parts_total", datavalue(3, ua.VariantType.UInt32), RECEIVED)
+    assert (good.status, good.quality) == (None, Quality.GOOD)
+    uncertain = ua.StatusCodes.UncertainSensorNotAccurate
+    sample = datavalue_to_sample(
+        "cnc-01", "parts_total", datavalue(3, ua.VariantType.UInt32, status=uncertain), RECEIVED
     )
-    assert len(put) == 2
-    warnings = [r.getMessage() for r in caplog.records]
-    assert len(warnings) == 1  # the second one within the interval is only counted
-    assert "meters/meter-a" in warnings[0] and "not JSON" in warnings[0]
+    assert (sample.status, sample.quality) == (uncertain, Quality.UNCERTAIN)
+    overflowed = ua.StatusCodes.Good | 0x0400 | 0x0080  # InfoType DataValue + Overflow
+    flagged = datavalue_to_sample(
+        "cnc-01", "parts_total", datavalue(4, ua.VariantType.UInt32, status=overflowed), RECEIVED
+    )
+    assert (flagged.status, flagged.quality, flagged.flags) == (overflowed, Quality.GOOD, (OVERFLOW_FLAG,))
+    assert has_overflow(ua.StatusCode(overflowed)) and not has_overflow(ua.StatusCode(0x0080))
+    bad = datavalue_to_sample(
+        "cnc-01",
+        "spindle_speed",
+        datavalue(0.0, ua.VariantType.Double, status=ua.StatusCodes.BadSensorFailure),
+        RECEIVED,
+    )
+    assert (bad.value, bad.status, bad.quality) == (0.0, ua.StatusCodes.BadSensorFailure, Quality.BAD)
+    for built in (sample, flagged, bad):
+        assert Sample.model_validate(built.model_dump()) == built
 
 
 def test_backoff_doubles_up_to_the_cap_and_resets() -> None:
@@ -258,5 +271,66 @@ def test_broken_source_config_is_refused_at_start_naming_the_field() -> None:
     bad_signal = bad_node.model_copy(update={"nodes": {"PartsTotal": "ns=2;s=cnc-01.PartsTotal"}})
     with pytest.raises(ConfigError, match="lower_snake_case"):
         OpcUaCollector(bad_signal, NoSink())
-    with pytest.raises(ConfigError, match="topic filter"):
-        MeterCollector("gw-meters", [METER.model_copy(update={"topic": "meters/#/a"})], METER_BROKER, NoSink())
+
+
+device_values = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=300),
+    st.binary(max_size=40),
+    st.lists(st.integers(), max_size=4),
+    st.datetimes(timezones=st.just(UTC)),
+)
+device_times = st.one_of(st.none(), st.datetimes(min_value=datetime(1601, 1, 1), timezones=st.just(UTC)))
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    signal=st.sampled_from(["state", "parts_total", "energy_kwh", "spindle_speed"]),
+    value=device_values,
+    status=st.integers(min_value=0, max_value=2**32 - 1),
+    source_ts=device_times,
+)
+def test_any_device_value_becomes_a_valid_sample_or_a_counted_refusal(
+    signal: str, value: object, status: int, source_ts: datetime | None
+) -> None:
+    try:
+        variant = ua.Variant(value)
+    except ua.UaError:
+        assume(False)  # asyncua cannot encode it either (e.g. an empty array of unknown type)
+    data_value = ua.DataValue(variant, StatusCode=ua.StatusCode(status), SourceTimestamp=source_ts)
+    try:
+        sample = datavalue_to_sample("cnc-01", signal, data_value, RECEIVED, state_map=STATE_MAP)
+    except UnusableReading:
+        return
+    assert Sample.model_validate(sample.model_dump()) == sample
+
+
+def test_signals_with_the_same_node_and_options_share_one_monitored_item() -> None:
+    src = OpcUaSource(
+        endpoint="opc.tcp://127.0.0.1:1/",
+        equipment="cnc-01",
+        nodes={
+            "parts_total": "ns=2;s=count",
+            "cycle_count": "ns=2;s=count",
+            "spindle_speed": SignalSpec(address="ns=2;s=count", deadband=Deadband(kind="absolute", value=5)),
+        },
+    )
+    requests = [
+        item_request(
+            PlannedSignal("cnc-01", s, ua.NodeId.from_string("ns=2;s=count"), "", read_options(src, src.spec(s)), None)
+        )
+        for s in src.nodes
+    ]
+    assert requests[0] == requests[1] != requests[2]
+    flt = requests[2].create_request(7).RequestedParameters.Filter
+    assert (flt.Trigger, flt.DeadbandType, flt.DeadbandValue) == (
+        ua.DataChangeTrigger.StatusValue,
+        ua.DeadbandType.Absolute,
+        5.0,
+    )
+    plain = requests[0].create_request(8).RequestedParameters
+    assert (plain.ClientHandle, plain.QueueSize, plain.SamplingInterval) == (8, 1000, 100.0)
+    assert not isinstance(plain.Filter, ua.DataChangeFilter)  # the server's default: status or value

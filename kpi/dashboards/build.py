@@ -1,0 +1,186 @@
+"""Provisioning files for Grafana, in one language: what ``factory grafana build`` writes.
+
+Layout under the output directory (``deploy/grafana`` in the repository)::
+
+    provisioning/datasources/influxdb.yaml   InfluxQL datasource (user "grafana", read only)
+    provisioning/dashboards/factory.yaml             file provider: the folder and the dashboards path
+    provisioning/alerting/factory-alerts.yaml        the alert rule group
+    dashboards/<uid>.json                            the five dashboards
+
+docker-compose mounts ``provisioning`` at ``/etc/grafana/provisioning`` and ``dashboards`` at
+``/var/lib/grafana/dashboards`` (the path the file provider names). Secrets never enter the files:
+the datasource's password is ``${INFLUX_GRAFANA_PASSWORD}``, expanded by Grafana from its environment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kpi.dashboards.alerts import Alerts
+from kpi.dashboards.catalog import Catalog
+from kpi.dashboards.model import DATASOURCE_UID, Dashboard, Language, RuleGroup, Text
+from kpi.dashboards.queries import Sources
+from kpi.engine import DEFAULT_MIN_COVERAGE
+
+FOLDER_UID = "smart-factory"
+FOLDER_TITLE = Text("Smart factory", "智能工厂")
+# The alert rules have a folder of their own: file provisioning names a rule group's folder by title
+# only, and Grafana provisions alerting before dashboards, so a shared title makes a second folder of
+# that name, or (Grafana 11.0) stops provisioning with "a folder with the same name already exists"
+# (grafana/grafana issues 125079, 87889).
+ALERT_FOLDER_UID = "smart-factory-alerts"
+ALERT_FOLDER_TITLE = Text("Smart factory alerts", "智能工厂告警")
+DASHBOARDS_PATH = "/var/lib/grafana/dashboards"  # inside the Grafana container
+PASSWORD_ENV = "INFLUX_GRAFANA_PASSWORD"
+
+
+@dataclass(frozen=True, slots=True)
+class BuildOptions:
+    language: Language = "zh"
+    rollup_retention_policy: str | None = None  # store.influx_rollup_retention_policy
+    influx_url: str = "http://influxdb:8086"
+    influx_database: str = "factory"
+    influx_user: str = "grafana"
+    baseline: tuple[str, str] = ("2026-05-18T00:00:00+08:00", "2026-05-25T00:00:00+08:00")  # the demo's
+    min_coverage: float = DEFAULT_MIN_COVERAGE
+
+    def catalog(self) -> Catalog:
+        return Catalog(Sources(self.rollup_retention_policy), self.baseline, self.min_coverage)
+
+    def alerts(self) -> Alerts:
+        return Alerts(Sources(self.rollup_retention_policy), self.min_coverage)
+
+
+@dataclass(frozen=True, slots=True)
+class Bundle:
+    """Everything one build produces, as Grafana objects (for push) and as files (for provisioning)."""
+
+    options: BuildOptions
+    dashboards: tuple[Dashboard, ...]
+    rules: RuleGroup
+    files: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def folder_title(self) -> str:
+        return FOLDER_TITLE(self.options.language)
+
+    @property
+    def alert_folder_title(self) -> str:
+        return ALERT_FOLDER_TITLE(self.options.language)
+
+    def dashboard_json(self) -> list[dict[str, Any]]:
+        return [_fingerprinted(d.render(self.options.language)) for d in self.dashboards]
+
+    def rule_json(self) -> list[dict[str, Any]]:
+        return [r.render(ALERT_FOLDER_UID, self.rules.name, self.options.language) for r in self.rules.rules]
+
+    def datasource(self) -> dict[str, Any]:
+        """The datasource without its secret (set from the environment where it is created)."""
+        o = self.options
+        return {
+            "name": "factory-influxdb",
+            "uid": DATASOURCE_UID,
+            "type": "influxdb",
+            "access": "proxy",
+            "url": o.influx_url,
+            "user": o.influx_user,
+            "isDefault": True,
+            "jsonData": {"dbName": o.influx_database, "httpMode": "POST", "version": "InfluxQL"},
+        }
+
+
+BUILD_KEY = "factoryBuild"  # a dashboard's fingerprint of its own content (Grafana keeps unknown keys)
+
+
+def _fingerprinted(dashboard: dict[str, Any]) -> dict[str, Any]:
+    """The dashboard with the SHA-256 (16 hex digits) of its JSON: what a push compares first, so a key
+    a newer build no longer writes is not left behind in Grafana as "still contained"."""
+    text = json.dumps(dashboard, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return {**dashboard, BUILD_KEY: hashlib.sha256(text.encode()).hexdigest()[:16]}
+
+
+def build(options: BuildOptions) -> Bundle:
+    bundle = Bundle(options, options.catalog().dashboards(), options.alerts().rule_group())
+    bundle.files.update(_files(bundle))
+    return bundle
+
+
+def _yaml(header: str, data: Any) -> str:
+    return header + yaml.safe_dump(data, allow_unicode=True, sort_keys=False, width=1000)
+
+
+def _files(bundle: Bundle) -> dict[str, str]:
+    o = bundle.options
+    generated = f"# Generated by `factory grafana build --lang {o.language}` (kpi/dashboards): do not edit by hand.\n"
+    datasource = {**bundle.datasource(), "secureJsonData": {"password": "${" + PASSWORD_ENV + "}"}}
+    files = {
+        "provisioning/datasources/influxdb.yaml": _yaml(
+            generated
+            + "# InfluxDB reached through its v1-compatible InfluxQL API as the read-only user 'grafana';\n"
+            + f"# Grafana expands ${PASSWORD_ENV} from its environment.\n",
+            {"apiVersion": 1, "datasources": [datasource]},
+        ),
+        "provisioning/dashboards/factory.yaml": _yaml(
+            generated,
+            {
+                "apiVersion": 1,
+                "providers": [
+                    {
+                        "name": "factory",
+                        "folder": bundle.folder_title,
+                        "folderUid": FOLDER_UID,
+                        "type": "file",
+                        "disableDeletion": True,
+                        "allowUiUpdates": False,
+                        "options": {"path": DASHBOARDS_PATH},
+                    }
+                ],
+            },
+        ),
+        "provisioning/alerting/factory-alerts.yaml": _yaml(
+            generated,
+            {
+                "apiVersion": 1,
+                "groups": [
+                    {
+                        "orgId": 1,
+                        "name": bundle.rules.name,
+                        "folder": bundle.alert_folder_title,
+                        "interval": f"{bundle.rules.interval_s}s",
+                        "rules": [_file_rule(r) for r in bundle.rule_json()],
+                    }
+                ],
+            },
+        ),
+    }
+    for dashboard in bundle.dashboard_json():
+        files[f"dashboards/{dashboard['uid']}.json"] = json.dumps(dashboard, ensure_ascii=False, indent=2) + "\n"
+    return files
+
+
+def _file_rule(rule: dict[str, Any]) -> dict[str, Any]:
+    """File provisioning names the folder and group at the group level, not on each rule."""
+    return {k: v for k, v in rule.items() if k not in ("folderUID", "ruleGroup", "orgID")}
+
+
+def write_bundle(bundle: Bundle, out: Path) -> list[Path]:
+    """Write the files; dashboards of an earlier build that this one no longer has are removed."""
+    written = []
+    dashboards = out / "dashboards"
+    if dashboards.is_dir():
+        keep = {Path(name).name for name in bundle.files if name.startswith("dashboards/")}
+        for old in dashboards.glob("*.json"):
+            if old.name not in keep:
+                old.unlink()
+    for name, text in bundle.files.items():
+        path = out / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        written.append(path)
+    return written

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 
 from api.keys import KeyStore
 from api.throttle import FailureThrottle
 from core.assets import AssetModel
+from core.once import Outage
 from core.settings import InputsSettings
 from core.store import Store
 from core.stores.inputs import InputStore
@@ -21,5 +23,6 @@ class AppContext:
     keys: KeyStore
     throttle: FailureThrottle
     inputs: InputStore
-    store_ok: bool | None = field(default=None)  # last health seen, so a change is logged once
+    # The store's health as /healthz last saw it, so that a change is logged once (nothing known at start).
+    store_outage: Outage = field(default_factory=lambda: Outage(logging.getLogger("api.routes.health"), known=False))
     input_limits: InputsSettings = field(default_factory=InputsSettings)  # CSV import limits

@@ -515,6 +515,20 @@ class IngestSettings(_Section):
         pattern=r"^[A-Za-z0-9_-]{1,64}$",
         description="join the MQTT shared subscription $share/<group>/...; every instance needs its own client_id",
     )
+    group_topic_prefix: str = Field(
+        default="factory/ingest",
+        pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)*$",
+        description="a group's instances report the sequence numbers they received on <prefix>/<group>/seq/<client_id>",
+    )
+    sequence_report_interval_s: float = Field(
+        default=1.0, gt=0, le=60, description="how often an instance of a group reports the numbers it received"
+    )
+    sequence_settle_s: float = Field(
+        default=5.0,
+        gt=0,
+        description="in a group, a sequence number is judged (gap or not) this long after it is known;"
+        " several report intervals, so the other instances have reported what they received",
+    )
 
     metrics_port: int | None = Field(
         default=None, ge=0, le=65535, description="serve Prometheus metrics on http://<metrics_host>:<port>/metrics"
@@ -529,6 +543,10 @@ class IngestSettings(_Section):
     def subscription(self, uplink: UplinkSettings) -> str:
         """The topic filter ingest subscribes to: the uplink topics, shared among a group's instances."""
         return f"$share/{self.shared_group}/{uplink.subscription}" if self.shared_group else uplink.subscription
+
+    def group_topic(self) -> str | None:
+        """Where the instances of the shared group report the sequence numbers they received (None: no group)."""
+        return f"{self.group_topic_prefix}/{self.shared_group}/seq" if self.shared_group else None
 
     def wire_limits(self) -> WireLimits:
         return WireLimits(

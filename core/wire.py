@@ -34,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
+import msgspec
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from core.errors import WireFormatError
@@ -321,6 +322,190 @@ def _fast_envelope(body: dict[str, Any]) -> _PlainEnvelope | None:
     if not all(type(sample) is dict for sample in samples):
         return None
     return _PlainEnvelope(edge, seq, samples)
+
+
+# --- the plain batch, decoded without a Sample per sample ---------------------------------------
+#
+# Ingest's hot path. msgspec decodes the payload straight into the structs below (in C: types,
+# lengths, unknown keys); ``decode_plain`` then checks in plain Python what ``fast_sample`` checks,
+# with timestamps read to integers. It answers for the whole batch or not at all: if anything in it
+# is not plain (a sample the model would refuse, a timestamp outside the window, a null, a key the
+# format does not have, a payload msgspec will not read) it returns None and the caller decodes the
+# payload with ``decode_batch``, which then gives every reason. So whatever ``decode_plain`` accepts,
+# ``decode_batch`` accepts with the same samples and no rejection (tests/test_core_wire_plain.py).
+
+_PlainName = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+
+
+class PlainSample(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """A sample as it came, absent keys UNSET (``msgspec.json.encode`` gives back the sample as sent)."""
+
+    equipment: _PlainName
+    signal: _PlainName
+    ts: str
+    value: bool | int | float | str
+    raw: str | msgspec.UnsetType = msgspec.UNSET
+    quality: str | msgspec.UnsetType = msgspec.UNSET
+    ts_source: str | msgspec.UnsetType = msgspec.UNSET
+    flags: list[str] | msgspec.UnsetType = msgspec.UNSET
+    status: int | msgspec.UnsetType = msgspec.UNSET
+
+
+class _PlainBody(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    v: int
+    edge: str
+    seq: int
+    samples: Annotated[list[PlainSample], msgspec.Meta(min_length=1, max_length=MAX_SAMPLES_PER_BATCH)]
+    sent_at: str | msgspec.UnsetType = msgspec.UNSET
+
+
+_PLAIN_DECODER = msgspec.json.Decoder(_PlainBody)
+_UNSET = msgspec.UNSET
+_US_EARLIEST = -(-INT64_MIN // 1_000)  # microseconds whose nanoseconds fit in int64
+_US_LATEST = INT64_MAX // 1_000
+_MAX_CACHED_SECONDS = 100_000
+
+
+@dataclass(slots=True)
+class PlainBatch:
+    """A batch every sample of which passes the wire format as it is; ``ts_ns[i]`` is sample i's time."""
+
+    edge: str
+    seq: int
+    samples: list[PlainSample]
+    ts_ns: list[int]
+    fingerprint: tuple[int, str, str]
+
+
+_seconds_of_prefix: dict[str, int | None] = {}
+
+
+def _epoch_seconds(prefix: str) -> int | None:
+    """Seconds since the epoch of ``YYYY-MM-DDTHH:MM:SS`` read as UTC; None if it is no such time.
+
+    The samples of one batch share a handful of seconds: each is worked out once (the cache is
+    bounded), and ``decode_plain`` finds the ones it knows with a dictionary lookup.
+    """
+    seconds: int | None = None
+    if (
+        len(prefix) == 19
+        and prefix[10] == "T"
+        and prefix[4] == "-"
+        and prefix[7] == "-"
+        and prefix[13] == ":"
+        and prefix[16] == ":"
+        and prefix.isascii()
+    ):
+        try:
+            when = datetime.fromisoformat(prefix).replace(tzinfo=UTC)
+        except ValueError:
+            pass
+        else:
+            delta = when - _EPOCH
+            seconds = delta.days * 86_400 + delta.seconds
+    if len(_seconds_of_prefix) >= _MAX_CACHED_SECONDS:
+        _seconds_of_prefix.clear()
+    _seconds_of_prefix[prefix] = seconds
+    return seconds
+
+
+_kind_of_signal: dict[str, int] = {}
+
+
+def _cached_signal_kind(signal: str) -> int:
+    kind = _signal_kind(signal)
+    if len(_kind_of_signal) >= 4_096:
+        _kind_of_signal.clear()
+    _kind_of_signal[signal] = kind
+    return kind
+
+
+def _as_dict(sample: PlainSample) -> dict[str, Any]:
+    return {key: value for key in sample.__struct_fields__ if (value := getattr(sample, key)) is not _UNSET}
+
+
+def decode_plain(payload: bytes, *, limits: WireLimits | None = None, now: datetime | None = None) -> PlainBatch | None:
+    """The batch when the whole payload has the plain shape and every sample passes; else None.
+
+    None says nothing about the payload except that ``decode_batch`` must decide it. ``now`` is the
+    receiver's clock, as for ``decode_batch``.
+    """
+    limits = limits or WireLimits()
+    if len(payload) > limits.max_payload_bytes:
+        return None
+    try:
+        body = _PLAIN_DECODER.decode(payload)
+    except msgspec.DecodeError:
+        return None
+    edge, seq, sent_at = body.edge, body.seq, body.sent_at
+    if body.v != WIRE_VERSION or not 0 <= seq <= INT64_MAX:
+        return None
+    if not edge.isascii() or _EDGE_ID.fullmatch(edge) is None:
+        return None
+    if sent_at is not _UNSET and _utc_timestamp(sent_at) is None:
+        return None
+    earliest, latest = _US_EARLIEST, _US_LATEST
+    if now is not None:
+        now_us = datetime_to_ns(now) // 1_000
+        earliest = now_us - _microseconds(limits.max_past)
+        latest = now_us + _microseconds(limits.max_future)
+    earliest, latest = max(earliest, _US_EARLIEST), min(latest, _US_LATEST)
+    kinds, seconds_of, qualities, sources, states = (
+        _kind_of_signal,
+        _seconds_of_prefix,
+        _QUALITIES,
+        _TS_SOURCES,
+        _STATES,
+    )
+    ts_ns: list[int] = []
+    for sample in body.samples:
+        signal, value, text = sample.signal, sample.value, sample.ts
+        kind = kinds.get(signal) or _cached_signal_kind(signal)
+        if kind == 0 or not sample.equipment.isascii():
+            return None
+        if kind == 1:
+            if type(value) is not str or value not in states:
+                return None
+        elif type(value) is int:
+            if not (0 if kind != 4 else INT64_MIN) <= value <= INT64_MAX:
+                return None
+        elif type(value) is not float or kind == 2 or not math.isfinite(value) or (kind == 3 and value < 0):
+            return None
+        # What _utc_timestamp accepts, read straight to microseconds: the prefix's seconds from the
+        # cache (which checked its form), the fraction's six ASCII digits (before int(): "²".isdigit()).
+        prefix = text[:19]
+        seconds = seconds_of.get(prefix)
+        if seconds is None and (seconds := _epoch_seconds(prefix)) is None:
+            return None
+        size = len(text)
+        if size == 27:
+            fraction = text[20:26]
+            if text[26] != "Z" or text[19] != "." or not (fraction.isascii() and fraction.isdigit()):
+                return None
+            us = seconds * 1_000_000 + int(fraction)
+        elif size == 20 and text[19] == "Z":
+            us = seconds * 1_000_000
+        else:
+            return None
+        if not earliest <= us <= latest:
+            return None
+        raw, quality, source, flags, status = sample.raw, sample.quality, sample.ts_source, sample.flags, sample.status
+        if raw is not _UNSET and (len(raw) > 128 or not raw.isascii()):
+            return None
+        if (quality is not _UNSET and quality not in qualities) or (source is not _UNSET and source not in sources):
+            return None
+        if flags is not _UNSET and (len(flags) > MAX_FLAGS or not all(_plain_text(f, MAX_FLAG_LENGTH) for f in flags)):
+            return None
+        if status is not _UNSET and not 0 <= status <= STATUS_CODE_MAX:
+            return None
+        ts_ns.append(us * 1_000)
+    samples = body.samples
+    first, last = (json.dumps(_as_dict(s), sort_keys=True) for s in (samples[0], samples[-1]))
+    return PlainBatch(edge, seq, samples, ts_ns, (len(samples), first, last))
+
+
+def _microseconds(span: timedelta) -> int:
+    return (span.days * 86_400 + span.seconds) * 1_000_000 + span.microseconds
 
 
 @dataclass(frozen=True, slots=True)

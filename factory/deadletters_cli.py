@@ -3,7 +3,8 @@
 Works on the dead-letter file at settings ``ingest.dead_letter_path``, also while ingest runs (the
 file is SQLite in WAL mode). Every action takes the same filters (``--reason``, ``--edge``,
 ``--since``, ``--until``, ``--waiting`` / ``--replayed``); ``replay`` and ``purge`` also take letter
-ids. ``replay`` goes through the checks of ingest (``ingest.replay``) into the store of the settings.
+ids. ``replay`` goes through the checks of ingest (``ingest.replay``) into the store of the settings;
+``replay --dry-run`` makes the same checks and says what a replay would do, changing nothing.
 """
 
 from __future__ import annotations
@@ -64,6 +65,9 @@ def add_deadletters_arguments(parser: argparse.ArgumentParser) -> None:
         "replay", parents=[config, filters, ids], help="check waiting letters again as ingest does; store what passes"
     )
     p.add_argument("--json", action="store_true", help="the summary as JSON")
+    p.add_argument(
+        "--dry-run", action="store_true", help="check as a replay would and say what it would do; change nothing"
+    )
     p = actions.add_parser("purge", parents=[config, filters, ids], help="delete the letters the filters select")
     p.add_argument("--all", action="store_true", help="allow deleting every letter when no filter is given")
     p.add_argument("--dry-run", action="store_true", help="only count what would be deleted")
@@ -204,15 +208,21 @@ async def _deadletters(settings: Settings, assets: AssetModel, args: argparse.Na
         if args.action == "purge":
             return await _purge(letters, where, args)
         async with closing_store(open_store(settings.store)) as store:
-            report = await Replay(settings, store, assets, letters).run(where, replayed_at=now)
+            report = await Replay(settings, store, assets, letters).run(where, replayed_at=now, dry_run=args.dry_run)
     if args.json:
-        print(json.dumps({f.name: getattr(report, f.name) for f in dataclasses.fields(report)}))
+        summary = {f.name: getattr(report, f.name) for f in dataclasses.fields(report)}
+        print(json.dumps({**summary, "dry_run": args.dry_run}))
         return 0
+    # The same summary for a dry run, in the conditional: what a replay would do.
+    dry = args.dry_run
     print(
-        f"replayed {_plural(report.letters, 'letter')}: {report.stored:,} stored"
-        f" ({_plural(report.points_written, 'point')} written), {report.refused:,} still refused"
+        f"{'dry run, nothing changed: would replay' if dry else 'replayed'} {_plural(report.letters, 'letter')}:"
+        f" {report.stored:,} {'would be stored' if dry else 'stored'}"
+        f" ({_plural(report.points_written, 'point')} {'to write' if dry else 'written'}),"
+        f" {report.refused:,} still refused"
         + (
-            f"; {_plural(report.split, 'sample')} of stored messages kept as letters of their own"
+            f"; {_plural(report.split, 'sample')} of stored messages {'would be ' if dry else ''}kept as letters"
+            " of their own"
             if report.split
             else ""
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
@@ -17,7 +17,15 @@ from typing import Self
 PREFIX = "factory_ingest"
 REQUEST_TIMEOUT_S = 5.0
 MAX_REQUEST_BYTES = 8192
-GAUGES = {"pending_points": "points held in memory, not yet written", "unacked": "messages not yet acknowledged"}
+GAUGES = {
+    "pending_points": "points held in memory, not yet written",
+    "unacked": "messages not yet acknowledged",
+    # What the dead-letter file holds now, read at each scrape: after `factory deadletters replay`
+    # or `purge` (another process) these change, while the *_total counters count what ingest kept.
+    "dead_letters_waiting": "dead letters not replayed yet, in the file now",
+    "dead_letters_held": "dead letters in the file now, replayed or not",
+    "dead_letter_bytes": "bytes of dead-letter payloads in the file now",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,9 +64,9 @@ def render(
 
 
 class MetricsServer:
-    """``async with MetricsServer(host, port, page) as server:`` serves ``page()`` on /metrics."""
+    """``async with MetricsServer(host, port, page) as server:`` serves ``await page()`` on /metrics."""
 
-    def __init__(self, host: str, port: int, page: Callable[[], str]):
+    def __init__(self, host: str, port: int, page: Callable[[], Awaitable[str]]):
         self.host = host
         self.port = port  # 0: any free port; the one chosen is here once started
         self._page = page
@@ -82,7 +90,7 @@ class MetricsServer:
                 head = await reader.readuntil(b"\r\n\r\n")
             method, path, *_ = head[:MAX_REQUEST_BYTES].decode("latin-1").split(" ", 2)
             if method == "GET" and path.split("?", 1)[0] == "/metrics":
-                body = self._page().encode()
+                body = (await self._page()).encode()
                 status, content_type = "200 OK", "text/plain; version=0.0.4; charset=utf-8"
             else:
                 body, status, content_type = b"not found\n", "404 Not Found", "text/plain"

@@ -36,6 +36,7 @@ from core.assets import AssetModel
 from core.errors import StoreRejected, WireFormatError
 from core.settings import Settings
 from core.store import Point, Store
+from core.stores.lineprotocol import LineProtocolWriter, encode_point
 from core.wire import DecodedBatch, Sample, decode_batch, decode_sample, sample_to_json
 from ingest.admission import Refused, admit_sample, edge_of, names_another_edge, not_an_uplink_topic
 from ingest.deadletter import DeadLetter, DeadLetterStore, LetterFilter, LetterKind, Settled
@@ -105,8 +106,14 @@ class Replay:
         self._limits = settings.ingest.wire_limits()
         self._prefix = settings.uplink.topic_prefix
 
-    async def run(self, where: LetterFilter, replayed_at: datetime) -> ReplayReport:
-        """Replay the waiting letters ``where`` selects, oldest first; ``replayed_at`` marks the stored ones."""
+    async def run(self, where: LetterFilter, replayed_at: datetime, *, dry_run: bool = False) -> ReplayReport:
+        """Replay the waiting letters ``where`` selects, oldest first; ``replayed_at`` marks the stored ones.
+
+        ``dry_run``: check every letter as a replay would and report the outcome, writing nothing to
+        the store or the dead letters. What the store itself would refuse is known only as far as
+        line protocol goes (a point InfluxDB's format cannot carry); the server's own refusals (a
+        field type conflict) show only in a real replay.
+        """
         report = ReplayReport()
         # Letters this run splits off come after the last one now; they are not replayed again in it.
         newest = await self.dead_letters.list(limit=1)
@@ -114,8 +121,12 @@ class Replay:
         after = 0
         while page := await self.dead_letters.waiting(where, after_id=after, through_id=through, limit=PAGE):
             checked = [self._check(letter) for letter in page]
-            report.points_written += await self._write([p for c in checked for p in c.points])
-            await self.dead_letters.settle([c.settled() for c in checked], replayed_at)
+            points = [p for c in checked for p in c.points]
+            if dry_run:
+                report.points_written += self._would_write(points)
+            else:
+                report.points_written += await self._write(points)
+                await self.dead_letters.settle([c.settled() for c in checked], replayed_at)
             for c in checked:
                 report.letters += 1
                 report.split += len(c.split)
@@ -192,6 +203,20 @@ class Replay:
                     _store_rejected(part[0], f"store rejected: {exc}")
                 continue
             written += len(part)
+        return written
+
+    def _would_write(self, points: Sequence[_Point]) -> int:
+        """``_write`` without writing: the points line protocol cannot carry are refused as the store would."""
+        if not isinstance(self.store, LineProtocolWriter):
+            return len(points)
+        written = 0
+        for point in points:
+            try:
+                encode_point(point.point)
+            except StoreRejected as exc:
+                _store_rejected(point, f"store rejected: {exc}")
+            else:
+                written += 1
         return written
 
 

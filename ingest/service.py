@@ -49,15 +49,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import operator
 import re
 from collections import Counter, deque
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Self
+from typing import Self, cast
 
 import aiomqtt
+import msgspec
 import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -65,14 +67,17 @@ from paho.mqtt.properties import Properties
 from core.assets import AssetModel
 from core.errors import StoreError, StoreRejected, StoreUnavailable, WireFormatError
 from core.mqtt import check_broker, mqtt_client
+from core.once import Outage, RepeatedWarnings
 from core.settings import Settings
 from core.store import Point, Store
+from core.stores.lineprotocol import LineProtocolWriter, encode_point
 from core.tasks import cancel_and_wait
-from core.wire import Sample, decode_batch, sample_to_json
+from core.wire import DecodedBatch, PlainBatch, PlainSample, Sample, decode_batch, decode_plain, sample_to_json
 from ingest.admission import Refused, admit_sample, edge_of, names_another_edge, not_an_uplink_topic
-from ingest.deadletter import DeadLetter, DeadLetterStore, LetterKind
+from ingest.deadletter import DeadLetter, DeadLetterStore, LetterFilter, LetterKind
+from ingest.group_sequence import GroupSequence, ReportError, decode_report, encode_report
+from ingest.mapping import LineEncoder
 from ingest.metrics import MetricsServer, Timing, render
-from ingest.repeated_warnings import RepeatedWarnings
 from ingest.sequence import SequenceTracker, SeqVerdict
 
 log = logging.getLogger(__name__)
@@ -92,6 +97,8 @@ COUNTERS = (
     "seq_repeats",  # batches older than the recent window seen again (written again: idempotent)
     "seq_reused",  # a recent sequence number with other samples (an edge whose numbering was reset)
     "seq_late",  # batches that arrived after a later one and closed a gap
+    "seq_reports",  # reports of the numbers another instance of the group received (shared_group)
+    "seq_reports_refused",  # reports that could not be used (dead-lettered)
     "write_retries",
     "pauses",  # times the reader stopped taking messages because the queue was full
     "acks",  # messages acknowledged to the broker, every point of each stored or dead-lettered
@@ -108,23 +115,45 @@ class _Delivery:
     received: float  # the event loop's clock when it arrived
     unwritten: int = 0
     after: _Delivery | None = None  # a duplicate waits for its first copy to be stored
+    uplink: bool = True  # False: a report of the group's (acknowledged, not counted among the uplink's acks)
 
     @property
     def done(self) -> bool:
         return self.unwritten == 0 and (self.after is None or self.after.unwritten == 0)
 
 
-@dataclass(slots=True)
-class _Pending:
-    """A point waiting to be written, with where it came from in case the store rejects it."""
+@dataclass(eq=False, slots=True)
+class _Message:
+    """Where the points of one batch came from, in case the store rejects one of them."""
 
-    point: Point
-    sample: Sample
     topic: str
     edge: str
     seq: int
     delivery: _Delivery
-    received_at: datetime  # when its message arrived: a dead letter keeps that, not when the store refused
+    received_at: datetime  # when it arrived: a dead letter keeps that, not when the store refused
+
+
+@dataclass(slots=True)
+class _Chunk:
+    """Points of one message waiting to be written (lines of line protocol when the store takes lines),
+    each with the sample it was made from, in case the store rejects it. Queued whole, so a plain
+    batch costs the queue nothing per point; the writer splits one only to fill its batch."""
+
+    points: Sequence[Point | str]
+    samples: Sequence[Sample | PlainSample]
+    message: _Message
+
+    def split(self, at: int) -> tuple[_Chunk, _Chunk]:
+        return (
+            _Chunk(self.points[:at], self.samples[:at], self.message),
+            _Chunk(self.points[at:], self.samples[at:], self.message),
+        )
+
+
+# One point on its own, when the store rejected a batch and the culprits are being isolated.
+_Pending = tuple[Point | str, Sample | PlainSample, _Message]
+_MESSAGE_OF = operator.itemgetter(2)
+_POINT_OF = operator.itemgetter(0)
 
 
 def _failure(task: asyncio.Task[None]) -> list[BaseException]:
@@ -211,11 +240,21 @@ class IngestService:
         self.subscribed = asyncio.Event()  # set while the MQTT subscription is live
 
         self._wire_limits = settings.ingest.wire_limits()
+        # With a store that takes line protocol (InfluxDB) every point is queued as its line, and the
+        # plain batches edges send skip Sample and Point altogether (LineEncoder).
+        self._line_writer = store if isinstance(store, LineProtocolWriter) else None
+        self._line_encoder = LineEncoder(assets) if self._line_writer is not None else None
         self._warnings = RepeatedWarnings(log, settings.ingest.warning_interval_s)
         self._counters = dict.fromkeys(COUNTERS, 0)
         self._sequences = SequenceTracker(max_edges=settings.ingest.max_tracked_edges)
+        # In a shared group the instances tell each other which numbers they received (group_sequence).
+        self._group_topic = settings.ingest.group_topic()
+        self._group: GroupSequence | None = None
+        if self._group_topic is not None:
+            self._group = GroupSequence(settings.ingest.sequence_settle_s, max_edges=settings.ingest.max_tracked_edges)
         self._in_progress: dict[tuple[str, int], _Delivery] = {}  # batches with points not yet written
-        self._pending: deque[_Pending] = deque()
+        self._pending: deque[_Chunk] = deque()
+        self._pending_points = 0  # the points in _pending
         self._in_flight = 0
         self._arrived = asyncio.Event()
         self._wrote = asyncio.Event()  # set after each batch the writer finished
@@ -223,9 +262,9 @@ class IngestService:
         self._room.set()
         self._closing = False
         self._leaving = False  # shutting down: take no more messages, write and acknowledge what is held
-        self._store_lost = False
-        self._broker_lost = False
-        self._dead_letters_lost = False
+        self._store_outage = Outage(log)
+        self._broker_outage = Outage(log)
+        self._dead_letters_outage = Outage(log, lost_level=logging.ERROR)
         self.receive_maximum = settings.ingest.receive_maximum
         self._connection = 0  # counts connections; a delivery acknowledges only on its own
         self._acknowledger: paho.Client | None = None  # set while a connection is up
@@ -315,18 +354,30 @@ class IngestService:
 
     def links(self) -> dict[str, bool]:
         """What ``factory healthcheck --service ingest`` judges: subscribed to the uplink, last write taken."""
-        return {"broker": self.subscribed.is_set(), "store": not self._store_lost}
+        return {"broker": self.subscribed.is_set(), "store": not self._store_outage.ongoing}
 
     def stats(self) -> dict[str, int]:
         return {**self._counters, "pending_points": self._held(), "unacked": len(self._unacked)}
 
-    def metrics_page(self) -> str:
-        """What ``GET /metrics`` answers (Prometheus text format)."""
+    async def metrics_page(self) -> str:
+        """What ``GET /metrics`` answers (Prometheus text format).
+
+        With what the dead-letter file holds now (read at each scrape, so a replay or purge by
+        ``factory deadletters`` shows); left out while the file cannot be read.
+        """
         timings = {
             "write_seconds": ("time the store took for each write that succeeded", self._write_time),
             "ack_latency_seconds": ("from a message's arrival to its acknowledgement", self._ack_latency),
         }
-        return render(self.stats(), self._dead_letter_kinds, timings)
+        gauges: dict[str, int] = {}
+        try:
+            gauges["dead_letters_waiting"] = await self.dead_letters.count(LetterFilter(replayed=False))
+            gauges["dead_letters_held"] = await self.dead_letters.count()
+            gauges["dead_letter_bytes"] = await self.dead_letters.payload_bytes()
+        except StoreError as exc:
+            log.debug("dead-letter gauges left out of /metrics: %s", exc)
+            gauges.clear()
+        return render({**self.stats(), **gauges}, self._dead_letter_kinds, timings)
 
     # --- reading -------------------------------------------------------------------------------
 
@@ -358,10 +409,8 @@ class IngestService:
                 # carry that connection's packet ids; the broker sends them again on the new one.
                 await self._session(self._mqtt_client(self.settings.ingest.mqtt_protocol))
             except aiomqtt.MqttError as exc:
-                if not self._broker_lost:
-                    broker = self.settings.broker
-                    log.warning("MQTT broker %s:%d lost (%s)", broker.host, broker.port, exc)
-                    self._broker_lost = True
+                broker = self.settings.broker
+                if self._broker_outage.lost("MQTT broker %s:%d lost (%s)", broker.host, broker.port, exc):
                     delay = BACKOFF_START_S
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, BACKOFF_MAX_S)
@@ -380,7 +429,14 @@ class IngestService:
         try:
             async with client:
                 self._acknowledger = acknowledger
-                await self._read_messages(client, connection)
+                reporter = None
+                if self._group is not None:
+                    reporter = asyncio.create_task(self._report_to_group(client), name="ingest-group-reports")
+                try:
+                    await self._read_messages(client, connection)
+                finally:
+                    if reporter is not None:
+                        await cancel_and_wait(reporter)
         finally:
             self._acknowledger = None
             self._unacked.clear()  # the broker sends these again on the next connection
@@ -388,15 +444,20 @@ class IngestService:
     async def _read_messages(self, client: aiomqtt.Client, connection: int) -> None:
         subscription = self.settings.ingest.subscription(self.settings.uplink)
         await client.subscribe(subscription, qos=1)
+        if self._group_topic is not None:
+            await client.subscribe(f"{self._group_topic}/+", qos=1)  # every instance hears every report
         self.subscribed.set()
         log.info("subscribed to %s as %s", subscription, self.settings.ingest.client_id)
-        if self._broker_lost:
-            log.info("MQTT broker %s:%d is back", self.settings.broker.host, self.settings.broker.port)
-            self._broker_lost = False
+        self._broker_outage.back("MQTT broker %s:%d is back", self.settings.broker.host, self.settings.broker.port)
         async for message in client.messages:
             delivery = _Delivery(message.mid, message.qos, connection, asyncio.get_running_loop().time())
             self._unacked.append(delivery)
-            await self._on_message(str(message.topic), _payload_bytes(message.payload), delivery)
+            topic = str(message.topic)
+            if self._group_topic is not None and topic.startswith(f"{self._group_topic}/"):
+                delivery.uplink = False
+                await self._on_report(topic, _payload_bytes(message.payload))
+            else:
+                await self._on_message(topic, _payload_bytes(message.payload), delivery)
             self._acknowledge()
             if not self._room.is_set():
                 self._counters["pauses"] += 1
@@ -415,8 +476,10 @@ class IngestService:
             delivery = self._unacked.popleft()
             if self._acknowledger is not None and delivery.qos > 0 and delivery.connection == self._connection:
                 self._acknowledger.ack(delivery.mid, delivery.qos)
-                self._counters["acks"] += 1
-                self._ack_latency = _timed(self._ack_latency, asyncio.get_running_loop().time() - delivery.received)
+                if delivery.uplink:
+                    self._counters["acks"] += 1
+                    latency = asyncio.get_running_loop().time() - delivery.received
+                    self._ack_latency = _timed(self._ack_latency, latency)
 
     async def _on_message(self, topic: str, payload: bytes, delivery: _Delivery) -> None:
         """The one boundary per message: whatever this message holds, it ends stored or dead-lettered.
@@ -428,43 +491,68 @@ class IngestService:
         self._counters["messages"] += 1
         received_at = datetime.now(UTC)
         try:
-            points, letters = self._admit(topic, payload, received_at, delivery)
+            chunk, letters = self._admit(topic, payload, received_at, delivery)
         except Exception as exc:
             log.exception("ingest failed on a message on %s; dead-lettering it whole", topic)
             reason = f"ingest failed on this message: {type(exc).__name__}: {exc}"
-            points, letters = [], [DeadLetter(received_at, topic, None, None, reason, payload)]
+            chunk, letters = None, [DeadLetter(received_at, topic, None, None, reason, payload)]
         if letters:
             await self._dead_letter(letters)  # kept before the message can be acknowledged
-        delivery.unwritten = len(points)
-        self._pending.extend(points)
+        if chunk is not None:
+            delivery.unwritten = len(chunk.points)
+            self._pending.append(chunk)
+            self._pending_points += len(chunk.points)
         self._arrived.set()
         self._update_room()
 
     def _admit(
         self, topic: str, payload: bytes, received_at: datetime, delivery: _Delivery
-    ) -> tuple[list[_Pending], list[DeadLetter]]:
-        """Decode, check and map one message: the points to write and the dead letters to keep.
+    ) -> tuple[_Chunk | None, list[DeadLetter]]:
+        """Decode, check and map one message: the points to write (if any) and the dead letters to keep.
 
         The edge is the one the topic names: the broker's ACL lets each edge publish only there
         (deploy/mosquitto). A payload naming another edge is refused whole; a sample for equipment
         the asset model assigns to another gateway is refused on its own.
+
+        A plain batch whose every sample becomes a line takes the fast path (``decode_plain``,
+        ``LineEncoder``); any other message the reference path (``decode_batch``, ``admit_sample``),
+        which gives each refusal its reason. Both end in the same points.
         """
         edge = edge_of(topic, self.settings.uplink.topic_prefix)
         if edge is None:
             not_uplink = not_an_uplink_topic(topic, self.settings.uplink.topic_prefix)
-            return [], [DeadLetter(received_at, topic, None, None, not_uplink, payload)]
-        try:
-            batch = decode_batch(payload, limits=self._wire_limits, now=received_at)
-        except WireFormatError as exc:
-            return [], [DeadLetter(received_at, topic, edge, None, exc.reason, payload)]
+            return None, [DeadLetter(received_at, topic, None, None, not_uplink, payload)]
+        plain = lines = None
+        if self._line_encoder is not None:
+            plain = decode_plain(payload, limits=self._wire_limits, now=received_at)
+            lines = None if plain is None else self._line_encoder.lines(plain, edge)
+        batch: PlainBatch | DecodedBatch
+        if plain is not None and lines is not None:
+            batch = plain
+        else:
+            try:
+                batch = decode_batch(payload, limits=self._wire_limits, now=received_at)
+            except WireFormatError as exc:
+                return None, [DeadLetter(received_at, topic, edge, None, exc.reason, payload)]
         if (other := names_another_edge(batch.edge, edge)) is not None:
             self._counters["refused_batches"] += 1
-            return [], [DeadLetter(received_at, topic, edge, batch.seq, other, payload)]
+            return None, [DeadLetter(received_at, topic, edge, batch.seq, other, payload)]
         if not self._check_sequence(edge, batch.seq, batch.fingerprint):
             original = self._in_progress.get((edge, batch.seq))
             delivery.after = original  # acknowledged once the first copy is stored, not before
-            return [], []
+            return None, []
 
+        message = _Message(topic, edge, batch.seq, delivery, received_at)
+        if isinstance(batch, PlainBatch):
+            assert lines is not None
+            self._counters["samples"] += len(lines)
+            self._in_progress[(edge, batch.seq)] = delivery
+            return _Chunk(lines, batch.samples, message), []
+        return self._admit_samples(batch, message)
+
+    def _admit_samples(self, batch: DecodedBatch, message: _Message) -> tuple[_Chunk | None, list[DeadLetter]]:
+        """The reference path's points and dead letters for a decoded batch."""
+        topic, edge, received_at = message.topic, message.edge, message.received_at
         sample_letter = LetterKind.SAMPLE
         letters = [
             DeadLetter(received_at, topic, edge, batch.seq, r.reason, r.payload, kind=sample_letter)
@@ -474,28 +562,46 @@ class IngestService:
         total = len(batch.samples) + len(batch.rejected)
         self._counters["samples"] += total
         indices = [i for i in range(total) if i not in rejected_at]
-        points: list[_Pending] = []
+        points: list[Point | str] = []
+        samples: list[Sample | PlainSample] = []
         for index, sample in zip(indices, batch.samples, strict=True):
-            admitted = admit_sample(sample, index, edge, self.assets)
+            admitted: Point | str | Refused = admit_sample(sample, index, edge, self.assets)
+            if isinstance(admitted, Point) and self._line_writer is not None:
+                try:
+                    admitted = encode_point(admitted)
+                except StoreRejected as exc:  # what the store would refuse, refused here in its words
+                    admitted = Refused(f"store rejected: {exc}")
             if isinstance(admitted, Refused):
                 payload_json = json.dumps(sample_to_json(sample)).encode()
                 letters.append(
                     DeadLetter(received_at, topic, edge, batch.seq, admitted.reason, payload_json, kind=sample_letter)
                 )
             else:
-                points.append(_Pending(admitted, sample, topic, edge, batch.seq, delivery, received_at))
-        if points:
-            self._in_progress[(edge, batch.seq)] = delivery
-        return points, letters
+                points.append(admitted)
+                samples.append(sample)
+        if not points:
+            return None, letters
+        self._in_progress[(edge, batch.seq)] = message.delivery
+        return _Chunk(points, samples, message), letters
 
     def _check_sequence(self, edge: str, seq: int, fingerprint: Hashable) -> bool:
         """Count what the sequence number says; False for a duplicate, which is not written again.
 
-        In a shared group each instance sees only some of an edge's batches, so gaps (and late
-        batches closing them) mean nothing there and are not counted.
+        In a shared group each instance sees only some of an edge's batches, so what one instance
+        sees says nothing of gaps: the group judges them together (``GroupSequence``; the reports
+        and the count are ``_report_to_group``'s), and the batch is only recorded for it here.
         """
         check = self._sequences.observe(edge, seq, fingerprint)
-        if check.verdict is SeqVerdict.GAP and self.settings.ingest.shared_group is None:
+        # In a group, gaps and late batches are the group's to judge, once every instance reported.
+        late_in_group = (
+            self._group is not None
+            and check.verdict is not SeqVerdict.DUPLICATE
+            and self._group.received(edge, seq, asyncio.get_running_loop().time())
+        )
+        if late_in_group:
+            self._counters["seq_late"] += 1
+            log.info("edge %s: seq %d arrived late and closes a gap", edge, seq)
+        if check.verdict is SeqVerdict.GAP and self._group is None:
             self._counters["seq_gaps"] += check.missing
             self._warnings.warn(
                 f"{edge}: sequence gap",
@@ -520,10 +626,51 @@ class IngestService:
         elif check.verdict is SeqVerdict.REPEAT:
             self._counters["seq_repeats"] += 1
             log.debug("edge %s: seq %d seen long ago; writing it again (idempotent)", edge, seq)
-        elif check.verdict is SeqVerdict.LATE and self.settings.ingest.shared_group is None:
+        elif check.verdict is SeqVerdict.LATE and self._group is None:
             self._counters["seq_late"] += 1
             log.info("edge %s: seq %d arrived late and closes a gap", edge, seq)
         return True
+
+    async def _report_to_group(self, client: aiomqtt.Client) -> None:
+        """Every report interval: tell the group which numbers this instance received, count settled gaps."""
+        assert self._group is not None and self._group_topic is not None
+        topic = f"{self._group_topic}/{self.settings.ingest.client_id}"
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.settings.ingest.sequence_report_interval_s)
+            if numbers := self._group.outgoing():
+                try:
+                    await client.publish(topic, encode_report(self.settings.ingest.client_id, numbers), qos=1)
+                except aiomqtt.MqttError as exc:
+                    # The connection is going; the reader notices and reconnects. Report it with the next.
+                    log.debug("could not report sequence numbers to the group: %s", exc)
+                    for edge, listed in numbers.items():
+                        self._group.outgoing_again(edge, listed)
+            for gap in self._group.settle(loop.time()):
+                self._counters["seq_gaps"] += gap.missing
+                self._warnings.warn(
+                    f"{gap.edge}: sequence gap",
+                    "edge %s: %d batch(es) missing between seq %d and %d (no instance of group %s received them)",
+                    gap.edge,
+                    gap.missing,
+                    gap.after,
+                    gap.before,
+                    self.settings.ingest.shared_group,
+                )
+
+    async def _on_report(self, topic: str, payload: bytes) -> None:
+        """Another instance's report of the numbers it received; one that cannot be used is dead-lettered."""
+        assert self._group is not None
+        try:
+            instance, numbers = decode_report(payload, self.settings.ingest.max_payload_bytes)
+        except ReportError as exc:
+            self._counters["seq_reports_refused"] += 1
+            await self._dead_letter([DeadLetter(datetime.now(UTC), topic, None, None, str(exc), payload)])
+            return
+        if instance == self.settings.ingest.client_id:
+            return  # our own, heard back
+        self._counters["seq_reports"] += 1
+        self._group.heard(numbers, asyncio.get_running_loop().time())
 
     async def _dead_letter(self, letters: Sequence[DeadLetter]) -> None:
         """Keep the letters, retrying while the dead-letter file is unusable (the reader waits meanwhile)."""
@@ -544,22 +691,19 @@ class IngestService:
             try:
                 await self.dead_letters.add(letters)
             except StoreError as exc:
-                if not self._dead_letters_lost:
-                    log.error("dead-letter store unusable; holding the stream until it is back: %s", exc)
-                    self._dead_letters_lost = True
+                unusable = "dead-letter store unusable; holding the stream until it is back: %s"
+                self._dead_letters_outage.lost(unusable, exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, BACKOFF_MAX_S)
                 continue
             break
-        if self._dead_letters_lost:
-            log.info("dead-letter store is back")
-            self._dead_letters_lost = False
+        self._dead_letters_outage.back("dead-letter store is back")
         self._counters["dead_letters"] += len(letters)
 
     # --- writing -------------------------------------------------------------------------------
 
     def _held(self) -> int:
-        return len(self._pending) + self._in_flight
+        return self._pending_points + self._in_flight
 
     def _update_room(self) -> None:
         held = self._held()
@@ -572,7 +716,7 @@ class IngestService:
         # The broker sends no more until ingest acknowledges some of what it holds unacknowledged.
         return len(self._unacked) < self.receive_maximum
 
-    async def _next_batch(self) -> list[_Pending] | None:
+    async def _next_batch(self) -> list[_Chunk] | None:
         """Up to batch_max_points points, waiting at most flush_interval_s for a batch to fill.
 
         It does not wait when no more can arrive: the broker's in-flight window is full.
@@ -585,7 +729,7 @@ class IngestService:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.flush_interval_s
         while (
-            len(self._pending) < self.batch_max_points
+            self._pending_points < self.batch_max_points
             and not (self._closing or self._leaving)
             and self._more_can_arrive()
         ):
@@ -598,8 +742,17 @@ class IngestService:
                     await self._arrived.wait()
             except TimeoutError:
                 break
-        size = min(self.batch_max_points, len(self._pending))
-        batch = [self._pending.popleft() for _ in range(size)]
+        batch: list[_Chunk] = []
+        size = 0
+        while self._pending and size < self.batch_max_points:
+            chunk = self._pending.popleft()
+            room = self.batch_max_points - size
+            if len(chunk.points) > room:
+                chunk, rest = chunk.split(room)
+                self._pending.appendleft(rest)
+            batch.append(chunk)
+            size += len(chunk.points)
+        self._pending_points -= size
         self._in_flight = size
         return batch
 
@@ -610,15 +763,45 @@ class IngestService:
             self._update_room()
             self._wrote.set()
 
-    async def _deliver(self, batch: list[_Pending]) -> None:
-        """Write the batch; retry while the store is away, isolate and dead-letter what it rejects."""
+    async def _deliver(self, batch: list[_Chunk]) -> None:
+        """Write the batch; retry while the store is away; if it rejects some points, isolate them."""
+        points: list[Point | str] = []
+        for chunk in batch:
+            points.extend(chunk.points)
+        delay = BACKOFF_START_S
+        while True:
+            started = asyncio.get_running_loop().time()
+            try:
+                await self._write(points)
+            except StoreRejected:
+                one_by_one = [
+                    (point, sample, chunk.message)
+                    for chunk in batch
+                    for point, sample in zip(chunk.points, chunk.samples, strict=True)
+                ]
+                await self._deliver_isolating(one_by_one)
+                return
+            except StoreError as exc:
+                self._store_unavailable(exc)
+                await asyncio.sleep(_retry_delay(exc, delay))
+                delay = min(delay * 2, BACKOFF_MAX_S)
+                continue
+            self._written(len(points), started)
+            for chunk in batch:
+                self._kept(chunk.message, len(chunk.points))
+            self._acknowledge()
+            return
+
+    async def _deliver_isolating(self, batch: list[_Pending]) -> None:
+        """Write a batch the store rejected in halves until the rejected points are isolated; each of
+        those is dead-lettered with the store's reason, the rest written (retrying while the store is away)."""
         parts = [batch]  # a stack: halves of a rejected part go back on it, left half on top
         delay = BACKOFF_START_S
         while parts:
             part = parts[-1]
             started = asyncio.get_running_loop().time()
             try:
-                await self.store.write([p.point for p in part])
+                await self._write(list(map(_POINT_OF, part)))
             except StoreRejected as exc:
                 parts.pop()
                 if len(part) > 1:
@@ -626,37 +809,59 @@ class IngestService:
                     parts.extend((part[middle:], part[:middle]))
                 else:
                     await self._dead_letter_rejected(part[0], exc)
-                    self._kept(part)
+                    self._kept(part[0][2], 1)
+                    self._acknowledge()
                 continue
             except StoreError as exc:
-                # Unavailable, or refusing our credentials: neither is the data's fault, so hold it.
-                if not self._store_lost:
-                    log.warning("store %s unavailable; holding points, retrying: %s", self.store.backend, exc)
-                    self._store_lost = True
-                self._counters["write_retries"] += 1
+                self._store_unavailable(exc)
                 await asyncio.sleep(_retry_delay(exc, delay))
                 delay = min(delay * 2, BACKOFF_MAX_S)
                 continue
             parts.pop()
-            self._write_time = _timed(self._write_time, asyncio.get_running_loop().time() - started)
-            self._counters["points_written"] += len(part)
-            self._kept(part)
-            if self._store_lost:
-                log.info("store %s is back; %d points held", self.store.backend, self._held())
-                self._store_lost = False
+            self._written(len(part), started)
+            for message, count in Counter(map(_MESSAGE_OF, part)).items():
+                self._kept(message, count)
+            self._acknowledge()
 
-    def _kept(self, part: list[_Pending]) -> None:
-        """These points are in the store or the dead letters: their messages may be acknowledged."""
-        for pending in part:
-            pending.delivery.unwritten -= 1
-            if pending.delivery.unwritten == 0:
-                self._in_progress.pop((pending.edge, pending.seq), None)
-        self._acknowledge()
+    def _store_unavailable(self, exc: StoreError) -> None:
+        # Unavailable, or refusing our credentials: neither is the data's fault, so hold it.
+        self._store_outage.lost("store %s unavailable; holding points, retrying: %s", self.store.backend, exc)
+        self._counters["write_retries"] += 1
+
+    def _written(self, count: int, started: float) -> None:
+        self._write_time = _timed(self._write_time, asyncio.get_running_loop().time() - started)
+        self._counters["points_written"] += count
+        if self._store_outage.ongoing:  # (the count of points held is worked out only then)
+            self._store_outage.back("store %s is back; %d points held", self.store.backend, self._held())
+
+    async def _write(self, points: list[Point | str]) -> None:
+        # Every queued point is a line when the store takes lines, a Point otherwise (``_admit``).
+        if self._line_writer is not None:
+            await self._line_writer.write_lines(cast(list[str], points))
+        else:
+            await self.store.write(cast(list[Point], points))
+
+    def _kept(self, message: _Message, count: int) -> None:
+        """``count`` points of ``message`` are in the store or the dead letters (``_acknowledge`` next)."""
+        delivery = message.delivery
+        delivery.unwritten -= count
+        if delivery.unwritten == 0:
+            self._in_progress.pop((message.edge, message.seq), None)
 
     async def _dead_letter_rejected(self, pending: _Pending, exc: StoreRejected) -> None:
-        payload = json.dumps(sample_to_json(pending.sample)).encode()
+        _, sample, message = pending
+        if isinstance(sample, PlainSample):
+            payload = msgspec.json.encode(sample)  # the sample as it came (UNSET keys left out)
+        else:
+            payload = json.dumps(sample_to_json(sample)).encode()
         reason = f"store rejected: {exc}"
         letter = DeadLetter(
-            pending.received_at, pending.topic, pending.edge, pending.seq, reason, payload, kind=LetterKind.SAMPLE
+            message.received_at,
+            message.topic,
+            message.edge,
+            message.seq,
+            reason,
+            payload,
+            kind=LetterKind.SAMPLE,
         )
         await self._dead_letter([letter])

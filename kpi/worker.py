@@ -27,6 +27,7 @@ from typing import Self
 
 from core.assets import AssetModel, EquipmentType
 from core.errors import StoreError
+from core.once import Outage
 from core.settings import Settings
 from core.signals import Measurement
 from core.store import Point, Store
@@ -77,7 +78,7 @@ class KpiWorker:
         self.points_written = 0
         self.late_hours = 0
         self.failed_rounds = 0
-        self._failing = False
+        self._round_failures = Outage(log)  # the rounds: logged once when they fail, once when they succeed again
         self._last_scan_ns: int | None = None
         self._checked_meta = False
         self._task: asyncio.Task[None] | None = None
@@ -101,7 +102,7 @@ class KpiWorker:
 
     def links(self) -> dict[str, bool]:
         """What ``factory healthcheck --service kpi`` judges: the last round reached the store."""
-        return {"store": not self._failing}
+        return {"store": not self._round_failures.ongoing}
 
     @property
     def config_digest(self) -> str:
@@ -246,14 +247,10 @@ class KpiWorker:
                     self._last_scan_ns = now_ns
             except StoreError as exc:
                 self.failed_rounds += 1
-                if not self._failing:
-                    log.warning("KPI round failed, retrying every %ss: %s", self.settings.interval_s, exc)
-                    self._failing = True
+                self._round_failures.lost("KPI round failed, retrying every %ss: %s", self.settings.interval_s, exc)
             else:
                 self.rounds += 1
-                if self._failing:
-                    log.info("KPI rounds succeed again")
-                    self._failing = False
+                self._round_failures.back("KPI rounds succeed again")
             await asyncio.sleep(self.settings.interval_s)
 
 

@@ -214,3 +214,69 @@ async def test_influxdb_away_and_ingest_killed_mid_stream_then_exactly_what_was_
                 await store.close()
     assert final == expected, log_path.read_text()[-3000:]
     assert "unavailable" in log_path.read_text()
+
+
+OUTAGE_S = 60  # issue 9's "InfluxDB stopped for 60 s mid-stream"
+
+
+async def test_influxdb_stopped_for_60_s_and_ingest_killed_meanwhile_then_exactly_what_was_published_is_stored(
+    tmp_path: Path, mosquitto_server: MosquittoServer, processes: list[subprocess.Popen[bytes]]
+) -> None:
+    # The stream runs on through a 60 s outage (SIGSTOP: connections hang, requests time out); halfway
+    # through it ingest is killed with SIGKILL and started again at once, so the new process too meets
+    # the store away, holds, retries with backoff, and catches up once InfluxDB answers again.
+    expected = BATCHES * SAMPLES_PER_BATCH
+    with influxdb(tmp_path / "influxdb") as influx:
+        config = write_config(tmp_path, mosquitto_server, "influxdb", "5", influx.url, "outage60")
+        topic = f"{config.read_text().split('topic_prefix: ')[1].split('}')[0]}/{EDGE}"
+        store = InfluxStore(influx.url, "outage60", timeout_s=5)
+        log_path = tmp_path / "ingest.log"
+        loop = asyncio.get_running_loop()
+        with log_path.open("w") as log:
+            try:
+                async with bounded(OUTAGE_S + 150, "a 60 s outage"), mqtt_publisher(mosquitto_server) as pub:
+                    first = start_ingest(config, log)
+                    processes.append(first)
+                    await wait_until(lambda: "subscribed" in log_path.read_text() or first.poll() is not None, "start")
+                    assert first.poll() is None, log_path.read_text()
+
+                    async def stream() -> None:  # spread over the outage: about 100 s
+                        for seq in range(BATCHES):
+                            await publish_to(pub, topic, batch(seq))
+                            await asyncio.sleep(0.25)
+
+                    publishing = asyncio.create_task(stream())
+                    while await stored_points(store) < expected // 10:
+                        assert not publishing.done()
+                        await asyncio.sleep(0.1)
+                    influx.proc.send_signal(signal.SIGSTOP)
+                    stopped_at = loop.time()
+                    try:
+                        await wait_until(lambda: "unavailable" in log_path.read_text(), "ingest noticing", 20)
+                        await asyncio.sleep(max(0.0, stopped_at + OUTAGE_S / 2 - loop.time()))
+                        first.send_signal(signal.SIGKILL)
+                        first.wait()
+                        second = start_ingest(config, log)
+                        processes.append(second)
+                        await asyncio.sleep(max(0.0, stopped_at + OUTAGE_S - loop.time()))
+                        assert not publishing.done()  # the outage was mid-stream
+                        assert second.poll() is None, log_path.read_text()[-3000:]
+                    finally:
+                        influx.proc.send_signal(signal.SIGCONT)
+                    await publishing
+                    deadline = loop.time() + 120
+                    while (count := await stored_points(store)) < expected:
+                        assert second.poll() is None, log_path.read_text()[-3000:]
+                        assert loop.time() < deadline, f"{count} of {expected} points stored"
+                        await asyncio.sleep(0.2)
+                    await asyncio.sleep(1.0)
+                    final = await stored_points(store)
+                    second.send_signal(signal.SIGTERM)
+                    second.wait(timeout=20)
+            finally:
+                await store.close()
+    text = log_path.read_text()
+    assert final == expected, text[-3000:]
+    # Each process said once that the store was away, and the second once that it was back.
+    assert text.count("store influxdb unavailable") == 2, text[-3000:]
+    assert text.count("store influxdb is back") == 1, text[-3000:]

@@ -11,6 +11,7 @@ import asyncio
 import json
 import math
 import tempfile
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -172,15 +173,22 @@ MESSAGES = st.one_of(
 )
 
 
+# Into SQLite (every message by the reference path) and into InfluxDB, where plain batches take the
+# fast path (decode_plain, LineEncoder, write_lines) and the others the reference path, mixed.
+@pytest.mark.parametrize("kind", ["sqlite", "influxdb"])
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(messages=st.lists(MESSAGES, min_size=1, max_size=12))
 async def test_fuzzed_messages_never_stop_the_service_and_every_sample_is_stored_or_dead_lettered(
-    mosquitto_server: MosquittoServer, messages: list[tuple[Any, ...]]
+    kind: str, mosquitto_server: MosquittoServer, influx_server: InfluxServer, messages: list[tuple[Any, ...]]
 ) -> None:
     with tempfile.TemporaryDirectory() as workdir:
         settings = ingest_settings(Path(workdir), mosquitto_server, max_payload_bytes=300_000)
         topic = settings.uplink.topic(EDGE)
-        store = SqliteStore(Path(workdir) / "store.sqlite")
+        store: Store
+        if kind == "sqlite":
+            store = SqliteStore(Path(workdir) / "store.sqlite")
+        else:
+            store = InfluxStore(influx_server.url, f"fuzz_{uuid.uuid4().hex[:12]}")
         service = IngestService(settings, store, ASSETS)
         running = asyncio.create_task(service.run())
         goods: list[dict[str, Any]] = []

@@ -197,19 +197,32 @@ async def test_without_the_right_password_nobody_connects_and_ingest_cannot_publ
         await store.close()
 
 
-async def test_the_acl_lets_ingest_read_through_a_shared_subscription(
+async def test_the_acl_lets_ingest_read_through_a_shared_subscription_and_only_ingest_report_to_the_group(
     acl_broker: int, tmp_path: Path, assets: AssetModel
 ) -> None:
-    settings = settings_for(tmp_path, acl_broker, assets, shared_group="ingest", mqtt_protocol="5")
+    timing = {"sequence_report_interval_s": 0.1, "sequence_settle_s": 0.5}
+    settings = settings_for(tmp_path / "a", acl_broker, assets, shared_group="ingest", mqtt_protocol="5", **timing)
+    other = settings_for(tmp_path / "b", acl_broker, assets, shared_group="ingest", mqtt_protocol="5", **timing)
+    group_topic = settings.ingest.group_topic()
     store = SqliteStore(tmp_path / "store.sqlite")
     try:
         async with (
             bounded(30, "ingest reading $share/ingest/factory/uplink/+ through the ACL"),
             IngestService(settings, store, assets) as service,
+            IngestService(other, store, assets) as second,
             edge_client(acl_broker, "gw-a") as gw_a,
         ):
             await started(service)
-            await gw_a.publish("factory/uplink/gw-a", batch("gw-a", 0, "cnc-a1", 1), qos=1)
-            await wait_until(lambda: service.stats()["points_written"] == 1, "gw-a's batch through the group")
+            await started(second)
+            # An edge forging a report (to hide a gap) is dropped by the ACL: nobody hears it.
+            forged = b'{"v":1,"instance":"forged","edges":{"gw-a":[[0,100]]}}'
+            await gw_a.publish(f"{group_topic}/forged", forged, qos=1)
+            for seq in (0, 1, 3):
+                await gw_a.publish("factory/uplink/gw-a", batch("gw-a", seq, "cnc-a1", seq + 1), qos=1)
+            both = (service, second)
+            await wait_until(lambda: sum(s.stats()["points_written"] for s in both) == 3, "gw-a's batches")
+            await wait_until(lambda: sum(s.stats()["seq_gaps"] for s in both) == 1, "the gap, through the ACL")
+            assert sum(s.stats()["seq_reports"] for s in both) > 0  # the instances hear each other
+            assert sum(s.stats()["seq_reports_refused"] for s in both) == 0
     finally:
         await store.close()

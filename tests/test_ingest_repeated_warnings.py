@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from ingest.repeated_warnings import MAX_KINDS, RepeatedWarnings
+from core.once import MAX_KINDS, RepeatedWarnings
 
 
 class Clock:

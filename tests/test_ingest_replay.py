@@ -102,8 +102,22 @@ async def test_a_sample_for_unknown_equipment_is_stored_once_after_the_asset_mod
         assert (service.stats()["points_written"], service.stats()["dead_letters"]) == (1, 2)
 
     with_new_machine(EXAMPLE_ASSETS, assets)
+    assert await asyncio.to_thread(deadletters, config, "list", "--json") == 0
+    letters_before = json_lines(capsys.readouterr().out)
+    assert await asyncio.to_thread(deadletters, config, "replay", "--dry-run", "--json") == 0
+    dry = json.loads(capsys.readouterr().out)
+    assert await asyncio.to_thread(deadletters, config, "list", "--json") == 0
+    assert json_lines(capsys.readouterr().out) == letters_before  # a dry run changes no letter
+    async with closing_store(SqliteStore(settings.store.sqlite_path)) as store:
+        assert len(await store.read(COUNTER, at - timedelta(hours=1), now)) == 0  # and writes nothing
+    assert await asyncio.to_thread(deadletters, config, "replay", "--dry-run") == 0
+    assert capsys.readouterr().out.startswith(
+        "dry run, nothing changed: would replay 2 letters: 1 would be stored (1 point to write), 1 still refused"
+    )
     assert await asyncio.to_thread(deadletters, config, "replay", "--json") == 0
     first = json.loads(capsys.readouterr().out)
+    assert dry["dry_run"] is True and first["dry_run"] is False
+    assert {k: v for k, v in dry.items() if k != "dry_run"} == {k: v for k, v in first.items() if k != "dry_run"}
     assert await asyncio.to_thread(deadletters, config, "replay", "--json") == 0
     second = json.loads(capsys.readouterr().out)
     assert await asyncio.to_thread(deadletters, config, "list", "--json") == 0
@@ -184,7 +198,12 @@ async def test_replay_stores_what_now_passes_splits_messages_and_changes_nothing
     window = (received - timedelta(days=60), received + timedelta(days=1))
     async with DeadLetterStore(settings.ingest.dead_letter_path) as letters:
         await letters.add(as_ingest_keeps(received))
+        before = await letters.list()
+        dry = await Replay(settings, each_store, assets, letters).run(LetterFilter(), replayed_at, dry_run=True)
+        assert await letters.list() == before  # nothing settled, nothing split off
+        assert len(await each_store.read(COUNTER, *window)) == 0  # nothing written
         first = await Replay(settings, each_store, assets, letters).run(LetterFilter(), replayed_at)
+        assert dry == first  # the dry run said what the replay did
         after_first = await each_store.read(COUNTER, *window)
         second = await Replay(settings, each_store, assets, letters).run(LetterFilter(), replayed_at)
         after_second = await each_store.read(COUNTER, *window)

@@ -170,6 +170,8 @@ async def test_good_samples_reach_influxdb_exactly_and_bad_input_is_dead_lettere
         "seq_repeats": 0,
         "seq_reused": 0,
         "seq_late": 0,
+        "seq_reports": 0,  # no shared group: no reports
+        "seq_reports_refused": 0,
         "write_retries": 0,
         "pauses": 0,
         "acks": 4,  # every message, once its points were written or dead-lettered

@@ -20,13 +20,11 @@ router = APIRouter(tags=["health"])
 )
 async def healthz(context: ContextDep, response: Response) -> HealthPublic:
     health = await context.store.health()
-    if health.ok != context.store_ok:
-        # Logged on a change only: load balancers poll this every few seconds.
-        if health.ok:
-            log.info("store %s is healthy: %s", health.backend, health.detail)
-        else:
-            log.warning("store %s is unhealthy: %s", health.backend, health.detail)
-        context.store_ok = health.ok
+    # Logged on a change only: load balancers poll this every few seconds.
+    if health.ok:
+        context.store_outage.back("store %s is healthy: %s", health.backend, health.detail)
+    else:
+        context.store_outage.lost("store %s is unhealthy: %s", health.backend, health.detail)
     if not health.ok:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     # The detail (paths, URLs) stays in the log: this endpoint answers anyone.

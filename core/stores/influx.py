@@ -44,7 +44,7 @@ from core.settings import StoreSettings
 from core.signals import ROLLUP_MEASUREMENTS
 from core.store import BAD_QUALITY, Point, StoreHealth, TagFilter
 from core.stores.frames import FrameReads
-from core.stores.lineprotocol import encode_points
+from core.stores.lineprotocol import encode_point
 from core.wire import datetime_to_ns
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,21 @@ log = logging.getLogger(__name__)
 DEFAULT_BATCH_SIZE = 5000
 MAX_RETRY_AFTER_S = 120.0  # a longer Retry-After is taken as this: the writer tries again no later
 GZIP_LEVEL = 1  # most of the size for a fraction of the time of the default level 9
+
+
+GZIP_IN_THREAD_BYTES = 64 * 1024  # larger bodies are compressed beside the event loop (zlib lets go of the GIL)
+
+
+async def _compressed(body: bytes) -> bytes:
+    """``body`` gzip-compressed; a large one in a worker thread, so the loop reads and encodes meanwhile."""
+    if len(body) < GZIP_IN_THREAD_BYTES:
+        return gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
+    return await asyncio.to_thread(gzip.compress, body, compresslevel=GZIP_LEVEL, mtime=0)
+
+
+def _body(lines: Sequence[str]) -> bytes:
+    """A ``/write`` request body: the lines, each ended by a newline."""
+    return ("\n".join(lines) + "\n").encode()
 
 
 def quote_identifier(name: str) -> str:
@@ -317,36 +332,49 @@ class InfluxStore(FrameReads):
                 grouped.setdefault(self.policy_of(point.measurement), []).append(point)
             by_policy = dict(grouped)
         # Encode everything first: a point line protocol cannot carry refuses the call before any I/O.
-        size = self.batch_size
-        requests = [
-            (policy, part, encode_points(part))
-            for policy, group in by_policy.items()
-            for part in (group[i : i + size] for i in range(0, len(group), size))
-        ]
+        lines = {policy: [encode_point(p) for p in group] for policy, group in by_policy.items()}
         await self._ensure_database()
-        for policy, part, body in requests:
-            await self._write_fitting(policy, part, body)
+        for policy, encoded in lines.items():
+            await self._write_lines_in_requests(policy, encoded)
 
-    async def _write_fitting(self, policy: str | None, points: Sequence[Point], body: bytes) -> None:
-        """Post ``body`` (the encoded ``points``); on 413 post each half instead, down to one point."""
+    async def write_lines(self, lines: Sequence[str]) -> None:
+        """Write raw points given as line protocol, one point per line without its newline.
+
+        The fast path of a writer that encodes its own lines (ingest): the points go to
+        ``retention_policy`` (the raw measurements' policy), in requests of at most ``batch_size``
+        lines, and errors are those of ``write``. The caller has encoded each line as
+        ``encode_point`` would (ingest's tests hold its lines against it).
+        """
+        if not lines:
+            return
+        await self._ensure_database()
+        await self._write_lines_in_requests(self.retention_policy, lines)
+
+    async def _write_lines_in_requests(self, policy: str | None, lines: Sequence[str]) -> None:
+        size = self.batch_size
+        for i in range(0, len(lines), size):
+            await self._write_fitting(policy, lines[i : i + size])
+
+    async def _write_fitting(self, policy: str | None, lines: Sequence[str]) -> None:
+        """Post ``lines``; on 413 post each half instead, down to one point."""
+        body = _body(lines)
         try:
             await self._post_write(policy, body)
         except StoreTooLarge as exc:
-            if len(points) == 1:
-                (point,) = points
+            if len(lines) == 1:
                 raise StoreTooLarge(
-                    f"{exc}: one point of {len(body)} bytes ({point.measurement!r} at {point.time_ns})"
+                    f"{exc}: one point of {len(body)} bytes ({lines[0][:80]!r}…)"
                     " is more than the server takes in a request"
                 ) from exc
-            middle = len(points) // 2
-            log.debug("InfluxDB refused %d bytes as too large; writing %d points in halves", len(body), len(points))
-            for half in (points[:middle], points[middle:]):
-                await self._write_fitting(policy, half, encode_points(half))
+            middle = len(lines) // 2
+            log.debug("InfluxDB refused %d bytes as too large; writing %d points in halves", len(body), len(lines))
+            for half in (lines[:middle], lines[middle:]):
+                await self._write_fitting(policy, half)
 
     async def _post_write(self, policy: str | None, body: bytes) -> None:
         params = {**self._db_params(policy), "precision": "ns"}
         if self.gzip:
-            content = gzip.compress(body, compresslevel=GZIP_LEVEL, mtime=0)
+            content = await _compressed(body)
             await self._request("POST", "/write", params=params, content=content, headers={"Content-Encoding": "gzip"})
         else:
             await self._request("POST", "/write", params=params, content=body)

@@ -27,7 +27,8 @@ from __future__ import annotations
 import functools
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol, runtime_checkable
 
 from core.errors import StoreRejected
 from core.store import FieldValue, Point
@@ -72,6 +73,20 @@ def escape_key(name: str, what: str = "key") -> str:
     return _checked(name, what, _KEY_AMBIGUOUS).translate(_KEY_ESCAPES)
 
 
+def float_text(value: float) -> str:
+    """A finite float as a field value: the shortest text that parses back to the same double.
+
+    A whole number needs no ".0", because a number without the "i" suffix is a float.
+    """
+    text = repr(value)
+    return text[:-2] if text.endswith(".0") else text
+
+
+def string_text(value: str) -> str:
+    """A string field value, quoted and escaped."""
+    return f'"{value.translate(_STRING_ESCAPES)}"'
+
+
 def format_field_value(key: str, value: FieldValue) -> str:
     # bool first: it is a subclass of int.
     if isinstance(value, bool):
@@ -83,12 +98,9 @@ def format_field_value(key: str, value: FieldValue) -> str:
     if isinstance(value, float):
         if not math.isfinite(value):
             raise StoreRejected(f"field {key!r}: {value} is not finite; line protocol cannot carry it")
-        # repr is the shortest text that parses back to the same double; a whole number needs no ".0"
-        # because a number without the "i" suffix is a float.
-        text = repr(value)
-        return text[:-2] if text.endswith(".0") else text
+        return float_text(value)
     if isinstance(value, str):
-        return f'"{value.translate(_STRING_ESCAPES)}"'
+        return string_text(value)
     raise StoreRejected(f"field {key!r}: unsupported type {type(value).__name__} ({value!r})")
 
 
@@ -109,6 +121,11 @@ def _encode_series(measurement: str, tags: Iterable[tuple[str, str]]) -> str:
 @functools.lru_cache(maxsize=65_536)
 def _series(measurement: str, tags: tuple[tuple[str, str], ...]) -> str:
     return _encode_series(measurement, sorted(tags))
+
+
+def encode_series(measurement: str, tags: Mapping[str, str]) -> str:
+    """``measurement,tag=value,...`` with the tags sorted and escaped, as ``encode_point`` writes it."""
+    return _series(measurement, tuple(tags.items()))
 
 
 @functools.lru_cache(maxsize=4_096)
@@ -144,3 +161,14 @@ def encode_point(point: Point) -> str:
 def encode_points(points: Iterable[Point]) -> bytes:
     """A request body for ``/write?precision=ns``: one line per point, UTF-8."""
     return "".join(f"{encode_point(p)}\n" for p in points).encode()
+
+
+@runtime_checkable
+class LineProtocolWriter(Protocol):
+    """A store that also takes raw points as ready-made lines (InfluxDB): a writer's fast path.
+
+    Each line is what ``encode_point`` gives for the point (no newline); errors are those of
+    ``Store.write``: StoreRejected (the server refused a point: split to find it), StoreUnavailable.
+    """
+
+    async def write_lines(self, lines: Sequence[str]) -> None: ...

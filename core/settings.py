@@ -312,7 +312,7 @@ class EdgeSettings(_Section):
     buffer_max_samples: int = Field(default=5_000_000, ge=1000)
     batch_max_samples: int = Field(default=1000, ge=1, le=50_000)
     flush_interval_s: float = Field(
-        default=0.02,
+        default=0.005,
         gt=0,
         le=10,
         description="samples gather in memory this long, then are written to the buffer together and sent at once",

@@ -71,15 +71,29 @@ def _json_text(text: str) -> str:
     return json.dumps(text)
 
 
+# The opening of a sample's JSON per (equipment, signal), which a gateway has a few thousand of.
+_HEADS: dict[tuple[str, str], str] = {}
+_MAX_HEADS = 100_000
+
+
+def _head(equipment: str, signal: str) -> str:
+    head = f'{{"equipment":{_json_text(equipment)},"signal":{_json_text(signal)},"ts":"'
+    if len(_HEADS) < _MAX_HEADS:
+        _HEADS[(equipment, signal)] = head
+    return head
+
+
 def encode_sample(sample: Sample) -> bytes:
     """The sample's wire JSON, as ``json.dumps(core.wire.sample_to_json(sample))`` would read back.
 
     Written by hand because it runs once per sample on the gateway's busiest path (about a quarter
-    of ``json.dumps`` of the dict). The model guarantees what is assumed here: the signal name is
-    ``[a-z][a-z0-9_]*``, the value a finite float, an int64, a bool or a state name, flags short
-    strings. tests/test_edge_buffer.py holds it against ``sample_to_json``.
+    of ``json.dumps`` of the dict). The model guarantees what is assumed here: the value is a
+    finite float, an int64, a bool or a state name, flags short strings, the time aware.
+    tests/test_edge_buffer.py holds it against ``sample_to_json``.
     """
     fields = sample.__dict__
+    key = (fields["equipment"], fields["signal"])
+    head = _HEADS.get(key) or _head(*key)
     value = fields["value"]
     if value is True:
         value_text = "true"
@@ -89,13 +103,13 @@ def encode_sample(sample: Sample) -> bytes:
         value_text = _json_text(value)
     else:
         value_text = repr(value)  # int, or a finite float: what json.dumps writes for both
-    ts = fields["ts"]  # aware (the model says so); isoformat of a UTC time, less its "+00:00", is format_ts
+    ts = fields["ts"]
     if ts.utcoffset():
         ts = ts.astimezone(UTC)
-    ts_text = ts.isoformat(timespec="microseconds")[:26]
+    # isoformat of a UTC time less its "+00:00" is what core.wire.format_ts writes, at a third of the cost.
     text = (
-        f'{{"equipment":{_json_text(fields["equipment"])},"signal":"{fields["signal"]}","ts":"{ts_text}Z",'
-        f'"value":{value_text},"quality":"{fields["quality"].value}","ts_source":"{fields["ts_source"].value}"'
+        f'{head}{ts.isoformat(timespec="microseconds")[:26]}Z","value":{value_text},'
+        f'"quality":"{fields["quality"].value}","ts_source":"{fields["ts_source"].value}"'
     )
     if (raw := fields["raw"]) is not None:
         text += f',"raw":{_json_text(raw)}'
@@ -280,7 +294,7 @@ class BufferWriter(BackgroundComponent):
     Sources call ``put`` from their notification handlers, which stays cheap (a list append); the
     encoding and the disk write happen once per interval for everything that arrived meanwhile, so
     one OPC UA publish response (hundreds of notifications handled in one go) becomes one
-    transaction. ``interval_s`` is short (``edge.flush_interval_s``, 20 ms by default): it is the
+    transaction. ``interval_s`` is short (``edge.flush_interval_s``, 5 ms by default): it is the
     time a sample waits in memory, so it adds to the latency, and a ``kill -9`` loses at most that
     much (a clean shutdown loses nothing: whatever is pending is written on exit). More than
     ``max_pending`` samples are written at once without waiting for the interval.
@@ -290,7 +304,7 @@ class BufferWriter(BackgroundComponent):
         self,
         buffer: SampleBuffer,
         *,
-        interval_s: float = 0.02,
+        interval_s: float = 0.005,
         max_pending: int = 10_000,
         on_append: Callable[[], None] | None = None,
     ):

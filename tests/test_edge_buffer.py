@@ -155,7 +155,7 @@ def test_a_file_from_a_newer_build_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "b.sqlite"
     with sqlite3.connect(path) as db:
         db.execute("PRAGMA user_version = 99")
-    with pytest.raises(SampleBufferError, match="schema version 99 is not supported.*newer build"):
+    with pytest.raises(SampleBufferError, match=r"schema version 99 is not supported.*newer build"):
         SampleBuffer(path, 1000)
 
 

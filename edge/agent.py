@@ -22,7 +22,7 @@ from typing import Self
 from core.assets import AssetModel
 from core.errors import ConfigError, FactoryError
 from core.settings import BrokerSettings, EdgeSettings, UplinkSettings
-from edge.buffer import BufferWriter, SampleBuffer
+from edge.buffer import CHUNK_SAMPLES, BufferWriter, SampleBuffer
 from edge.forwarder import Forwarder
 from edge.meter_source import MeterCollector
 from edge.metrics import CollectorView, EdgeSnapshot, MetricsServer, SourceState, age_s
@@ -77,7 +77,13 @@ class EdgeAgent:
     async def __aenter__(self) -> Self:
         edge = self.settings
         async with contextlib.AsyncExitStack() as stack:
-            self.buffer = stack.enter_context(SampleBuffer(edge.buffer_path, edge.buffer_max_samples))
+            self.buffer = stack.enter_context(
+                SampleBuffer(
+                    edge.buffer_path,
+                    edge.buffer_max_samples,
+                    chunk_samples=min(CHUNK_SAMPLES, edge.batch_max_samples),  # a batch is whole chunks
+                )
+            )
             self.forwarder = await stack.enter_async_context(
                 Forwarder(
                     edge.id,

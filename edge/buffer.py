@@ -1,23 +1,26 @@
 """Durable store-and-forward buffer: samples wait in a local SQLite file until the broker has them.
 
-Every sample is stored as its wire JSON (``encode_sample``: the bytes ``core.wire.sample_to_json``
-describes) in insertion order, encoded once, when it enters the buffer. The forwarder peeks the
-oldest rows and sends them as they are, joined into one batch envelope (``batch_payload``): nothing
-is parsed or validated again on the way out. It acknowledges that batch with ``ack``, which deletes
-the rows *and* advances the per-edge batch sequence number in the same transaction, so after a crash
-either both happened or neither did (and the batch is resent with the same sequence number, which
-ingest tolerates because its writes are idempotent).
+Every sample is encoded once, when it enters the buffer, as its wire JSON (``encode_sample``: the
+bytes ``core.wire.sample_to_json`` describes), and stored in insertion order in *chunks*: the JSON of
+up to ``chunk_samples`` consecutive samples, comma-separated, one row each (a row per sample cost
+the gateway more CPU in SQLite than everything else the buffer does). The forwarder peeks the oldest
+chunks and sends them as they are, inside one batch envelope (``batch_payload``): nothing is parsed
+or validated again on the way out. It acknowledges that batch with ``ack``, which deletes its chunks
+*and* advances the per-edge batch sequence number in the same transaction, so after a crash either
+both happened or neither did (and the batch is resent with the same sequence number, which ingest
+tolerates because its writes are idempotent).
 
-The buffer is bounded: when it is full, the oldest samples are dropped, counted in the persisted
-``dropped`` counter and logged when dropping starts and when it stops.
+The buffer is bounded: when it holds more than ``max_samples``, the oldest chunks are dropped (so
+up to ``chunk_samples - 1`` more samples than the excess), counted in the persisted ``dropped``
+counter and logged when dropping starts and when it stops.
 
 The file runs in WAL mode with ``synchronous=NORMAL``: a committed append survives a crash of the
 agent process (``kill -9``); a power cut may lose the last commits (not corrupt the file). All calls
 are short synchronous transactions made from the event loop.
 
-Schema versions: 1 kept the same wire JSON as TEXT without the time a row was buffered; a version 1
-file is migrated in place when opened (its rows become BLOBs, buffered "now"). A file from a newer
-build is refused with its version.
+Schema versions: 1 kept one sample per row as TEXT, without the time it was buffered; a version 1
+file is migrated in place when opened (each row becomes a chunk of one, buffered "now"). A file from
+a newer build is refused with its version.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -42,12 +46,14 @@ from edge.lifecycle import BackgroundComponent
 logger = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2
+CHUNK_SAMPLES = 100  # samples per row: the drop granularity, and few enough to split batches finely
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS samples (
+CREATE TABLE IF NOT EXISTS chunks (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: ids are never reused, even once emptied
-    body        BLOB NOT NULL,                      -- the sample's wire JSON, sent as it is
-    buffered_at REAL NOT NULL                       -- gateway time (epoch s) it entered the buffer
+    body        BLOB NOT NULL,                      -- the samples' wire JSON, comma-separated: sent as it is
+    samples     INTEGER NOT NULL,                   -- how many
+    buffered_at REAL NOT NULL                       -- gateway time (epoch s) they entered the buffer
 );
 CREATE TABLE IF NOT EXISTS counters (
     name  TEXT PRIMARY KEY,
@@ -56,13 +62,20 @@ CREATE TABLE IF NOT EXISTS counters (
 INSERT OR IGNORE INTO counters (name, value) VALUES ('next_seq', 0), ('dropped', 0);
 """
 
-# Version 1 stored the same JSON as TEXT, without buffered_at.
+# Version 1 kept one sample per row of `samples`, the same JSON as TEXT, without buffered_at.
 _MIGRATE_FROM_1 = """
-ALTER TABLE samples RENAME TO samples_v1;
-{schema}
-INSERT INTO samples (id, body, buffered_at) SELECT id, CAST(body AS BLOB), {now} FROM samples_v1 ORDER BY id;
-DROP TABLE samples_v1;
+INSERT INTO chunks (id, body, samples, buffered_at) SELECT id, CAST(body AS BLOB), 1, {now} FROM samples ORDER BY id;
+DROP TABLE samples;
 """
+
+
+@dataclass(frozen=True, slots=True)
+class BufferedBatch:
+    """The oldest samples in the buffer, ready to send: ``ack(last_id)`` deletes them once delivered."""
+
+    last_id: int
+    samples_json: bytes  # the samples' wire JSON, comma-separated: the inside of a batch's "samples" array
+    count: int
 
 
 @functools.lru_cache(maxsize=4_096)
@@ -120,26 +133,28 @@ def encode_sample(sample: Sample) -> bytes:
     return (text + "}").encode()
 
 
-def batch_payload(edge: str, seq: int, rows: Sequence[bytes], sent_at: datetime | None = None) -> bytes:
-    """One uplink message (``core.wire`` version 1) around rows that are already wire JSON.
+def batch_payload(edge: str, seq: int, samples_json: bytes, sent_at: datetime | None = None) -> bytes:
+    """One uplink message (``core.wire`` version 1) around samples that are already wire JSON
+    (comma-separated, as ``BufferedBatch.samples_json`` holds them).
 
-    The same envelope ``core.wire.encode_batch`` writes; the rows are joined, not re-encoded.
+    The same envelope ``core.wire.encode_batch`` writes; the samples are not re-encoded.
     """
     head = (
         f'{{"v":{WIRE_VERSION},"edge":{json.dumps(edge)},"seq":{seq:d},'
         f'"sent_at":"{format_ts(sent_at or datetime.now(UTC))}","samples":['
     )
-    return head.encode() + b",".join(rows) + b"]}"
+    return head.encode() + samples_json + b"]}"
 
 
 class SampleBuffer:
     """A bounded, durable FIFO of encoded samples plus the edge's persisted batch sequence number."""
 
-    def __init__(self, path: Path | str, max_samples: int):
-        if max_samples < 1:
-            raise ValueError("max_samples must be at least 1")
+    def __init__(self, path: Path | str, max_samples: int, *, chunk_samples: int = CHUNK_SAMPLES):
+        if max_samples < 1 or chunk_samples < 1:
+            raise ValueError("max_samples and chunk_samples must be at least 1")
         self.path = Path(path)
         self.max_samples = max_samples
+        self.chunk_samples = chunk_samples
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
@@ -147,7 +162,7 @@ class SampleBuffer:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._open_schema()
-            self._count: int = self._db.execute("SELECT COUNT(*) FROM samples").fetchone()[0]
+            self._count: int = self._db.execute("SELECT COALESCE(SUM(samples), 0) FROM chunks").fetchone()[0]
             self._next_seq = self._counter("next_seq")
             self._dropped = self._counter("dropped")
         except sqlite3.Error as exc:
@@ -166,7 +181,7 @@ class SampleBuffer:
             )
         script = _SCHEMA
         if version == 1:
-            script = _MIGRATE_FROM_1.format(schema=_SCHEMA, now=time.time())
+            script += _MIGRATE_FROM_1.format(now=time.time())
         # executescript commits on its own, so the script carries its own transaction.
         self._db.executescript(f"BEGIN IMMEDIATE;{script}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;")
         if version == 1:
@@ -192,7 +207,7 @@ class SampleBuffer:
         if not self._count:
             return None
         try:
-            row = self._db.execute("SELECT buffered_at FROM samples ORDER BY id LIMIT 1").fetchone()
+            row = self._db.execute("SELECT buffered_at FROM chunks ORDER BY id LIMIT 1").fetchone()
         except sqlite3.Error as exc:
             raise SampleBufferError(f"{self.path}: cannot read the oldest sample: {exc}") from exc
         return None if row is None else float(row[0])
@@ -202,25 +217,23 @@ class SampleBuffer:
         self.append_encoded([encode_sample(s) for s in samples])
 
     def append_encoded(self, rows: Sequence[bytes]) -> None:
-        """Store wire-JSON rows in one transaction, dropping the oldest ones if the bound is exceeded."""
+        """Store samples' wire JSON in one transaction, dropping the oldest chunks beyond the bound."""
         if not rows:
             return
         now = time.time()
-        excess = max(0, self._count + len(rows) - self.max_samples)
+        size = self.chunk_samples
+        chunks = [(b",".join(rows[i : i + size]), len(rows[i : i + size]), now) for i in range(0, len(rows), size)]
+        dropped = 0
         try:
             with self._transaction():
-                self._db.executemany("INSERT INTO samples (body, buffered_at) VALUES (?, ?)", [(r, now) for r in rows])
-                if excess:
-                    self._db.execute(
-                        "DELETE FROM samples WHERE id IN (SELECT id FROM samples ORDER BY id LIMIT ?)",
-                        (excess,),
-                    )
-                    self._db.execute("UPDATE counters SET value = value + ? WHERE name = 'dropped'", (excess,))
+                self._db.executemany("INSERT INTO chunks (body, samples, buffered_at) VALUES (?, ?, ?)", chunks)
+                if self._count + len(rows) > self.max_samples:
+                    dropped = self._drop_oldest(self._count + len(rows) - self.max_samples)
         except sqlite3.Error as exc:
             raise SampleBufferError(f"{self.path}: cannot append {len(rows)} samples: {exc}") from exc
-        self._count += len(rows) - excess
-        if excess:
-            self._dropped += excess
+        self._count += len(rows) - dropped
+        if dropped:
+            self._dropped += dropped
             if not self._dropping:
                 self._dropping = True
                 logger.warning(
@@ -228,29 +241,58 @@ class SampleBuffer:
                     self.max_samples,
                 )
 
-    def peek(self, limit: int) -> tuple[int, list[bytes]]:
-        """The oldest ``limit`` rows (wire JSON) and the id of the last one; ``(0, [])`` when empty.
-
-        Nothing is removed: call ``ack(last_id)`` once the batch is safely delivered.
-        """
+    def _drop_oldest(self, excess: int) -> int:
+        """Delete the oldest chunks holding at least ``excess`` samples; how many samples went."""
+        dropped, upto = 0, 0
+        cursor = self._db.execute("SELECT id, samples FROM chunks ORDER BY id")
         try:
-            rows = self._db.execute("SELECT id, body FROM samples ORDER BY id LIMIT ?", (limit,)).fetchall()
+            for chunk_id, count in cursor:
+                dropped, upto = dropped + count, chunk_id
+                if dropped >= excess:
+                    break
+        finally:
+            cursor.close()
+        self._db.execute("DELETE FROM chunks WHERE id <= ?", (upto,))
+        self._db.execute("UPDATE counters SET value = value + ? WHERE name = 'dropped'", (dropped,))
+        return dropped
+
+    def peek(self, limit: int) -> BufferedBatch | None:
+        """The oldest chunks holding at most ``limit`` samples (at least one chunk); None when empty.
+
+        Nothing is removed: call ``ack(batch.last_id)`` once the batch is safely delivered.
+        """
+        bodies: list[bytes] = []
+        count = last_id = 0
+        try:
+            cursor = self._db.execute("SELECT id, body, samples FROM chunks ORDER BY id")
+            try:
+                for chunk_id, body, samples in cursor:  # read lazily: stop at the limit
+                    if bodies and count + samples > limit:
+                        break
+                    bodies.append(body)
+                    count, last_id = count + samples, chunk_id
+            finally:
+                cursor.close()
         except sqlite3.Error as exc:
             raise SampleBufferError(f"{self.path}: cannot read samples: {exc}") from exc
-        if not rows:
-            return 0, []
-        return int(rows[-1][0]), [body for _, body in rows]
+        if not bodies:
+            return None
+        return BufferedBatch(last_id, b",".join(bodies), count)
 
     def ack(self, last_id: int) -> None:
         """The batch ending at ``last_id`` was delivered: delete it and advance ``next_seq`` by one."""
         if last_id < 1:
-            raise ValueError("ack needs the last_id of a non-empty peek")
+            raise ValueError("ack needs the last_id of a peeked batch")
         try:
             with self._transaction():
-                deleted = self._db.execute("DELETE FROM samples WHERE id <= ?", (last_id,)).rowcount
+                # The chunks may be gone already (dropped while the batch was in flight): count what is.
+                deleted = self._db.execute(
+                    "SELECT COALESCE(SUM(samples), 0) FROM chunks WHERE id <= ?", (last_id,)
+                ).fetchone()[0]
+                self._db.execute("DELETE FROM chunks WHERE id <= ?", (last_id,))
                 self._db.execute("UPDATE counters SET value = value + 1 WHERE name = 'next_seq'")
         except sqlite3.Error as exc:
-            raise SampleBufferError(f"{self.path}: cannot acknowledge up to sample {last_id}: {exc}") from exc
+            raise SampleBufferError(f"{self.path}: cannot acknowledge up to chunk {last_id}: {exc}") from exc
         self._count -= deleted
         self._next_seq += 1
         if self._dropping and self._count < self.max_samples:

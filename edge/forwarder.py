@@ -1,7 +1,7 @@
 """The uplink: batches from the sample buffer to the platform broker, deleted only once acknowledged.
 
-Loop: wait until the buffer holds samples, peek up to ``batch_max_samples`` rows, join them into
-one envelope with the buffer's ``next_seq`` (the rows are the samples' wire JSON already: nothing is
+Loop: wait until the buffer holds samples, peek up to ``batch_max_samples`` of them, put them into
+one envelope with the buffer's ``next_seq`` (they are stored as wire JSON already: nothing is
 parsed or encoded again), publish with QoS 1 and wait for the broker's PUBACK, then ``ack`` the
 batch (which deletes it and advances the sequence number).
 
@@ -28,7 +28,7 @@ import aiomqtt
 
 from core.mqtt import check_broker, mqtt_client
 from core.settings import BrokerSettings, UplinkSettings
-from edge.buffer import SampleBuffer, batch_payload
+from edge.buffer import BufferedBatch, SampleBuffer, batch_payload
 from edge.lifecycle import BackgroundComponent
 from edge.reconnect import Backoff, LinkState
 
@@ -41,12 +41,6 @@ class ForwarderCounters:
     samples_sent: int = 0
     publish_failures: int = 0
     connects: int = 0
-
-
-@dataclass(frozen=True)
-class _Batch:
-    last_id: int
-    rows: list[bytes]
 
 
 class Forwarder(BackgroundComponent):
@@ -73,7 +67,7 @@ class Forwarder(BackgroundComponent):
         self._backoff = backoff or Backoff(0.5, 10.0)
         self._new_samples = asyncio.Event()
         # The batch published but not yet acknowledged; resent as it is after a failure.
-        self._in_flight: _Batch | None = None
+        self._in_flight: BufferedBatch | None = None
         self.counters = ForwarderCounters()
         self.link = LinkState(logger, f"uplink broker {broker.host}:{broker.port}")
 
@@ -112,12 +106,11 @@ class Forwarder(BackgroundComponent):
         batch = self._in_flight
         if batch is None:
             await self._wait_for_samples()
-            last_id, rows = self._buffer.peek(self._batch_max_samples)
-            if not rows:
+            batch = self._in_flight = self._buffer.peek(self._batch_max_samples)
+            if batch is None:
                 return
-            batch = self._in_flight = _Batch(last_id, rows)
         seq = self._buffer.next_seq
-        payload = batch_payload(self.edge_id, seq, batch.rows)
+        payload = batch_payload(self.edge_id, seq, batch.samples_json)
         try:
             await client.publish(self.topic, payload, qos=1, timeout=self._publish_timeout_s)
         except aiomqtt.MqttError:
@@ -126,8 +119,8 @@ class Forwarder(BackgroundComponent):
         self._buffer.ack(batch.last_id)
         self._in_flight = None
         self.counters.batches_sent += 1
-        self.counters.samples_sent += len(batch.rows)
-        logger.debug("sent batch seq=%d with %d samples", seq, len(batch.rows))
+        self.counters.samples_sent += batch.count
+        logger.debug("sent batch seq=%d with %d samples", seq, batch.count)
 
     async def _wait_for_samples(self) -> None:
         """Return once the buffer holds a sample."""

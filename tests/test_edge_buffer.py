@@ -1,12 +1,11 @@
 """The edge's durable sample buffer: FIFO order, acknowledged deletes, restart survival, the bound,
-rows stored as wire JSON and sent as they are, and the migration of a version 1 file."""
+samples stored as wire JSON in chunks and sent as they are, and the migration of a version 1 file."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import sqlite3
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -14,7 +13,7 @@ import pytest
 
 from core.signals import OFFLINE, Quality
 from core.wire import Sample, TimestampSource, decode_batch, decode_sample, encode_batch, sample_to_json
-from edge.buffer import BufferWriter, SampleBuffer, batch_payload, encode_sample
+from edge.buffer import BufferedBatch, BufferWriter, SampleBuffer, batch_payload, encode_sample
 from edge.errors import SampleBufferError
 
 T0 = datetime(2026, 11, 25, 8, 0, 0, 123456, tzinfo=UTC)
@@ -24,8 +23,17 @@ def counter(n: int, equipment: str = "cnc-01") -> Sample:
     return Sample(equipment=equipment, signal="parts_total", ts=T0 + timedelta(seconds=n), value=n)
 
 
-def decoded(rows: Sequence[bytes]) -> list[Sample]:
-    return [decode_sample(row) for row in rows]
+def decoded(batch: BufferedBatch | None) -> list[Sample]:
+    """The samples of a peeked batch, read back the way ingest reads the message made of it."""
+    assert batch is not None
+    samples = decode_batch(batch_payload("gw-1", 0, batch.samples_json)).samples
+    assert len(samples) == batch.count
+    return samples
+
+
+def peeked_id(batch: BufferedBatch | None) -> int:
+    assert batch is not None
+    return batch.last_id
 
 
 # Every shape a sample can take: each kind of value, optional fields, text that JSON must escape,
@@ -65,13 +73,13 @@ def test_encoded_sample_is_the_wire_json_and_decodes_to_the_same_sample(sample: 
 
 def test_batch_of_stored_rows_decodes_like_an_encoded_batch(tmp_path: Path) -> None:
     sent_at = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
-    payload = batch_payload("gw-1", 42, [encode_sample(s) for s in VARIED], sent_at)
+    payload = batch_payload("gw-1", 42, b",".join(encode_sample(s) for s in VARIED), sent_at)
     assert json.loads(payload) == json.loads(encode_batch("gw-1", 42, VARIED, sent_at))
     batch = decode_batch(payload)
     assert (batch.edge, batch.seq, batch.samples, batch.rejected) == ("gw-1", 42, VARIED, [])
 
 
-def test_peek_returns_the_oldest_rows_first_as_wire_json(tmp_path: Path) -> None:
+def test_peek_returns_the_oldest_samples_first_as_their_wire_json(tmp_path: Path) -> None:
     state = Sample(
         equipment="cnc-01",
         signal="state",
@@ -85,30 +93,44 @@ def test_peek_returns_the_oldest_rows_first_as_wire_json(tmp_path: Path) -> None
     with SampleBuffer(tmp_path / "b.sqlite", 1000) as buffer:
         buffer.append([state, counter(1)])
         buffer.append([counter(2)])
-        last_id, rows = buffer.peek(2)
-        assert rows == [encode_sample(state), encode_sample(counter(1))]
+        batch = buffer.peek(2)
+        assert batch is not None and batch.count == 2
+        assert batch.samples_json == encode_sample(state) + b"," + encode_sample(counter(1))
         assert buffer.count == 3
         # Peeking removes nothing.
-        assert decoded(buffer.peek(10)[1]) == [state, counter(1), counter(2)]
-        assert last_id > 0
+        assert decoded(buffer.peek(10)) == [state, counter(1), counter(2)]
+
+
+def test_samples_are_stored_in_chunks_and_a_batch_is_whole_chunks_up_to_the_limit(tmp_path: Path) -> None:
+    with SampleBuffer(tmp_path / "b.sqlite", 1000, chunk_samples=4) as buffer:
+        buffer.append([counter(n) for n in range(10)])  # chunks of 4, 4 and 2
+        buffer.append([counter(10)])  # a chunk of its own
+        with sqlite3.connect(tmp_path / "b.sqlite") as db:
+            assert [n for (n,) in db.execute("SELECT samples FROM chunks ORDER BY id")] == [4, 4, 2, 1]
+        assert decoded(buffer.peek(8)) == [counter(n) for n in range(8)]
+        assert decoded(buffer.peek(7)) == [counter(n) for n in range(4)]  # never more than the limit ...
+        assert decoded(buffer.peek(3)) == [counter(n) for n in range(4)]  # ... unless one chunk is more
+        buffer.ack(peeked_id(buffer.peek(9)))
+        assert buffer.count == 3
+        assert decoded(buffer.peek(100)) == [counter(8), counter(9), counter(10)]
 
 
 def test_ack_deletes_the_batch_and_advances_the_sequence_by_one(tmp_path: Path) -> None:
-    with SampleBuffer(tmp_path / "b.sqlite", 1000) as buffer:
+    with SampleBuffer(tmp_path / "b.sqlite", 1000, chunk_samples=1) as buffer:
         assert buffer.next_seq == 0
         buffer.append([counter(n) for n in range(5)])
-        last_id, rows = buffer.peek(3)
-        assert decoded(rows) == [counter(0), counter(1), counter(2)]
+        batch = buffer.peek(3)
+        assert decoded(batch) == [counter(0), counter(1), counter(2)]
         buffer.append([counter(5)])  # arrives while the batch is in flight: must survive the ack
-        buffer.ack(last_id)
+        buffer.ack(peeked_id(batch))
         assert buffer.next_seq == 1
         assert buffer.count == 3
-        assert decoded(buffer.peek(10)[1]) == [counter(3), counter(4), counter(5)]
+        assert decoded(buffer.peek(10)) == [counter(3), counter(4), counter(5)]
 
 
 def test_empty_peek_cannot_be_acknowledged(tmp_path: Path) -> None:
     with SampleBuffer(tmp_path / "b.sqlite", 1000) as buffer:
-        assert buffer.peek(10) == (0, [])
+        assert buffer.peek(10) is None
         with pytest.raises(ValueError):
             buffer.ack(0)
         assert buffer.next_seq == 0
@@ -116,39 +138,48 @@ def test_empty_peek_cannot_be_acknowledged(tmp_path: Path) -> None:
 
 def test_samples_and_sequence_survive_a_restart(tmp_path: Path) -> None:
     path = tmp_path / "b.sqlite"
-    with SampleBuffer(path, 1000) as buffer:
+    with SampleBuffer(path, 1000, chunk_samples=1) as buffer:
         buffer.append([counter(n) for n in range(4)])
-        buffer.ack(buffer.peek(2)[0])
-        buffer.ack(buffer.peek(1)[0])
+        buffer.ack(peeked_id(buffer.peek(2)))
+        buffer.ack(peeked_id(buffer.peek(1)))
     with SampleBuffer(path, 1000) as reopened:
         assert reopened.next_seq == 2
         assert reopened.count == 1
-        last_id, rows = reopened.peek(10)
-        assert decoded(rows) == [counter(3)]
-        reopened.ack(last_id)
+        batch = reopened.peek(10)
+        assert decoded(batch) == [counter(3)]
+        reopened.ack(peeked_id(batch))
         # Ids are not reused once the table is empty, so an old last_id can never delete new samples.
         reopened.append([counter(9)])
-        assert reopened.peek(10)[0] > last_id
+        assert peeked_id(reopened.peek(10)) > peeked_id(batch)
 
 
-def test_full_buffer_drops_the_oldest_and_counts_them_persistently(
+def test_full_buffer_drops_the_oldest_chunks_and_counts_them_persistently(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = tmp_path / "b.sqlite"
-    with SampleBuffer(path, 1000) as buffer:
+    with SampleBuffer(path, 1000, chunk_samples=10) as buffer:
         buffer.append([counter(n) for n in range(990)])
         assert buffer.dropped == 0
-        buffer.append([counter(n) for n in range(990, 1015)])
-        assert buffer.count == 1000
-        assert buffer.dropped == 15
-        assert decoded(buffer.peek(1)[1]) == [counter(15)]
-        buffer.append([counter(1015)])
-        assert buffer.dropped == 16
+        buffer.append([counter(n) for n in range(990, 1015)])  # 15 too many: the two oldest chunks go
+        assert (buffer.count, buffer.dropped) == (995, 20)
+        assert decoded(buffer.peek(1)) == [counter(n) for n in range(20, 30)]
+        buffer.append([counter(n) for n in range(1015, 1021)])  # one too many: one chunk goes
+        assert (buffer.count, buffer.dropped) == (991, 30)
     assert sum("buffer full" in r.getMessage() for r in caplog.records) == 1  # logged once, not per append
     with SampleBuffer(path, 1000) as reopened:
-        assert reopened.dropped == 16
-        assert reopened.count == 1000
-        assert decoded(reopened.peek(1000)[1][-1:]) == [counter(1015)]
+        assert (reopened.count, reopened.dropped) == (991, 30)
+        assert decoded(reopened.peek(1000)) == [counter(n) for n in range(30, 1021)]
+
+
+def test_a_batch_dropped_while_in_flight_is_acknowledged_without_miscounting(tmp_path: Path) -> None:
+    with SampleBuffer(tmp_path / "b.sqlite", 1000, chunk_samples=100) as buffer:
+        buffer.append([counter(n) for n in range(1000)])
+        in_flight = buffer.peek(100)
+        buffer.append([counter(1000)])  # drops the chunk that is in flight
+        assert (buffer.count, buffer.dropped) == (901, 100)
+        buffer.ack(peeked_id(in_flight))
+        assert buffer.count == 901
+        assert decoded(buffer.peek(1)) == [counter(n) for n in range(100, 200)]
 
 
 def test_a_file_from_a_newer_build_is_refused(tmp_path: Path) -> None:
@@ -180,20 +211,19 @@ def test_a_version_1_file_is_migrated_with_its_samples_sequence_and_drop_count(
     with SampleBuffer(path, 1000) as buffer:
         assert (buffer.count, buffer.next_seq, buffer.dropped) == (3, 17, 3)
         assert buffer.oldest_buffered_at() is not None
-        last_id, rows = buffer.peek(10)
-        assert all(type(row) is bytes for row in rows)
-        assert decoded(rows) == [counter(0), counter(1), counter(2)]
-        assert last_id == 42
-        buffer.ack(last_id)
+        batch = buffer.peek(10)
+        assert decoded(batch) == [counter(0), counter(1), counter(2)]
+        assert peeked_id(batch) == 42
+        buffer.ack(peeked_id(batch))
         buffer.append([counter(3)])
-        assert buffer.peek(1)[0] == 43  # ids go on from the old file's
+        assert peeked_id(buffer.peek(1)) == 43  # ids go on from the old file's
     assert any("migrated from schema version 1" in r.getMessage() for r in caplog.records)
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA user_version").fetchone()[0] == 2
 
 
 def test_oldest_buffered_at_is_when_the_oldest_waiting_row_came_in(tmp_path: Path) -> None:
-    with SampleBuffer(tmp_path / "b.sqlite", 1000) as buffer:
+    with SampleBuffer(tmp_path / "b.sqlite", 1000, chunk_samples=1) as buffer:
         assert buffer.oldest_buffered_at() is None
         before = datetime.now(UTC).timestamp()
         buffer.append([counter(0)])
@@ -201,7 +231,7 @@ def test_oldest_buffered_at_is_when_the_oldest_waiting_row_came_in(tmp_path: Pat
         assert first is not None and before <= first <= datetime.now(UTC).timestamp()
         buffer.append([counter(1)])
         assert buffer.oldest_buffered_at() == first
-        buffer.ack(buffer.peek(1)[0])
+        buffer.ack(peeked_id(buffer.peek(1)))
         second = buffer.oldest_buffered_at()
         assert second is not None and second >= first
 

@@ -31,8 +31,9 @@ import pytest
 from asyncua import Server, ua
 
 from core.settings import BrokerSettings, EdgeSettings, OpcUaSource, UplinkSettings
-from core.wire import DecodedBatch, decode_batch, decode_sample
+from core.wire import DecodedBatch, decode_batch
 from edge.agent import EdgeAgent
+from edge.buffer import batch_payload
 from tests.servers import MosquittoServer, _require, _wait_for_port, free_port
 from tests.waiting import wait_until
 
@@ -318,10 +319,10 @@ def buffered_readings(path: Path) -> list[Reading]:
     """What the buffer file holds, read by another process (SQLite WAL readers see every commit)."""
     try:
         with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
-            rows = db.execute("SELECT body FROM samples ORDER BY id").fetchall()
+            chunks = db.execute("SELECT body FROM chunks ORDER BY id").fetchall()
     except sqlite3.OperationalError:  # not created yet
         return []
-    samples = [decode_sample(body) for (body,) in rows]
+    samples = [s for (body,) in chunks for s in decode_batch(batch_payload("gw-kill", 0, body)).samples]
     return [(s.signal, s.ts, float(s.value)) for s in samples if s.signal in SIGNALS]
 
 

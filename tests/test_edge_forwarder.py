@@ -33,7 +33,10 @@ async def test_unacknowledged_batch_stays_in_the_buffer_and_is_resent_with_the_s
     ]
     received: list[DecodedBatch] = []
     # A broker of its own: it is frozen (SIGSTOP) below, so it accepts bytes but acknowledges nothing.
-    with mosquitto(tmp_path / "broker") as broker, SampleBuffer(tmp_path / "buffer.sqlite", 1000) as buffer:
+    with (
+        mosquitto(tmp_path / "broker") as broker,
+        SampleBuffer(tmp_path / "buffer.sqlite", 1000, chunk_samples=4) as buffer,
+    ):
         async with aiomqtt.Client(broker.host, broker.port) as observer:
             await observer.subscribe(uplink.topic("gw-1"), qos=1)
 

@@ -11,11 +11,16 @@ Issue 8's "Speed" benchmark, in one run, once at 1,000 signals and once at 200:
    the iterator API the edge's collector uses and noting each one's arrival; nothing else;
 3. **value**: ``factory edge`` as a subprocess with one OPC UA source of the N variables and the
    uplink to Mosquitto; this process subscribes to the uplink topic and notes each batch's arrival;
-4. each phase runs ``--seconds`` of ticks; CPU of the consumer process (edge or bare client) is read
-   from ``/proc/<pid>/stat`` over exactly that window, RSS from ``/proc/<pid>/status``; afterwards
-   the consumer's tail drains, and every change the server wrote is looked for: delivered = distinct
+4. each phase runs ``--seconds`` of ticks (the bare client's, then the edge's; ``--together``: both
+   in one window); CPU of the consumer process (edge or bare client) is read from
+   ``/proc/<pid>/stat`` over exactly that window, RSS from ``/proc/<pid>/status``; afterwards the
+   consumer's tail drains, and every change the server wrote is looked for: delivered = distinct
    (signal, value) pairs of the window's ticks that arrived (resent batches counted once, as ingest
-   does), duplicates = samples that arrived more than once, lag = arrival time - SourceTimestamp;
+   does), duplicates = samples that arrived more than once, lag = arrival time - SourceTimestamp.
+   Ticks are jittered (50-150 % of the period) so that no subscription's lag depends on the phase
+   between the server's beat and its publishing timer. ``cpu_ratio`` compares CPU per delivered
+   change, which is the ratio of cores when both phases ran at the same rate and stays fair when a
+   busy box slowed the server in one of them (``cores_ratio`` is the plain ratio);
 5. the last line printed is the result as JSON (figures at 1,000 signals; ``*_200`` at 200):
    ``{"bench": "edge_throughput", "value": <changes/s delivered>, "unit": "changes/s",
    "delivered_ratio": …, "cpu_ratio": …, "median_lag_ms": …, "baseline_lag_ms": …, "rss_mb": …, …}``.
@@ -35,6 +40,7 @@ import contextlib
 import json
 import logging
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -103,7 +109,9 @@ async def serve(signals: int, rate_hz: float) -> None:
             )
             for node_id in node_ids:
                 await server.write_attribute_value(node_id, value)
-            due += period
+            # Jittered ticks: a fixed 100 ms beat against a fixed 100 ms publishing interval would give each
+            # subscription a constant phase, so its median lag would be anywhere from 0 to 100 ms by chance.
+            due += period * random.uniform(0.5, 1.5)
             if loop.time() > due:
                 late += 1
                 due = loop.time()
@@ -256,10 +264,16 @@ class Phase:
     p95_lag_ms: float
     rss_mb: float
     late_ticks: int
+    seconds: float
 
     @property
     def ratio(self) -> float:
         return self.delivered / self.expected if self.expected else 0.0
+
+    @property
+    def cpu_us_per_change(self) -> float:
+        """CPU per delivered change: comparable between phases even when a busy box slowed the server."""
+        return self.cores * self.seconds / self.delivered * 1e6 if self.delivered else float("nan")
 
 
 def edge_yaml(workdir: Path, broker_port: int, prefix: str, endpoint: str, signals: int, interval_ms: int) -> Path:
@@ -293,35 +307,52 @@ def wait_for_log(path: Path, needles: list[str], proc: subprocess.Popen[str], ti
         time.sleep(0.1)
 
 
-def run_window(server: subprocess.Popen[str], consumer_pid: int, seconds: float) -> tuple[dict[str, int], float, float]:
-    """Tick for ``seconds``; (the server's tick range, the consumer's cores meanwhile, its highest RSS)."""
-    cpu0, t0 = cpu_seconds(consumer_pid), time.monotonic()
+def run_window(
+    server: subprocess.Popen[str], pids: list[int], seconds: float
+) -> tuple[dict[str, Any], list[float], list[float]]:
+    """Tick for ``seconds``; (the server's tick range, each process's cores meanwhile, its highest RSS)."""
+    cpu0, t0 = [cpu_seconds(pid) for pid in pids], time.monotonic()
     tell(server, "start")
-    highest = 0.0
+    highest = [0.0] * len(pids)
     while time.monotonic() - t0 < seconds:
         time.sleep(0.5)
-        highest = max(highest, rss_mb(consumer_pid))
+        highest = [max(h, rss_mb(pid)) for h, pid in zip(highest, pids, strict=True)]
     tell(server, "stop")
-    cores = (cpu_seconds(consumer_pid) - cpu0) / (time.monotonic() - t0)
-    ticks = json.loads(read_line(server, "the OPC UA server"))
+    seconds = time.monotonic() - t0
+    cores = [(cpu_seconds(pid) - c0) / seconds for pid, c0 in zip(pids, cpu0, strict=True)]
+    ticks = json.loads(read_line(server, "the OPC UA server")) | {"seconds": seconds}
     return ticks, cores, highest
 
 
-def bare_phase(server: subprocess.Popen[str], endpoint: str, signals: int, args: argparse.Namespace) -> Phase:
+def start_bare(
+    stack: contextlib.ExitStack, endpoint: str, signals: int, args: argparse.Namespace
+) -> subprocess.Popen[str]:
     command = [sys.executable, __file__, "bare", endpoint, str(signals), str(args.interval_ms)]
-    with child(command, "bare client") as client:
-        if read_line(client, "the bare client") != "subscribed":
-            raise RuntimeError("the bare client did not subscribe")
-        time.sleep(args.warmup)
-        ticks, cores, highest = run_window(server, client.pid, args.seconds)
-        time.sleep(args.drain)
-        tell(client, f"report {ticks['first']} {ticks['last']}")
-        figures = json.loads(read_line(client, "the bare client"))
+    client = stack.enter_context(child(command, "bare client"))
+    if read_line(client, "the bare client") != "subscribed":
+        raise RuntimeError("the bare client did not subscribe")
+    return client
+
+
+def bare_figures(
+    client: subprocess.Popen[str], ticks: dict[str, Any], signals: int, cores: float, highest: float
+) -> Phase:
+    tell(client, f"report {ticks['first']} {ticks['last']}")
+    figures = json.loads(read_line(client, "the bare client"))
     expected = (ticks["last"] - ticks["first"] + 1) * signals
     return Phase(
         figures["delivered"], expected, figures["duplicates"], cores, figures["median_lag_ms"],
-        figures["p95_lag_ms"], highest, ticks["late_ticks"],
+        figures["p95_lag_ms"], highest, ticks["late_ticks"], ticks["seconds"],
     )  # fmt: skip
+
+
+def bare_phase(server: subprocess.Popen[str], endpoint: str, signals: int, args: argparse.Namespace) -> Phase:
+    with contextlib.ExitStack() as stack:
+        client = start_bare(stack, endpoint, signals, args)
+        time.sleep(args.warmup)
+        ticks, cores, highest = run_window(server, [client.pid], args.seconds)
+        time.sleep(args.drain)
+        return bare_figures(client, ticks, signals, cores[0], highest[0])
 
 
 async def _observe(broker_port: int, topic: str, arrivals: list[tuple[float, bytes]], ready: asyncio.Event) -> None:
@@ -342,7 +373,10 @@ def edge_phase(
     broker_port: int,
     workdir: Path,
     args: argparse.Namespace,
-) -> Phase:
+    *,
+    with_bare: bool,
+) -> tuple[Phase, Phase | None]:
+    """The edge's figures; with ``with_bare`` also those of a bare client subscribed meanwhile."""
     from core.wire import decode_batch
 
     prefix = f"bench/{uuid.uuid4().hex[:6]}/uplink"
@@ -360,7 +394,11 @@ def edge_phase(
     command = [sys.executable, "-m", "factory.cli", "edge", "--config", str(config)]
     if args.profile_edge:  # cProfile writes its file when the edge stops (SIGTERM is a clean stop)
         command[1:1] = ["-m", "cProfile", "-o", str(args.profile_edge.with_suffix(f".{signals}.prof"))]
-    with log_path.open("w") as log, child(command, "edge", log=log) as edge:
+    bare: Phase | None = None
+    with contextlib.ExitStack() as stack:
+        client = start_bare(stack, endpoint, signals, args) if with_bare else None
+        log = stack.enter_context(log_path.open("w"))
+        edge = stack.enter_context(child(command, "edge", log=log))
         deadline = time.monotonic() + 60
         while (
             not all(n in (text := log_path.read_text()) for n in ("OPC UA server", "uplink broker"))
@@ -371,7 +409,8 @@ def edge_phase(
             pump(0.1)
         pump(args.warmup)
         # The window runs in a thread of its own so the observer keeps reading meanwhile.
-        window = loop.run_in_executor(None, run_window, server, edge.pid, args.seconds)
+        pids = [edge.pid] if client is None else [edge.pid, client.pid]
+        window = loop.run_in_executor(None, run_window, server, pids, args.seconds)
         ticks, cores, highest = loop.run_until_complete(window)
         first, last = ticks["first"], ticks["last"]
         expected = (last - first + 1) * signals
@@ -381,6 +420,8 @@ def edge_phase(
             pump(0.2)
             if len(arrivals) != seen_count:
                 quiet_since, seen_count = time.monotonic(), len(arrivals)
+        if client is not None:
+            bare = bare_figures(client, ticks, signals, cores[1], highest[1])
     observer.cancel()
     with contextlib.suppress(asyncio.CancelledError, Exception):
         loop.run_until_complete(observer)
@@ -413,10 +454,11 @@ def edge_phase(
             f"missing changes per tick (first {first}, last {last}): {dict(list(short.items())[:40])}", file=sys.stderr
         )
         print(f"edge log tail:\n{log_path.read_text()[-3000:]}", file=sys.stderr)
-    return Phase(
-        int(figures["delivered"]), expected, int(figures["duplicates"]), cores, figures["median_lag_ms"],
-        figures["p95_lag_ms"], highest, ticks["late_ticks"],
+    edge_figures = Phase(
+        int(figures["delivered"]), expected, int(figures["duplicates"]), cores[0], figures["median_lag_ms"],
+        figures["p95_lag_ms"], highest[0], ticks["late_ticks"], ticks["seconds"],
     )  # fmt: skip
+    return edge_figures, bare
 
 
 def measure(signals: int, broker_port: int, workdir: Path, args: argparse.Namespace) -> tuple[Phase, Phase]:
@@ -427,13 +469,19 @@ def measure(signals: int, broker_port: int, workdir: Path, args: argparse.Namesp
     serve_cmd = [sys.executable, __file__, "serve", str(signals), str(args.rate)]
     with child(serve_cmd, "OPC UA server", env={"BENCH_OPCUA_PORT": str(port)}) as server:
         read_line(server, "the OPC UA server", timeout_s=120)
-        bare = bare_phase(server, endpoint, signals, args)
-        edge = edge_phase(server, endpoint, signals, broker_port, workdir, args)
+        if args.together:
+            edge, witness = edge_phase(server, endpoint, signals, broker_port, workdir, args, with_bare=True)
+            assert witness is not None
+            bare = witness
+        else:
+            bare = bare_phase(server, endpoint, signals, args)
+            edge, _ = edge_phase(server, endpoint, signals, broker_port, workdir, args, with_bare=False)
         tell(server, "quit")
     for name, phase in (("bare asyncua client", bare), ("edge -> broker     ", edge)):
         print(
             f"{signals:5d} signals, {name}: {phase.delivered:,}/{phase.expected:,} changes "
-            f"({phase.ratio:.4f}), {phase.duplicates} duplicates, {phase.cores * 100:.1f} % of a core, "
+            f"({phase.ratio:.4f}) at {phase.delivered / phase.seconds:,.0f}/s, {phase.duplicates} duplicates, "
+            f"{phase.cores * 100:.1f} % of a core ({phase.cpu_us_per_change:.1f} µs per change), "
             f"lag median {phase.median_lag_ms:.0f} ms p95 {phase.p95_lag_ms:.0f} ms, RSS {phase.rss_mb:.0f} MiB"
             f"{f', server late on {phase.late_ticks} ticks' if phase.late_ticks else ''}",
             flush=True,
@@ -456,6 +504,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="measured window per phase")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds between subscribing and the window")
     parser.add_argument("--drain", type=float, default=3.0, help="seconds without news that end a phase")
+    parser.add_argument(
+        "--together",
+        action="store_true",
+        help="run the bare client beside the edge in one window (the server then serves two subscriptions; "
+        "on two busy cores it falls behind at 1,000 signals) instead of in a window of its own before it",
+    )
     parser.add_argument("--profile-edge", type=Path, help="run the edge under cProfile, writing PATH.<signals>.prof")
     args = parser.parse_args(argv)
 
@@ -467,11 +521,14 @@ def main(argv: list[str] | None = None) -> int:
             bare, edge = measure(signals, broker.port, Path(tmp), args)
             suffix = "" if n == 0 else f"_{signals}"
             figures = {
-                "value": round(edge.delivered / args.seconds),
+                "value": round(edge.delivered / edge.seconds),
                 "unit": "changes/s",
                 "delivered_ratio": round(edge.ratio, 4),
                 "duplicates": edge.duplicates,
-                "cpu_ratio": round(edge.cores / bare.cores, 2) if bare.cores else None,
+                # CPU per delivered change, edge over bare client: the cores ratio when both phases ran
+                # at the same rate, and still fair when a busy box made the server slower in one of them.
+                "cpu_ratio": round(edge.cpu_us_per_change / bare.cpu_us_per_change, 2),
+                "cores_ratio": round(edge.cores / bare.cores, 2) if bare.cores else None,
                 "median_lag_ms": edge.median_lag_ms,
                 "baseline_lag_ms": bare.median_lag_ms,
                 "rss_mb": round(edge.rss_mb, 1),

@@ -71,6 +71,14 @@ def test_encoded_sample_is_the_wire_json_and_decodes_to_the_same_sample(sample: 
     assert decode_sample(row) == sample
 
 
+def test_encoding_in_a_row_samples_of_one_instant_in_two_zones_and_of_other_instants() -> None:
+    """The encoder keeps the last timestamp's text: equal instants share it, any other gets its own."""
+    india = timezone(timedelta(hours=5, minutes=30))
+    times = [T0, T0.astimezone(india), T0, T0 + timedelta(microseconds=1), T0, T0 - timedelta(days=400)]
+    samples = [counter(0).model_copy(update={"ts": ts}) for ts in times]
+    assert [json.loads(encode_sample(s)) for s in samples] == [sample_to_json(s) for s in samples]
+
+
 def test_batch_of_stored_rows_decodes_like_an_encoded_batch(tmp_path: Path) -> None:
     sent_at = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
     payload = batch_payload("gw-1", 42, b",".join(encode_sample(s) for s in VARIED), sent_at)

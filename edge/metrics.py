@@ -42,9 +42,11 @@ PREFIX = "factory_edge"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 REQUEST_TIMEOUT_S = 5.0
 # Collector counters shown as reasons of ``rejected_total`` rather than as counters of their own: a
-# count by reason (a dict), or one count (an int) under the reason named here. (``malformed``, the
-# meters' count of messages with any rejection, overlaps the reasons, so it stays a counter of its own.)
-_REJECTION_COUNTERS = {"rejected": "unusable", "unmapped_states": "unmapped_state"}
+# count by reason (a dict), or one count (an int) under the reason named here. A collector that keeps
+# both a total and the count by reason (``rejected`` and ``rejected_by_reason``) shows the reasons.
+# (``malformed``, the meters' count of messages with any rejection, overlaps the reasons, so it stays
+# a counter of its own.)
+_REJECTION_COUNTERS = {"rejected": "unusable", "rejected_by_reason": "unusable", "unmapped_states": "unmapped_state"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,8 +127,11 @@ def families(snapshot: EdgeSnapshot) -> list[Metric]:
     )
     generic: dict[str, CounterMetricFamily] = {}
     for view in s.collectors:
+        by_reason = isinstance(getattr(view.counters, "rejected_by_reason", None), Mapping)
         for f in dataclasses.fields(view.counters):
             value = getattr(view.counters, f.name)
+            if f.name == "rejected" and by_reason:
+                continue  # the total of rejected_by_reason, shown by reason
             if f.name in _REJECTION_COUNTERS:
                 for reason, count in _reason_counts(value, _REJECTION_COUNTERS[f.name]):
                     rejected.add_metric([view.source, reason], count)

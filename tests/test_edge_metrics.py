@@ -42,6 +42,15 @@ class NewCounters:
 
 
 @dataclass
+class TotalAndReasons:
+    """Counters that keep the total and the count by reason beside it."""
+
+    rejected: int = 0
+    rejected_by_reason: dict[str, int] = field(default_factory=dict)
+    ts_replaced_by_reason: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
 class OldCounters:
     notifications: int = 0
     rejected: int = 0
@@ -66,6 +75,9 @@ def snapshot() -> EdgeSnapshot:
         collectors=[
             CollectorView("opcua", "cnc-01", NewCounters(50, 45, {"not_finite": 2, "wrong_type": 1}, 4, 9)),
             CollectorView("meter", "meters", OldCounters(10, 2, 5)),
+            CollectorView(
+                "opcua", "robot-01", TotalAndReasons(3, {"no_value": 1, "out_of_range": 2}, {"ts_future": 4})
+            ),
         ],
     )
 
@@ -87,11 +99,16 @@ def test_page_shows_flow_buffer_links_and_rejections_by_reason() -> None:
         (("reason", "wrong_type"), ("source", "cnc-01")): 1,
         (("reason", "unmapped_state"), ("source", "cnc-01")): 4,
         (("reason", "unusable"), ("source", "meters")): 2,
+        (("reason", "no_value"), ("source", "robot-01")): 1,  # the reasons, not the total beside them
+        (("reason", "out_of_range"), ("source", "robot-01")): 2,
     }
     # Every other counter a collector keeps shows as it is, whatever its branch added.
     assert page[("factory_edge_opcua_overflows_total", (("source", "cnc-01"),))] == 9
     assert page[("factory_edge_meter_notifications_total", (("source", "meters"),))] == 10
     assert page[("factory_edge_meter_malformed_total", (("source", "meters"),))] == 5
+    assert (
+        page[("factory_edge_opcua_ts_replaced_by_reason_total", (("reason", "ts_future"), ("source", "robot-01")))] == 4
+    )
 
 
 def test_oldest_age_is_zero_for_an_empty_buffer_and_never_negative() -> None:

@@ -103,25 +103,22 @@ _TAILS: dict[tuple[Quality, TimestampSource], str] = {
 }
 
 
-class _LastTimestamp:
-    """The last timestamp written and its text: the samples of one OPC UA publish or one meter
-    message often share their time, and formatting it is a fifth of the encoding."""
-
-    __slots__ = ("text", "ts")
-
-    def __init__(self) -> None:
-        self.ts: datetime | None = None
-        self.text = ""
-
-    def text_of(self, ts: datetime) -> str:
-        if ts != self.ts:  # equal aware datetimes are the same instant, so the same UTC text
-            utc = ts.astimezone(UTC) if ts.utcoffset() else ts
-            # isoformat of a UTC time less its "+00:00" is what core.wire.format_ts writes, at a third of the cost.
-            self.ts, self.text = ts, utc.isoformat(timespec="microseconds")[:26]
-        return self.text
+# The text of recent timestamps: the samples of one OPC UA publish or one meter message share a few
+# times (a publish of two ticks of a thousand signals holds two, alternating), and formatting one is
+# a third of the encoding. Equal aware datetimes are the same instant, so the same UTC text.
+_TS_TEXTS: dict[datetime, str] = {}
+_MAX_TS_TEXTS = 256
 
 
-_last_ts = _LastTimestamp()
+def _ts_text(ts: datetime) -> str:
+    text = _TS_TEXTS.get(ts)
+    if text is None:
+        if len(_TS_TEXTS) >= _MAX_TS_TEXTS:
+            _TS_TEXTS.clear()
+        utc = ts.astimezone(UTC) if ts.utcoffset() else ts
+        # isoformat of a UTC time less its "+00:00" is what core.wire.format_ts writes, at a third of the cost.
+        text = _TS_TEXTS[ts] = utc.isoformat(timespec="microseconds")[:26]
+    return text
 
 
 def encode_sample(sample: Sample) -> bytes:
@@ -144,9 +141,7 @@ def encode_sample(sample: Sample) -> bytes:
         value_text = _json_text(value)
     else:
         value_text = repr(value)  # int, or a finite float: what json.dumps writes for both
-    text = (
-        f'{head}{_last_ts.text_of(fields["ts"])}Z","value":{value_text}{_TAILS[fields["quality"], fields["ts_source"]]}'
-    )
+    text = f'{head}{_ts_text(fields["ts"])}Z","value":{value_text}{_TAILS[fields["quality"], fields["ts_source"]]}'
     if (raw := fields["raw"]) is not None:
         text += f',"raw":{_json_text(raw)}'
     if flags := fields["flags"]:

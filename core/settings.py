@@ -467,12 +467,21 @@ class EdgeSettings(_Section):
     buffer_path: Path = Path("var/edge-buffer.sqlite")
     buffer_max_samples: int = Field(default=5_000_000, ge=1000)
     batch_max_samples: int = Field(default=1000, ge=1, le=50_000)
-    flush_interval_s: float = Field(default=0.5, gt=0)
+    flush_interval_s: float = Field(
+        default=0.005,
+        gt=0,
+        le=10,
+        description="samples gather in memory this long, then are written to the buffer together and sent at once",
+    )
     opcua: list[OpcUaSource] = Field(default_factory=list)
     meters: list[MeterSource] = Field(default_factory=list)
     meter_broker: BrokerSettings | None = Field(
         default=None, description="shop-floor broker the meters publish to; default: the uplink broker"
     )
+    metrics_port: int | None = Field(
+        default=None, ge=0, le=65535, description="serve Prometheus metrics on http://<metrics_host>:<port>/metrics"
+    )
+    metrics_host: str = Field(default="127.0.0.1", description="0.0.0.0: let a Prometheus elsewhere scrape it")
 
 
 class IngestSettings(_Section):

@@ -10,9 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-import pandas as pd
+if TYPE_CHECKING:
+    # pandas (about 45 MiB) is imported where a frame is made, not with the interface: the edge agent
+    # reaches this module through the command line and never reads a frame.
+    import pandas as pd
 
 FieldValue = bool | int | float | str
 TagFilter = Mapping[str, str | Sequence[str]]
@@ -90,6 +93,8 @@ class Store(Protocol):
 
 def empty_frame(tag_keys: Sequence[str] = (), field_keys: Sequence[str] = ("value",)) -> pd.DataFrame:
     """An empty result with the documented columns, so callers need no special case."""
+    import pandas as pd
+
     frame = pd.DataFrame({"time": pd.Series([], dtype="datetime64[ns, UTC]")})
     for key in (*tag_keys, *field_keys):
         frame[key] = pd.Series([], dtype="object")

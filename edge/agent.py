@@ -4,6 +4,7 @@
 meters (all putting samples into one ``BufferWriter``), the ``SampleBuffer`` file and the
 ``Forwarder``. ``async with EdgeAgent(...) as agent:`` starts everything; ``await agent.run()``
 runs until cancelled, or raises if a component fails for good (e.g. the buffer file is unwritable).
+With ``edge.metrics_port`` set, the components' counters are served to Prometheus (``edge.metrics``).
 
 Given the asset model, the agent checks at construction that every OPC UA source refreshes its
 signals at least as often as its equipment's ``report_interval_s`` promises the platform
@@ -21,9 +22,10 @@ from typing import Self
 from core.assets import AssetModel
 from core.errors import ConfigError, FactoryError
 from core.settings import BrokerSettings, EdgeSettings, UplinkSettings
-from edge.buffer import BufferWriter, SampleBuffer
+from edge.buffer import CHUNK_SAMPLES, BufferWriter, SampleBuffer
 from edge.forwarder import Forwarder
 from edge.meter_source import MeterCollector
+from edge.metrics import CollectorView, EdgeSnapshot, MetricsServer, SourceState, age_s
 from edge.opcua_source import OpcUaCollector
 
 logger = logging.getLogger(__name__)
@@ -70,11 +72,18 @@ class EdgeAgent:
         self.writer: BufferWriter | None = None
         self.opcua: list[OpcUaCollector] = []
         self.meters: MeterCollector | None = None
+        self.metrics: MetricsServer | None = None
 
     async def __aenter__(self) -> Self:
         edge = self.settings
         async with contextlib.AsyncExitStack() as stack:
-            self.buffer = stack.enter_context(SampleBuffer(edge.buffer_path, edge.buffer_max_samples))
+            self.buffer = stack.enter_context(
+                SampleBuffer(
+                    edge.buffer_path,
+                    edge.buffer_max_samples,
+                    chunk_samples=min(CHUNK_SAMPLES, edge.batch_max_samples),  # a batch is whole chunks
+                )
+            )
             self.forwarder = await stack.enter_async_context(
                 Forwarder(
                     edge.id,
@@ -82,16 +91,21 @@ class EdgeAgent:
                     self._uplink_broker,
                     self._uplink,
                     batch_max_samples=edge.batch_max_samples,
-                    flush_interval_s=edge.flush_interval_s,
                 )
             )
             # Entered after the forwarder and before the sources, so on exit the sources stop first,
             # then the writer flushes their last samples into the still-open file, where they wait.
-            self.writer = await stack.enter_async_context(BufferWriter(self.buffer, on_append=self.forwarder.notify))
+            self.writer = await stack.enter_async_context(
+                BufferWriter(self.buffer, interval_s=edge.flush_interval_s, on_append=self.forwarder.notify)
+            )
             self.opcua = [await stack.enter_async_context(OpcUaCollector(source, self.writer)) for source in edge.opcua]
             self.meters = await stack.enter_async_context(
                 MeterCollector(f"{edge.id}-meters", edge.meters, edge.meter_broker or self._uplink_broker, self.writer)
             )
+            if edge.metrics_port is not None:
+                self.metrics = await stack.enter_async_context(
+                    MetricsServer(edge.metrics_host, edge.metrics_port, self.snapshot)
+                )
             logger.info(
                 "edge agent %s started: %d OPC UA sources, %d meters, %d samples waiting in %s",
                 edge.id,
@@ -131,6 +145,36 @@ class EdgeAgent:
     def _tasks(self) -> list[asyncio.Task[None]]:
         components = [self.forwarder, self.writer, self.meters, *self.opcua]
         return [c.task for c in components if c is not None and c.task is not None]
+
+    def snapshot(self) -> EdgeSnapshot:
+        """The components' counters at this instant, for the metrics page."""
+        buffer, writer, forwarder = self.buffer, self.writer, self.forwarder
+        if buffer is None or writer is None or forwarder is None:
+            raise RuntimeError("the edge agent is not started")
+        sources = [SourceState("uplink", forwarder.topic, forwarder.link.connected, forwarder.counters.connects)]
+        collectors: list[CollectorView] = []
+        for collector in self.opcua:
+            label = collector.source.label
+            sources.append(SourceState("opcua", label, collector.link.connected, collector.counters.connects))
+            collectors.append(CollectorView("opcua", label, collector.counters))
+        if self.meters is not None and self.settings.meters:
+            sources.append(
+                SourceState("meters", self.meters.link.name, self.meters.link.connected, self.meters.counters.connects)
+            )
+            collectors.append(CollectorView("meter", "meters", self.meters.counters))
+        return EdgeSnapshot(
+            samples_in=writer.samples_written + writer.pending,
+            samples_out=forwarder.counters.samples_sent,
+            batches_sent=forwarder.counters.batches_sent,
+            publish_failures=forwarder.counters.publish_failures,
+            buffered=buffer.count,
+            pending=writer.pending,
+            dropped=buffer.dropped,
+            oldest_age_s=age_s(buffer.oldest_buffered_at()),
+            next_seq=buffer.next_seq,
+            sources=sources,
+            collectors=collectors,
+        )
 
     def stats(self) -> dict[str, int]:
         """Counters of every component, summed over sources, for logs, health checks and tests."""

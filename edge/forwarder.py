@@ -1,8 +1,14 @@
 """The uplink: batches from the sample buffer to the platform broker, deleted only once acknowledged.
 
-Loop: wait until the buffer holds a full batch or ``flush_interval_s`` has passed, peek up to
-``batch_max_samples``, encode them with the buffer's ``next_seq``, publish with QoS 1 and wait for
-the broker's PUBACK, then ``ack`` the batch (which deletes it and advances the sequence number).
+Loop: wait until the buffer holds samples, peek up to ``batch_max_samples`` of them, put them into
+one envelope with the buffer's ``next_seq`` (they are stored as wire JSON already: nothing is
+parsed or encoded again), publish with QoS 1 and wait for the broker's PUBACK, then ``ack`` the
+batch (which deletes it and advances the sequence number).
+
+Batches size themselves: the forwarder sends as soon as anything is buffered, and whatever arrives
+while a batch waits for its PUBACK goes out in the next one. At a few samples a second each goes
+out on its own within milliseconds; at ten thousand a second batches grow until one round trip
+carries what arrived during the previous one (up to ``batch_max_samples``). No timer adds latency.
 
 Any failure (no broker, a publish refused or not acknowledged in time) deletes nothing: the
 forwarder reconnects with backoff and resends the very same samples under the same sequence
@@ -15,7 +21,6 @@ port or host in the same ``BrokerSettings``) is used from the next reconnect on.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass
 
@@ -23,8 +28,7 @@ import aiomqtt
 
 from core.mqtt import check_broker, mqtt_client
 from core.settings import BrokerSettings, UplinkSettings
-from core.wire import Sample, encode_batch
-from edge.buffer import SampleBuffer
+from edge.buffer import BufferedBatch, SampleBuffer, batch_payload
 from edge.lifecycle import BackgroundComponent
 from edge.reconnect import Backoff, LinkState
 
@@ -39,12 +43,6 @@ class ForwarderCounters:
     connects: int = 0
 
 
-@dataclass(frozen=True)
-class _Batch:
-    last_id: int
-    samples: list[Sample]
-
-
 class Forwarder(BackgroundComponent):
     """Publishes the buffer's contents to ``uplink.topic(edge_id)`` in acknowledged batches."""
 
@@ -56,7 +54,6 @@ class Forwarder(BackgroundComponent):
         uplink: UplinkSettings,
         *,
         batch_max_samples: int = 1000,
-        flush_interval_s: float = 0.5,
         publish_timeout_s: float = 10.0,
         backoff: Backoff | None = None,
     ):
@@ -66,12 +63,11 @@ class Forwarder(BackgroundComponent):
         self._buffer = buffer
         self._broker = broker
         self._batch_max_samples = batch_max_samples
-        self._flush_interval_s = flush_interval_s
         self._publish_timeout_s = publish_timeout_s
         self._backoff = backoff or Backoff(0.5, 10.0)
         self._new_samples = asyncio.Event()
         # The batch published but not yet acknowledged; resent as it is after a failure.
-        self._in_flight: _Batch | None = None
+        self._in_flight: BufferedBatch | None = None
         self.counters = ForwarderCounters()
         self.link = LinkState(logger, f"uplink broker {broker.host}:{broker.port}")
 
@@ -109,13 +105,12 @@ class Forwarder(BackgroundComponent):
     async def _send_next(self, client: aiomqtt.Client) -> None:
         batch = self._in_flight
         if batch is None:
-            await self._wait_for_batch()
-            last_id, samples = self._buffer.peek(self._batch_max_samples)
-            if not samples:
+            await self._wait_for_samples()
+            batch = self._in_flight = self._buffer.peek(self._batch_max_samples)
+            if batch is None:
                 return
-            batch = self._in_flight = _Batch(last_id, samples)
         seq = self._buffer.next_seq
-        payload = encode_batch(self.edge_id, seq, batch.samples)
+        payload = batch_payload(self.edge_id, seq, batch.samples_json)
         try:
             await client.publish(self.topic, payload, qos=1, timeout=self._publish_timeout_s)
         except aiomqtt.MqttError:
@@ -124,17 +119,11 @@ class Forwarder(BackgroundComponent):
         self._buffer.ack(batch.last_id)
         self._in_flight = None
         self.counters.batches_sent += 1
-        self.counters.samples_sent += len(batch.samples)
-        logger.debug("sent batch seq=%d with %d samples", seq, len(batch.samples))
+        self.counters.samples_sent += batch.count
+        logger.debug("sent batch seq=%d with %d samples", seq, batch.count)
 
-    async def _wait_for_batch(self) -> None:
-        """Return once a full batch is buffered, or ``flush_interval_s`` after starting to wait."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._flush_interval_s
-        while self._buffer.count < self._batch_max_samples:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                return
+    async def _wait_for_samples(self) -> None:
+        """Return once the buffer holds a sample."""
+        while not self._buffer.count:
             self._new_samples.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._new_samples.wait(), remaining)
+            await self._new_samples.wait()

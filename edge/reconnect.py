@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 
 class Backoff:
@@ -28,7 +29,8 @@ class LinkState:
     """Whether a link (an OPC UA server, a broker) is up, logging once when lost and once when back.
 
     Retries in between stay at DEBUG so an outage of hours does not flood the log. A link that was
-    never up logs the first failure as "not reachable yet".
+    never up logs the first failure as "not reachable yet". The line saying it is back tells how
+    long it was away (the metrics show the state itself: ``factory_edge_source_up``).
     """
 
     def __init__(self, logger: logging.Logger, name: str):
@@ -37,13 +39,15 @@ class LinkState:
         self.connected = False
         self._ever_connected = False
         self._reported_down = False
+        self._down_since: float | None = None
         self.failed_attempts = 0
 
     def up(self) -> None:
         if not self.connected:
             attempts = f"{self.failed_attempts} failed attempt{'s' if self.failed_attempts != 1 else ''}"
+            away = "" if self._down_since is None else f" and {time.monotonic() - self._down_since:.1f} s"
             if self._reported_down and self._ever_connected:
-                self._logger.warning("%s is back after %s", self.name, attempts)
+                self._logger.warning("%s is back after %s%s", self.name, attempts, away)
             elif self._reported_down:
                 self._logger.warning("%s connected after %s", self.name, attempts)
             else:
@@ -51,10 +55,13 @@ class LinkState:
         self.connected = True
         self._ever_connected = True
         self._reported_down = False
+        self._down_since = None
         self.failed_attempts = 0
 
     def down(self, reason: str) -> None:
         self.failed_attempts += 1
+        if self._down_since is None:
+            self._down_since = time.monotonic()
         if self._reported_down:
             self._logger.debug("%s still unreachable: %s", self.name, reason)
         elif self._ever_connected:

@@ -115,6 +115,9 @@ async def _run_edge(settings: Settings, assets: AssetModel, args: argparse.Names
 
     if settings.edge is None:
         raise ConfigError(str(settings.source), "the edge needs an 'edge:' section", field="edge")
+    # As for ingest: the objects the imports made never die, and every full pass of the collector
+    # would walk them while the agent makes and drops thousands of objects a second. Frozen, it skips them.
+    gc.freeze()
     await serve_until_stopped(EdgeAgent(settings.edge, settings.broker, settings.uplink, assets=assets))
 
 

@@ -12,12 +12,14 @@ import asyncio
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from core.errors import StoreError
 from core.settings import Settings
-from core.stores.influx import InfluxStore
-from core.stores.influx_setup import SetupReport, set_up
 from core.stores.retention import describe, parse_duration
+
+if TYPE_CHECKING:
+    from core.stores.influx_setup import SetupReport
 
 
 def add_store_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,6 +52,11 @@ def retention_warnings(settings: Settings) -> list[str]:
 
 
 async def _set_up(settings: Settings) -> SetupReport:
+    # Imported here: the InfluxDB store brings pandas, which every other command (the edge agent's
+    # above all) would carry for nothing, since the command line imports this module to build its parser.
+    from core.stores.influx import InfluxStore
+    from core.stores.influx_setup import set_up
+
     async with InfluxStore.from_settings(settings.store) as store:
         return await set_up(store, settings.store.retention_policies())
 

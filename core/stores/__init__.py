@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from core.store import Store
-
 if TYPE_CHECKING:  # core.settings imports core.stores.retention, which comes through here
     from core.settings import StoreSettings
+
+    # Not at run time: core.store imports pandas (40 MiB), which the edge agent, a reader of
+    # core.settings, never needs.
+    from core.store import Store
 
 
 def open_store(settings: StoreSettings) -> Store:

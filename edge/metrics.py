@@ -16,31 +16,28 @@ prefixed ``factory_edge_``:
 * ``opcua_<counter>_total{source}`` and ``meter_<counter>_total{source}``: every other counter the
   collectors keep (notifications, refreshes, overflows, ...), as they keep them.
 
-The page is served by a small asyncio server in the agent's own event loop (no thread reads the
+The page is served by ``core.metrics_http`` in the agent's own event loop (no thread reads the
 components while they change).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, Self
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from core.metrics_http import MetricsHttpServer
+
 logger = logging.getLogger(__name__)
 
 PREFIX = "factory_edge"
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-REQUEST_TIMEOUT_S = 5.0
 # Collector counters shown as reasons of ``rejected_total`` rather than as counters of their own: a
 # count by reason (a dict), or one count (an int) under the reason named here. A collector that keeps
 # both a total and the count by reason (``rejected`` and ``rejected_by_reason``) shows the reasons.
@@ -170,53 +167,22 @@ def render(snapshot: Callable[[], EdgeSnapshot]) -> bytes:
     return generate_latest(registry)
 
 
-class MetricsServer:
+class MetricsServer(MetricsHttpServer):
     """``async with MetricsServer(host, port, snapshot):`` serves the metrics on ``/metrics``.
 
     ``port`` 0 takes a free port; the one chosen is in ``port`` once started.
     """
 
     def __init__(self, host: str, port: int, snapshot: Callable[[], EdgeSnapshot]):
-        self.host = host
-        self.port = port
-        self._snapshot = snapshot
-        self._server: asyncio.Server | None = None
+        async def page() -> bytes:
+            return render(snapshot)
+
+        super().__init__(host, port, page, not_found=b"not found; try /metrics\n")
 
     async def __aenter__(self) -> Self:
-        self._server = await asyncio.start_server(self._answer, self.host, self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
+        await super().__aenter__()
         logger.info("edge metrics on http://%s:%d/metrics", self.host, self.port)
         return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._server is not None:
-            server, self._server = self._server, None
-            server.close()
-            await server.wait_closed()
-
-    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            async with asyncio.timeout(REQUEST_TIMEOUT_S):
-                head = await reader.readuntil(b"\r\n\r\n")
-            method, path, *_ = head[:8192].decode("latin-1").split(" ", 2)
-            if method == "GET" and path.split("?", 1)[0] == "/metrics":
-                status, content_type, body = "200 OK", CONTENT_TYPE, render(self._snapshot)
-            else:
-                status, content_type, body = "404 Not Found", "text/plain", b"not found; try /metrics\n"
-            writer.write(
-                f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
-                "Connection: close\r\n\r\n".encode()
-                + body
-            )
-            await writer.drain()
-        except (TimeoutError, ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
-            pass  # a scraper that hangs up or sends nonsense gets nothing; the agent is not its concern
-        finally:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
 
 
 def age_s(since: float | None, now: float | None = None) -> float:

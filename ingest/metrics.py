@@ -1,22 +1,18 @@
 """Prometheus metrics for ingest: its counters as text on ``GET /metrics``, served on loopback by default.
 
-One small asyncio server (``ingest.metrics_port``; off when unset) so no dependency is needed for
-a page of text. ``render`` is pure: it turns the service's counters into the exposition format
-(version 0.0.4). Rates (points/s, dead letters/s) are Prometheus' ``rate()`` over the counters.
+Served by ``core.metrics_http``'s small asyncio server (``ingest.metrics_port``; off when unset), so
+no dependency is needed for a page of text. ``render`` is pure: it turns the service's counters into
+the exposition format (version 0.0.4). Rates (points/s, dead letters/s) are Prometheus' ``rate()`` over the counters.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Self
+
+from core.metrics_http import MetricsHttpServer
 
 PREFIX = "factory_ingest"
-REQUEST_TIMEOUT_S = 5.0
-MAX_REQUEST_BYTES = 8192
 GAUGES = {
     "pending_points": "points held in memory, not yet written",
     "unacked": "messages not yet acknowledged",
@@ -63,46 +59,11 @@ def render(
     return "\n".join(lines) + "\n"
 
 
-class MetricsServer:
+class MetricsServer(MetricsHttpServer):
     """``async with MetricsServer(host, port, page) as server:`` serves ``await page()`` on /metrics."""
 
     def __init__(self, host: str, port: int, page: Callable[[], Awaitable[str]]):
-        self.host = host
-        self.port = port  # 0: any free port; the one chosen is here once started
-        self._page = page
-        self._server: asyncio.Server | None = None
+        async def encoded() -> bytes:
+            return (await page()).encode()
 
-    async def __aenter__(self) -> Self:
-        self._server = await asyncio.start_server(self._answer, self.host, self.port)
-        self.port = self._server.sockets[0].getsockname()[1]
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-
-    async def _answer(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            async with asyncio.timeout(REQUEST_TIMEOUT_S):
-                head = await reader.readuntil(b"\r\n\r\n")
-            method, path, *_ = head[:MAX_REQUEST_BYTES].decode("latin-1").split(" ", 2)
-            if method == "GET" and path.split("?", 1)[0] == "/metrics":
-                body = (await self._page()).encode()
-                status, content_type = "200 OK", "text/plain; version=0.0.4; charset=utf-8"
-            else:
-                body, status, content_type = b"not found\n", "404 Not Found", "text/plain"
-            writer.write(
-                f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
-                "Connection: close\r\n\r\n".encode()
-                + body
-            )
-            await writer.drain()
-        except (TimeoutError, ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, OSError):
-            pass  # a scraper that hangs up or sends nonsense gets nothing; the service is not its concern
-        finally:
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
+        super().__init__(host, port, encoded)  # port 0: any free port; the one chosen is here once started

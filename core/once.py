@@ -10,6 +10,7 @@ from outside (a flood of bad samples) would otherwise log a line per attempt. Tw
   ``edge.reconnect.LinkState`` (attempt counts, "not reachable yet").
 * ``RepeatedWarnings``: a warning of one kind is logged at once, its repeats within ``interval_s``
   are counted (at debug level) and logged as one line with the count when the interval is over.
+  Used by ingest (bad samples and envelopes) and the edge's meter collector (malformed payloads).
 
 Each caller keeps its own words: the helpers decide only whether a line is logged and at which level.
 """
@@ -87,7 +88,11 @@ class RepeatedWarnings:
         self._clock = clock
         self._windows: dict[str, _Window] = {}
 
-    def warn(self, kind: str, message: str, *args: object) -> None:
+    def warn(self, kind: str, message: str, *args: object, exc_info: BaseException | None = None) -> None:
+        """Log ``message % args`` as a warning unless ``kind`` was warned of in this interval (then at debug).
+
+        ``exc_info``, the exception behind the warning, is logged with its traceback on the warning only.
+        """
         now = self._clock()
         self._summarise(lambda w: now - w.started >= self.interval_s)
         window = self._windows.get(kind)
@@ -95,7 +100,7 @@ class RepeatedWarnings:
             while len(self._windows) >= MAX_KINDS:
                 self._summarise_one(next(iter(self._windows)))
             self._windows[kind] = _Window(now)
-            self._log.warning(message, *args)
+            self._log.warning(message, *args, exc_info=exc_info)
         else:
             window.repeats += 1
             self._log.debug(message, *args)

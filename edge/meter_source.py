@@ -31,10 +31,10 @@ import json
 import logging
 import math
 import re
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import TracebackType
 from typing import Any
 
 import aiomqtt
@@ -42,6 +42,7 @@ from pydantic import ValidationError
 
 from core.errors import ConfigError
 from core.mqtt import check_broker, mqtt_client
+from core.once import RepeatedWarnings
 from core.settings import BrokerSettings, MeterSource
 from core.wire import INT64_MAX, INT64_MIN, Sample, TimestampSource
 from edge.buffer import SampleSink
@@ -60,7 +61,8 @@ from edge.reconnect import Backoff, LinkState
 
 logger = logging.getLogger(__name__)
 
-# A repeated problem of a source (same reason) is logged at most this often; every one is counted.
+# A repeated problem of a source (same reason) is logged at most this often; every one is counted, and
+# the count of those not logged follows when the interval is over (core.once.RepeatedWarnings).
 MALFORMED_LOG_INTERVAL_S = 60.0
 RETAINED_FLAG = "retained"
 AVAILABILITY_ONLINE, AVAILABILITY_OFFLINE = 1.0, 0.0
@@ -428,26 +430,6 @@ class MeterCounters:
     ts_replaced: dict[str, int] = field(default_factory=dict)  # device times replaced by gateway time, by reason
 
 
-class _RepeatedWarnings:
-    """Log a (source, reason) once per interval, then with how many were only counted in between."""
-
-    def __init__(self, interval_s: float):
-        self._interval_s = interval_s
-        self._last: dict[tuple[str, str], float] = {}
-        self._suppressed: dict[tuple[str, str], int] = {}
-
-    def warn(self, key: tuple[str, str], message: str, *, exc_info: BaseException | None = None) -> None:
-        now = time.monotonic()
-        last = self._last.get(key)
-        if last is not None and now - last < self._interval_s:
-            self._suppressed[key] = self._suppressed.get(key, 0) + 1
-            logger.debug("%s", message)
-            return
-        self._last[key] = now
-        also = self._suppressed.pop(key, 0)
-        logger.warning("%s%s", message, f" ({also} more since the last report)" if also else "", exc_info=exc_info)
-
-
 class MeterCollector(BackgroundComponent):
     """Subscribes to every meter source's topics and puts a sample per usable field into the sink."""
 
@@ -470,7 +452,7 @@ class MeterCollector(BackgroundComponent):
         self._backoff = backoff or Backoff(0.5, 10.0)
         self.counters = MeterCounters()
         self.link = LinkState(logger, f"meter broker {broker.host}:{broker.port}")
-        self._warnings = _RepeatedWarnings(MALFORMED_LOG_INTERVAL_S)
+        self._warnings = RepeatedWarnings(logger, MALFORMED_LOG_INTERVAL_S)
         self._last_device_time: dict[tuple[int, str], datetime] = {}
         self._unknown_devices: set[tuple[int, str]] = set()
         # Topics that have delivered a reading: from then on a payload without any field is a rejection.
@@ -506,6 +488,12 @@ class MeterCollector(BackgroundComponent):
 
     def _wanted(self) -> bool:
         return bool(self.meters)
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await super().__aexit__(exc_type, exc, tb)
+        self._warnings.flush()  # repeats counted since their last warning, said before the collector goes
 
     async def _run(self) -> None:
         subscriptions = self.subscriptions()
@@ -619,8 +607,11 @@ class MeterCollector(BackgroundComponent):
             kind = stamped.fallback.kind
             self.counters.ts_replaced[kind] = self.counters.ts_replaced.get(kind, 0) + 1
             self._warnings.warn(
-                (plan.label, kind),
-                f"meter time on {name} ({equipment}) replaced by gateway time: {stamped.fallback.detail}",
+                f"{plan.label}: {kind}",
+                "meter time on %s (%s) replaced by gateway time: %s",
+                name,
+                equipment,
+                stamped.fallback.detail,
             )
         elif stamped is not None and stamped.source is TimestampSource.DEVICE:
             if len(self._last_device_time) >= MAX_TRACKED_EQUIPMENT and key not in self._last_device_time:
@@ -651,7 +642,9 @@ class MeterCollector(BackgroundComponent):
         self.counters.rejected[kind] = self.counters.rejected.get(kind, 0) + 1
         if count_message:
             self.counters.malformed += 1
-        self._warnings.warn((plan.label, kind), f"malformed meter payload on {name}: {reason}", exc_info=exc_info)
+        self._warnings.warn(
+            f"{plan.label}: {kind}", "malformed meter payload on %s: %s", name, reason, exc_info=exc_info
+        )
 
     def _not_a_reading(self, index: int, plan: MeterPlan, name: str) -> None:
         if index in self._said_not_a_reading:

@@ -6,8 +6,8 @@ from outside (a flood of bad samples) would otherwise log a line per attempt. Tw
 * ``Outage``: "log once on loss, once on recovery". ``lost(message, *args)`` logs the first failure
   (retries after it at debug level); ``back(message, *args)`` logs once when it works again. Used by
   ingest (store, broker, dead-letter file), the KPI worker (its rounds) and ``GET /healthz`` (the
-  store, which load balancers poll every few seconds). The edge's links keep their richer
-  ``edge.reconnect.LinkState`` (attempt counts, "not reachable yet").
+  store, which load balancers poll every few seconds), and under ``edge.reconnect.LinkState``, the
+  edge's links, which add attempt counts, time away and "not reachable yet".
 * ``RepeatedWarnings``: a warning of one kind is logged at once, its repeats within ``interval_s``
   are counted (at debug level) and logged as one line with the count when the interval is over.
   Used by ingest (bad samples and envelopes) and the edge's meter collector (malformed payloads).

@@ -6,14 +6,17 @@ Used by the pytest fixtures in ``conftest.py`` and by the benchmarks under ``ben
 from __future__ import annotations
 
 import contextlib
+import getpass
 import shutil
 import socket
 import subprocess
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+SHIPPED_MOSQUITTO = Path(__file__).resolve().parent.parent / "deploy" / "mosquitto"
 
 
 def free_port() -> int:
@@ -58,11 +61,9 @@ class MosquittoServer:
 
 @contextlib.contextmanager
 def mosquitto(workdir: Path) -> Iterator[MosquittoServer]:
-    binary = _require("mosquitto", "mosquitto")
-    workdir.mkdir(parents=True, exist_ok=True)
+    """An anonymous Mosquitto without limits on queued and in-flight messages."""
     port = free_port()
-    conf = workdir / "mosquitto.conf"
-    conf.write_text(
+    conf = (
         f"listener {port} 127.0.0.1\n"
         "allow_anonymous true\n"
         "persistence false\n"
@@ -70,14 +71,54 @@ def mosquitto(workdir: Path) -> Iterator[MosquittoServer]:
         "max_inflight_messages 0\n"
         "log_dest stderr\n"
     )
+    with mosquitto_on(workdir, conf, port) as proc:
+        yield MosquittoServer("127.0.0.1", port, proc)
+
+
+@contextlib.contextmanager
+def mosquitto_on(workdir: Path, conf: str, *ports: int) -> Iterator[subprocess.Popen[bytes]]:
+    """Mosquitto on the configuration ``conf`` (written to workdir), once it listens on every port.
+
+    It runs as the current user: started as root, Mosquitto would switch to the user "mosquitto",
+    who cannot read the files a test keeps in its temp dir. Its log is ``workdir/mosquitto.log``.
+    """
+    binary = _require("mosquitto", "mosquitto")
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / "mosquitto.conf"
+    path.write_text(conf + f"user {getpass.getuser()}\n")
     log = workdir / "mosquitto.log"
     with log.open("wb") as out:
-        proc = subprocess.Popen([binary, "-c", str(conf)], stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen([binary, "-c", str(path)], stdout=out, stderr=subprocess.STDOUT)
     try:
-        _wait_for_port(port, proc, "mosquitto", log)
-        yield MosquittoServer("127.0.0.1", port, proc)
+        for port in ports:
+            _wait_for_port(port, proc, "mosquitto", log)
+        yield proc
     finally:
         _stop(proc)
+
+
+def mosquitto_password_file(path: Path, passwords: Mapping[str, str]) -> Path:
+    """A Mosquitto password file made with mosquitto_passwd: one user per entry of ``passwords``."""
+    binary = _require("mosquitto_passwd", "mosquitto")
+    for n, (user, password) in enumerate(passwords.items()):
+        subprocess.run([binary, "-b", *(["-c"] if n == 0 else []), str(path), user, password], check=True)
+    return path
+
+
+def shipped_mosquitto_conf(workdir: Path, name: str, listener: int, port: int, paths: Mapping[str, Path]) -> str:
+    """``deploy/mosquitto/<name>`` made to run in a test, beside a copy of the shipped ACL in workdir.
+
+    Its ``listener <listener>`` listens on 127.0.0.1:``port``; each shipped path in ``paths`` (and the
+    ACL's) is replaced by the test's; no persistence, and the log goes to stderr.
+    """
+    shutil.copy(SHIPPED_MOSQUITTO / "acl", workdir / "acl")
+    conf = (SHIPPED_MOSQUITTO / name).read_text().replace(f"listener {listener}", f"listener {port} 127.0.0.1")
+    for shipped, path in {"/mosquitto/config/acl": workdir / "acl", **paths}.items():
+        assert shipped in conf, f"{name} no longer names {shipped}"
+        conf = conf.replace(shipped, str(path))
+    conf = conf.replace("persistence true", "persistence false").replace("log_dest stdout", "log_dest stderr")
+    assert f"listener {port} 127.0.0.1" in conf and "persistence false" in conf, conf
+    return conf
 
 
 @dataclass(frozen=True)

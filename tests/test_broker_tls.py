@@ -10,10 +10,7 @@ a broker the client does not trust.
 from __future__ import annotations
 
 import asyncio
-import getpass
 import logging
-import shutil
-import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from core.assets import AssetModel, load_asset_model
+from core.assets import AssetModel
 from core.errors import BrokerTlsError, StartupError
 from core.mqtt import mqtt_client
-from core.settings import BrokerSettings, BrokerTls, EdgeSettings, IngestSettings, Settings, UplinkSettings
+from core.settings import BrokerSettings, BrokerTls, EdgeSettings, UplinkSettings
 from core.stores.sqlite import SqliteStore
 from core.wire import Sample, encode_batch
 from edge.agent import EdgeAgent
@@ -34,8 +31,8 @@ from edge.forwarder import Forwarder
 from edge.reconnect import Backoff
 from factory.runtime import serve_until_stopped
 from ingest import IngestService
-from tests.ingest_support import REPO, bounded, started
-from tests.servers import _stop, _wait_for_port, free_port
+from tests.ingest_support import asset_model, bounded, shipped_topic_ingest_settings, started
+from tests.servers import free_port, mosquitto_on, shipped_mosquitto_conf
 from tests.tls_support import CertificateAuthority
 from tests.waiting import wait_until
 
@@ -90,59 +87,31 @@ def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsBroker]:
     elsewhere = CertificateAuthority(workdir / "elsewhere", "elsewhere")
     elsewhere.issue("gw-a")  # a certificate with the right name from the wrong CA
 
-    shutil.copy(REPO / "deploy" / "mosquitto" / "acl", workdir / "acl")
     port, other_host_port = free_port(), free_port()
-    shipped = (REPO / "deploy" / "mosquitto" / "mosquitto-tls.conf").read_text()
-    conf = (
-        shipped.replace("listener 8883", f"listener {port} 127.0.0.1")
-        .replace("/mosquitto/config/certs/ca.crt", str(ca.ca_file))
-        .replace("/mosquitto/config/certs/broker.crt", str(broker.cert_file))
-        .replace("/mosquitto/config/certs/broker.key", str(broker.key_file))
-        .replace("/mosquitto/config/acl", str(workdir / "acl"))
-        .replace("persistence true", "persistence false")
-        .replace("log_dest stdout", "log_dest stderr")
+    conf = shipped_mosquitto_conf(
+        workdir,
+        "mosquitto-tls.conf",
+        8883,
+        port,
+        {
+            "/mosquitto/config/certs/ca.crt": ca.ca_file,
+            "/mosquitto/config/certs/broker.crt": broker.cert_file,
+            "/mosquitto/config/certs/broker.key": broker.key_file,
+        },
     )
-    assert f"listener {port} 127.0.0.1" in conf and str(broker.key_file) in conf and "use_identity_as_username" in conf
+    assert "use_identity_as_username" in conf
     conf += (
         f"listener {other_host_port} 127.0.0.1\n"
         f"cafile {ca.ca_file}\ncertfile {misnamed.cert_file}\nkeyfile {misnamed.key_file}\n"
         "require_certificate true\nuse_identity_as_username true\n"
     )
-    # Started as root, Mosquitto would switch to the user "mosquitto", who cannot read the temp dir.
-    conf += f"user {getpass.getuser()}\n"
-    (workdir / "mosquitto.conf").write_text(conf)
-    log = workdir / "mosquitto.log"
-    mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [mosquitto, "-c", str(workdir / "mosquitto.conf")], stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        _wait_for_port(port, proc, "mosquitto", log)
-        _wait_for_port(other_host_port, proc, "mosquitto", log)
+    with mosquitto_on(workdir, conf, port, other_host_port):
         yield TlsBroker(port, other_host_port, ca, elsewhere)
-    finally:
-        _stop(proc)
 
 
 @pytest.fixture
 def assets(tmp_path: Path) -> AssetModel:
-    path = tmp_path / "assets.yaml"
-    path.write_text(ASSETS)
-    return load_asset_model(path)
-
-
-def ingest_settings(tmp_path: Path, broker: BrokerSettings, assets: AssetModel) -> Settings:
-    return Settings(
-        assets=Path(assets.source),
-        broker=broker,
-        uplink=UplinkSettings(topic_prefix="factory/uplink"),
-        ingest=IngestSettings(
-            dead_letter_path=tmp_path / "dead-letters.sqlite",
-            client_id=f"ingest-{uuid.uuid4().hex[:8]}",
-            flush_interval_s=0.05,
-        ),
-    )
+    return asset_model(tmp_path / "assets.yaml", ASSETS)
 
 
 def sample(equipment: str, value: int) -> Sample:
@@ -152,7 +121,7 @@ def sample(equipment: str, value: int) -> Sample:
 async def test_ingest_and_an_edge_exchange_a_batch_over_tls_each_known_by_its_certificate(
     tls_broker: TlsBroker, tmp_path: Path, assets: AssetModel
 ) -> None:
-    settings = ingest_settings(tmp_path, tls_broker.settings("ingest"), assets)
+    settings = shipped_topic_ingest_settings(tmp_path, tls_broker.settings("ingest"), assets)
     store = SqliteStore(tmp_path / "store.sqlite")
     try:
         with SampleBuffer(tmp_path / "edge-buffer.sqlite", 1000) as buffer:
@@ -202,7 +171,7 @@ async def test_ingest_stops_with_the_reason_when_the_certificate_names_another_h
     broker = tls_broker.settings("ingest", port=tls_broker.other_host_port)
     store = SqliteStore(tmp_path / "store.sqlite")
     try:
-        service = IngestService(ingest_settings(tmp_path, broker, assets), store, assets)
+        service = IngestService(shipped_topic_ingest_settings(tmp_path, broker, assets), store, assets)
         with pytest.raises(BrokerTlsError) as refused:
             async with bounded(15, "ingest giving up on a misnamed broker"):
                 await serve_until_stopped(service)  # what `factory ingest` runs
@@ -216,7 +185,7 @@ async def test_ingest_stops_with_the_reason_when_the_certificate_names_another_h
 async def test_with_a_certificate_identity_the_acl_lets_an_edge_publish_only_on_its_own_topic(
     tls_broker: TlsBroker, tmp_path: Path, assets: AssetModel
 ) -> None:
-    settings = ingest_settings(tmp_path, tls_broker.settings("ingest"), assets)
+    settings = shipped_topic_ingest_settings(tmp_path, tls_broker.settings("ingest"), assets)
     store = SqliteStore(tmp_path / "store.sqlite")
     try:
         async with (

@@ -22,11 +22,12 @@ from asyncua import Node, Server, ua
 
 from core.settings import BrokerSettings, EdgeSettings, MeterSource, OpcUaSource, UplinkSettings
 from core.signals import OFFLINE, MachineState, Quality
-from core.wire import DecodedBatch, Sample, TimestampSource, decode_batch, format_ts
+from core.wire import DecodedBatch, Sample, TimestampSource, format_ts
 from edge.agent import EdgeAgent
 from edge.errors import SampleBufferError
 from edge.opcua_source import OFFLINE_FLAG
 from tests.servers import MosquittoServer, free_port, mosquitto
+from tests.uplink_support import decoded_batches
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -87,22 +88,10 @@ async def opcua_machine(port: int, state: int, parts: int, ts: datetime) -> Asyn
 @contextlib.asynccontextmanager
 async def observe_uplink(broker: MosquittoServer, topic: str) -> AsyncIterator[list[DecodedBatch]]:
     """Every uplink batch published to ``topic`` from now on, decoded, in arrival order."""
-    batches: list[DecodedBatch] = []
     async with aiomqtt.Client(broker.host, broker.port, identifier=f"observer-{uuid.uuid4().hex[:8]}") as client:
         await client.subscribe(topic, qos=1)
-
-        async def collect() -> None:
-            async for message in client.messages:
-                assert isinstance(message.payload, bytes)
-                batches.append(decode_batch(message.payload))
-
-        task = asyncio.create_task(collect())
-        try:
+        async with decoded_batches(client) as batches:
             yield batches
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
 
 def samples_of(batches: list[DecodedBatch]) -> list[Sample]:

@@ -9,13 +9,10 @@ edge agent, and the TLS uplink, read back by a TLS client that signs in as inges
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import getpass
 import logging
 import shutil
 import socket
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -28,7 +25,7 @@ from core.errors import BrokerTlsError
 from core.mqtt import mqtt_client
 from core.settings import BrokerSettings, BrokerTls, EdgeSettings, OpcUaSecurity, OpcUaSource, UplinkSettings
 from core.signals import MachineState
-from core.wire import DecodedBatch, Sample, decode_batch
+from core.wire import DecodedBatch, Sample
 from edge.agent import EdgeAgent
 from edge.buffer import SampleBuffer
 from edge.forwarder import Forwarder
@@ -37,8 +34,9 @@ from factory.edge_cert_cli import make_application_certificate
 from factory.runtime import serve_until_stopped
 from tests.ingest_support import REPO, bounded
 from tests.opcua_security_support import EQUIPMENT, make_server_identity, secured_machine
-from tests.servers import _stop, _wait_for_port, free_port
+from tests.servers import free_port, mosquitto_on, mosquitto_password_file
 from tests.tls_support import CertificateAuthority
+from tests.uplink_support import decoded_batches
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -83,57 +81,31 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PasswordTlsBrok
     server = ca.issue("broker", hosts=("127.0.0.1", "localhost"), server=True)
     ca.issue(EDGE)
     elsewhere = CertificateAuthority(workdir / "elsewhere", "elsewhere")
-    passwd = workdir / "passwd"
-    binary = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
-    for n, (user, password) in enumerate(PASSWORDS.items()):
-        subprocess.run([binary, "-b", *(["-c"] if n == 0 else []), str(passwd), user, password], check=True)
+    passwd = mosquitto_password_file(workdir / "passwd", PASSWORDS)
     shutil.copy(REPO / "deploy" / "mosquitto" / "acl", workdir / "acl")
     password_port, certificate_port = free_port(), free_port()
     tls = f"cafile {ca.ca_file}\ncertfile {server.cert_file}\nkeyfile {server.key_file}\ntls_version tlsv1.2\n"
-    (workdir / "mosquitto.conf").write_text(
+    conf = (
         "per_listener_settings false\n"
         "allow_anonymous false\n"
         f"password_file {passwd}\n"
         f"acl_file {workdir / 'acl'}\n"
         "persistence false\n"
         "log_dest stderr\n"
-        f"user {getpass.getuser()}\n"  # as root Mosquitto would switch to "mosquitto", who cannot read the temp dir
         f"listener {password_port} 127.0.0.1\n{tls}require_certificate false\n"
         f"listener {certificate_port} 127.0.0.1\n{tls}require_certificate true\n"
     )
-    log = workdir / "mosquitto.log"
-    mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [mosquitto, "-c", str(workdir / "mosquitto.conf")], stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        _wait_for_port(password_port, proc, "mosquitto", log)
-        _wait_for_port(certificate_port, proc, "mosquitto", log)
+    with mosquitto_on(workdir, conf, password_port, certificate_port):
         yield PasswordTlsBroker(password_port, certificate_port, ca, elsewhere)
-    finally:
-        _stop(proc)
 
 
 @contextlib.asynccontextmanager
 async def observe_as_ingest(broker: PasswordTlsBroker) -> AsyncIterator[list[DecodedBatch]]:
     """Every batch on the edge's uplink topic, read over TLS as the ingest user."""
-    batches: list[DecodedBatch] = []
     async with mqtt_client(broker.settings("ingest"), identifier="ingest-observer", timeout_s=5) as client:
         await client.subscribe(UplinkSettings().topic(EDGE), qos=1)
-
-        async def collect() -> None:
-            async for message in client.messages:
-                assert isinstance(message.payload, bytes)
-                batches.append(decode_batch(message.payload))
-
-        task = asyncio.create_task(collect())
-        try:
+        async with decoded_batches(client) as batches:
             yield batches
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
 
 @pytest.mark.parametrize("client_certificate", [False, True], ids=["password", "password-and-certificate"])

@@ -8,10 +8,7 @@ edge and one for ingest. A real IngestService reads with its own credential into
 from __future__ import annotations
 
 import contextlib
-import getpass
 import json
-import shutil
-import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
@@ -22,13 +19,13 @@ import aiomqtt
 import pytest
 from pydantic import SecretStr
 
-from core.assets import AssetModel, load_asset_model
-from core.settings import BrokerSettings, IngestSettings, Settings, UplinkSettings
+from core.assets import AssetModel
+from core.settings import BrokerSettings, Settings
 from core.stores.sqlite import SqliteStore
 from core.wire import format_ts
 from ingest import IngestService
-from tests.ingest_support import REPO, bounded, started
-from tests.servers import _stop, _wait_for_port, free_port
+from tests.ingest_support import GATEWAY_ASSETS, asset_model, bounded, shipped_topic_ingest_settings, started
+from tests.servers import free_port, mosquitto_on, mosquitto_password_file, shipped_mosquitto_conf
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -36,57 +33,20 @@ pytestmark = pytest.mark.integration
 PASSWORDS = {"ingest": uuid.uuid4().hex, "gw-a": uuid.uuid4().hex, "gw-b": uuid.uuid4().hex}
 NOW = datetime.now(UTC).replace(microsecond=0)
 WINDOW = (NOW - timedelta(days=1), NOW + timedelta(days=1))
-ASSETS = """\
-version: 1
-site:
-  id: s
-  workshops:
-    - id: w
-      lines:
-        - id: line-a
-          gateway: gw-a
-          equipment:
-            - {id: cnc-a1, type: cnc, ideal_cycle_time_s: 5}
-            - {id: cnc-b-on-a, type: cnc, ideal_cycle_time_s: 5, gateway: gw-b}
-        - id: line-open
-          equipment:
-            - {id: cnc-open, type: cnc, ideal_cycle_time_s: 5}
-"""
 
 
 @pytest.fixture(scope="module")
 def acl_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """Mosquitto on the shipped edge-identity config; yields its port."""
     workdir = tmp_path_factory.mktemp("mosquitto-acl")
-    passwd = workdir / "passwd"
-    binary = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
-    for n, (user, password) in enumerate(PASSWORDS.items()):
-        subprocess.run([binary, "-b", *(["-c"] if n == 0 else []), str(passwd), user, password], check=True)
-    shutil.copy(REPO / "deploy" / "mosquitto" / "acl", workdir / "acl")
+    passwd = mosquitto_password_file(workdir / "passwd", PASSWORDS)
     port = free_port()
-    shipped = (REPO / "deploy" / "mosquitto" / "mosquitto-edge-identity.conf").read_text()
-    conf = (
-        shipped.replace("listener 1883", f"listener {port} 127.0.0.1")
-        .replace("/mosquitto/config/passwd", str(passwd))
-        .replace("/mosquitto/config/acl", str(workdir / "acl"))
-        .replace("persistence true", "persistence false")
-        .replace("log_dest stdout", "log_dest stderr")
+    conf = shipped_mosquitto_conf(
+        workdir, "mosquitto-edge-identity.conf", 1883, port, {"/mosquitto/config/passwd": passwd}
     )
-    assert f"listener {port} 127.0.0.1" in conf and str(passwd) in conf and "acl_file" in conf
-    # Started as root, Mosquitto would switch to the user "mosquitto", who cannot read the temp dir.
-    conf += f"user {getpass.getuser()}\n"
-    (workdir / "mosquitto.conf").write_text(conf)
-    log = workdir / "mosquitto.log"
-    mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [mosquitto, "-c", str(workdir / "mosquitto.conf")], stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        _wait_for_port(port, proc, "mosquitto", log)
+    assert "acl_file" in conf
+    with mosquitto_on(workdir, conf, port):
         yield port
-    finally:
-        _stop(proc)
 
 
 @contextlib.asynccontextmanager
@@ -106,23 +66,12 @@ def batch(edge: str, seq: int, equipment: str, value: int) -> bytes:
 
 @pytest.fixture
 def assets(tmp_path: Path) -> AssetModel:
-    path = tmp_path / "assets.yaml"
-    path.write_text(ASSETS)
-    return load_asset_model(path)
+    return asset_model(tmp_path / "assets.yaml", GATEWAY_ASSETS)
 
 
 def settings_for(tmp_path: Path, port: int, assets: AssetModel, **ingest: Any) -> Settings:
-    return Settings(
-        assets=Path(assets.source),
-        broker=BrokerSettings(host="127.0.0.1", port=port, username="ingest", password=SecretStr(PASSWORDS["ingest"])),
-        uplink=UplinkSettings(topic_prefix="factory/uplink"),
-        ingest=IngestSettings(
-            dead_letter_path=tmp_path / "dead-letters.sqlite",
-            client_id=f"ingest-{uuid.uuid4().hex[:8]}",
-            flush_interval_s=0.05,
-            **ingest,
-        ),
-    )
+    broker = BrokerSettings(host="127.0.0.1", port=port, username="ingest", password=SecretStr(PASSWORDS["ingest"]))
+    return shipped_topic_ingest_settings(tmp_path, broker, assets, **ingest)
 
 
 async def test_the_broker_lets_an_edge_publish_only_on_its_own_topic_and_ingest_trusts_only_the_topic(

@@ -18,39 +18,22 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.assets import AssetModel, load_asset_model
+from core.assets import AssetModel
 from core.errors import StoreRejected
 from core.stores.lineprotocol import encode_point
 from core.wire import Sample, TimestampSource, decode_batch, decode_plain, encode_batch
 from ingest.admission import Refused, admit_sample
 from ingest.mapping import LineEncoder
+from tests.ingest_support import GATEWAY_ASSETS, asset_model
 from tests.test_core_wire_plain import plain_samples
 
 NOW = datetime(2026, 11, 25, 8, 0, 30, tzinfo=UTC)
-ASSETS = """\
-version: 1
-site:
-  id: s
-  workshops:
-    - id: w
-      lines:
-        - id: line-a
-          gateway: gw-a
-          equipment:
-            - {id: cnc-a1, type: cnc, ideal_cycle_time_s: 5}
-            - {id: cnc-b-on-a, type: cnc, ideal_cycle_time_s: 5, gateway: gw-b}
-        - id: line-open
-          equipment:
-            - {id: cnc-open, type: cnc, ideal_cycle_time_s: 5}
-"""
 EQUIPMENT = ["cnc-a1", "cnc-b-on-a", "cnc-open", "cnc-unknown"]
 
 
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory: pytest.TempPathFactory) -> AssetModel:
-    path = Path(tmp_path_factory.mktemp("assets")) / "factory.yaml"
-    path.write_text(ASSETS)
-    return load_asset_model(path)
+    return asset_model(Path(tmp_path_factory.mktemp("assets")) / "factory.yaml", GATEWAY_ASSETS)
 
 
 def reference_lines(payload: bytes, edge: str, assets: AssetModel) -> list[str] | None:

@@ -98,6 +98,43 @@ async def stored_points(store: Store) -> int:
     return len(await store.read("part_counter", *WINDOW))
 
 
+def log_tail(log_path: Path) -> str:
+    """The end of ingest's log, for a failing assertion."""
+    return log_path.read_text()[-3000:]
+
+
+async def subscribed_ingest(
+    config: Path, log: IO[str], log_path: Path, processes: list[subprocess.Popen[bytes]]
+) -> subprocess.Popen[bytes]:
+    """Ingest started (and kept in ``processes``, to be killed if the test fails) once it has subscribed."""
+    ingest = start_ingest(config, log)
+    processes.append(ingest)
+    await wait_until(lambda: "subscribed" in log_path.read_text() or ingest.poll() is not None, "start")
+    assert ingest.poll() is None, log_tail(log_path)
+    return ingest
+
+
+async def stored_then_stopped(
+    store: Store, expected: int, ingest: subprocess.Popen[bytes], log_path: Path, timeout_s: float, poll_s: float
+) -> int:
+    """The points stored once ``expected`` are (ingest running all along) and a second more has passed.
+
+    The second shows that nothing more arrives: no point twice, none made up. Ingest is then stopped
+    with SIGTERM.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while (count := await stored_points(store)) < expected:
+        assert ingest.poll() is None, log_tail(log_path)
+        assert loop.time() < deadline, f"{count} of {expected} points stored"
+        await asyncio.sleep(poll_s)
+    await asyncio.sleep(1.0)
+    final = await stored_points(store)
+    ingest.send_signal(signal.SIGTERM)
+    ingest.wait(timeout=20)
+    return final
+
+
 @pytest.mark.parametrize(("backend", "protocol"), [("sqlite", "5"), ("influxdb", "3.1.1")])
 async def test_kill_9_mid_stream_then_restart_stores_exactly_what_was_published(
     backend: str,
@@ -120,11 +157,8 @@ async def test_kill_9_mid_stream_then_restart_stores_exactly_what_was_published(
     with log_path.open("w") as log:
         try:
             async with bounded(120, "publish, kill -9, restart and catch up"), mqtt_publisher(mosquitto_server) as pub:
-                first = start_ingest(config, log)
-                processes.append(first)
-                await wait_until(lambda: "subscribed" in log_path.read_text() or first.poll() is not None, "start")
+                first = await subscribed_ingest(config, log, log_path, processes)
                 await asyncio.sleep(0.5)
-                assert first.poll() is None, log_path.read_text()
 
                 async def stream() -> None:
                     for seq in range(BATCHES):
@@ -145,15 +179,7 @@ async def test_kill_9_mid_stream_then_restart_stores_exactly_what_was_published(
 
                 second = start_ingest(config, log)
                 processes.append(second)
-                deadline = asyncio.get_running_loop().time() + 60
-                while (count := await stored_points(store)) < expected:
-                    assert second.poll() is None, log_path.read_text()[-3000:]
-                    assert asyncio.get_running_loop().time() < deadline, f"{count} of {expected} points stored"
-                    await asyncio.sleep(0.1)
-                await asyncio.sleep(1.0)  # nothing more arrives: no point twice, none made up
-                final = await stored_points(store)
-                second.send_signal(signal.SIGTERM)
-                second.wait(timeout=20)
+                final = await stored_then_stopped(store, expected, second, log_path, 60, 0.1)
         finally:
             await store.close()
     assert final == expected, log_path.read_text()[-3000:]
@@ -175,10 +201,7 @@ async def test_influxdb_away_and_ingest_killed_mid_stream_then_exactly_what_was_
         with log_path.open("w") as log:
             try:
                 async with bounded(150, "outage, kill -9, recovery"), mqtt_publisher(mosquitto_server) as pub:
-                    first = start_ingest(config, log)
-                    processes.append(first)
-                    await wait_until(lambda: "subscribed" in log_path.read_text() or first.poll() is not None, "start")
-                    assert first.poll() is None, log_path.read_text()
+                    first = await subscribed_ingest(config, log, log_path, processes)
 
                     async def stream() -> None:
                         for seq in range(BATCHES):
@@ -201,15 +224,7 @@ async def test_influxdb_away_and_ingest_killed_mid_stream_then_exactly_what_was_
                         influx.proc.send_signal(signal.SIGCONT)
                     second = start_ingest(config, log)
                     processes.append(second)
-                    deadline = asyncio.get_running_loop().time() + 90
-                    while (count := await stored_points(store)) < expected:
-                        assert second.poll() is None, log_path.read_text()[-3000:]
-                        assert asyncio.get_running_loop().time() < deadline, f"{count} of {expected} points stored"
-                        await asyncio.sleep(0.2)
-                    await asyncio.sleep(1.0)
-                    final = await stored_points(store)
-                    second.send_signal(signal.SIGTERM)
-                    second.wait(timeout=20)
+                    final = await stored_then_stopped(store, expected, second, log_path, 90, 0.2)
             finally:
                 await store.close()
     assert final == expected, log_path.read_text()[-3000:]
@@ -235,10 +250,7 @@ async def test_influxdb_stopped_for_60_s_and_ingest_killed_meanwhile_then_exactl
         with log_path.open("w") as log:
             try:
                 async with bounded(OUTAGE_S + 150, "a 60 s outage"), mqtt_publisher(mosquitto_server) as pub:
-                    first = start_ingest(config, log)
-                    processes.append(first)
-                    await wait_until(lambda: "subscribed" in log_path.read_text() or first.poll() is not None, "start")
-                    assert first.poll() is None, log_path.read_text()
+                    first = await subscribed_ingest(config, log, log_path, processes)
 
                     async def stream() -> None:  # spread over the outage: about 100 s
                         for seq in range(BATCHES):
@@ -264,15 +276,7 @@ async def test_influxdb_stopped_for_60_s_and_ingest_killed_meanwhile_then_exactl
                     finally:
                         influx.proc.send_signal(signal.SIGCONT)
                     await publishing
-                    deadline = loop.time() + 120
-                    while (count := await stored_points(store)) < expected:
-                        assert second.poll() is None, log_path.read_text()[-3000:]
-                        assert loop.time() < deadline, f"{count} of {expected} points stored"
-                        await asyncio.sleep(0.2)
-                    await asyncio.sleep(1.0)
-                    final = await stored_points(store)
-                    second.send_signal(signal.SIGTERM)
-                    second.wait(timeout=20)
+                    final = await stored_then_stopped(store, expected, second, log_path, 120, 0.2)
             finally:
                 await store.close()
     text = log_path.read_text()

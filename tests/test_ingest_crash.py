@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO
 
+import aiomqtt
 import pytest
 
 from core.store import Store
@@ -98,6 +99,21 @@ async def stored_points(store: Store) -> int:
     return len(await store.read("part_counter", *WINDOW))
 
 
+async def publish_batches(pub: aiomqtt.Client, topic: str, interval_s: float) -> None:
+    """Every batch of the stream, in order, ``interval_s`` apart."""
+    for seq in range(BATCHES):
+        await publish_to(pub, topic, batch(seq))
+        await asyncio.sleep(interval_s)
+
+
+async def stored_or_published(store: Store, points: int, publishing: asyncio.Task[None]) -> None:
+    """Until the store holds ``points``, or the stream has all been published (ingest lagging)."""
+    while not publishing.done():
+        if await stored_points(store) >= points:
+            return
+        await asyncio.sleep(0.05)
+
+
 def log_tail(log_path: Path) -> str:
     """The end of ingest's log, for a failing assertion."""
     return log_path.read_text()[-3000:]
@@ -159,18 +175,9 @@ async def test_kill_9_mid_stream_then_restart_stores_exactly_what_was_published(
             async with bounded(120, "publish, kill -9, restart and catch up"), mqtt_publisher(mosquitto_server) as pub:
                 first = await subscribed_ingest(config, log, log_path, processes)
                 await asyncio.sleep(0.5)
-
-                async def stream() -> None:
-                    for seq in range(BATCHES):
-                        await publish_to(pub, topic, batch(seq))
-                        await asyncio.sleep(0.005)
-
-                publishing = asyncio.create_task(stream())
+                publishing = asyncio.create_task(publish_batches(pub, topic, 0.005))
                 # Killed once a fifth is stored, or when the stream ends if ingest lags (a busy machine).
-                while not publishing.done():
-                    if await stored_points(store) >= expected // 5:
-                        break
-                    await asyncio.sleep(0.05)
+                await stored_or_published(store, expected // 5, publishing)
                 first.send_signal(signal.SIGKILL)
                 first.wait()
                 killed_at = await stored_points(store)
@@ -202,17 +209,8 @@ async def test_influxdb_away_and_ingest_killed_mid_stream_then_exactly_what_was_
             try:
                 async with bounded(150, "outage, kill -9, recovery"), mqtt_publisher(mosquitto_server) as pub:
                     first = await subscribed_ingest(config, log, log_path, processes)
-
-                    async def stream() -> None:
-                        for seq in range(BATCHES):
-                            await publish_to(pub, topic, batch(seq))
-                            await asyncio.sleep(0.01)
-
-                    publishing = asyncio.create_task(stream())
-                    while not publishing.done():
-                        if await stored_points(store) >= expected // 5:
-                            break
-                        await asyncio.sleep(0.05)
+                    publishing = asyncio.create_task(publish_batches(pub, topic, 0.01))
+                    await stored_or_published(store, expected // 5, publishing)
                     influx.proc.send_signal(signal.SIGSTOP)
                     try:
                         await wait_until(lambda: "unavailable" in log_path.read_text(), "ingest noticing", 20)
@@ -251,13 +249,8 @@ async def test_influxdb_stopped_for_60_s_and_ingest_killed_meanwhile_then_exactl
             try:
                 async with bounded(OUTAGE_S + 150, "a 60 s outage"), mqtt_publisher(mosquitto_server) as pub:
                     first = await subscribed_ingest(config, log, log_path, processes)
-
-                    async def stream() -> None:  # spread over the outage: about 100 s
-                        for seq in range(BATCHES):
-                            await publish_to(pub, topic, batch(seq))
-                            await asyncio.sleep(0.25)
-
-                    publishing = asyncio.create_task(stream())
+                    # 0.25 s apart, the stream spreads over the outage: about 100 s.
+                    publishing = asyncio.create_task(publish_batches(pub, topic, 0.25))
                     while await stored_points(store) < expected // 10:
                         assert not publishing.done()
                         await asyncio.sleep(0.1)

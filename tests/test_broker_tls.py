@@ -128,9 +128,7 @@ async def test_ingest_and_an_edge_exchange_a_batch_over_tls_each_known_by_its_ce
             async with (
                 bounded(30, "a batch from the edge to ingest over TLS"),
                 IngestService(settings, store, assets) as service,
-                Forwarder(
-                    "gw-a", buffer, tls_broker.settings("gw-a"), settings.uplink, flush_interval_s=0.05
-                ) as forwarder,
+                Forwarder("gw-a", buffer, tls_broker.settings("gw-a"), settings.uplink) as forwarder,
             ):
                 await started(service)
                 buffer.append([sample("cnc-a1", n) for n in (1, 2, 3)])

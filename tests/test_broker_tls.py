@@ -31,7 +31,7 @@ from edge.forwarder import Forwarder
 from edge.reconnect import Backoff
 from factory.runtime import serve_until_stopped
 from ingest import IngestService
-from tests.ingest_support import asset_model, bounded, shipped_topic_ingest_settings, started
+from tests.ingest_support import GATEWAY_ASSETS, asset_model, bounded, shipped_topic_ingest_settings, started
 from tests.servers import free_port, mosquitto_on, shipped_mosquitto_conf
 from tests.tls_support import CertificateAuthority
 from tests.waiting import wait_until
@@ -40,22 +40,6 @@ pytestmark = pytest.mark.integration
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 WINDOW = (NOW - timedelta(days=1), NOW + timedelta(days=1))
-ASSETS = """\
-version: 1
-site:
-  id: s
-  workshops:
-    - id: w
-      lines:
-        - id: line-a
-          gateway: gw-a
-          equipment:
-            - {id: cnc-a1, type: cnc, ideal_cycle_time_s: 5}
-        - id: line-b
-          gateway: gw-b
-          equipment:
-            - {id: cnc-b1, type: cnc, ideal_cycle_time_s: 5}
-"""
 
 
 @dataclass(frozen=True)
@@ -111,7 +95,7 @@ def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsBroker]:
 
 @pytest.fixture
 def assets(tmp_path: Path) -> AssetModel:
-    return asset_model(tmp_path / "assets.yaml", ASSETS)
+    return asset_model(tmp_path / "assets.yaml", GATEWAY_ASSETS)
 
 
 def sample(equipment: str, value: int) -> Sample:
@@ -194,8 +178,8 @@ async def test_with_a_certificate_identity_the_acl_lets_an_edge_publish_only_on_
         ):
             await started(service)
             # The broker acknowledges what the ACL drops (MQTT 3.1.1 has no way to say no) and drops it.
-            await gw_a.publish("factory/uplink/gw-b", encode_batch("gw-b", 0, [sample("cnc-b1", 1)]), qos=1)
-            await gw_b.publish("factory/uplink/gw-b", encode_batch("gw-b", 0, [sample("cnc-b1", 2)]), qos=1)
+            await gw_a.publish("factory/uplink/gw-b", encode_batch("gw-b", 0, [sample("cnc-b-on-a", 1)]), qos=1)
+            await gw_b.publish("factory/uplink/gw-b", encode_batch("gw-b", 0, [sample("cnc-b-on-a", 2)]), qos=1)
             await gw_a.publish("factory/uplink/gw-a", encode_batch("gw-a", 0, [sample("cnc-a1", 3)]), qos=1)
             await wait_until(lambda: service.stats()["points_written"] == 2, "the two batches on own topics")
             await wait_until(lambda: service.stats()["acks"] == 2, "both acknowledged")
@@ -203,7 +187,7 @@ async def test_with_a_certificate_identity_the_acl_lets_an_edge_publish_only_on_
         frame = await store.read("part_counter", *WINDOW)
     finally:
         await store.close()
-    assert sorted(zip(frame["equipment"], frame["value"], strict=True)) == [("cnc-a1", 3), ("cnc-b1", 2)]
+    assert sorted(zip(frame["equipment"], frame["value"], strict=True)) == [("cnc-a1", 3), ("cnc-b-on-a", 2)]
 
 
 async def test_a_client_without_a_certificate_of_the_platform_ca_is_refused_with_a_clear_message(

@@ -22,9 +22,9 @@ flagged sample or a counted rejection logged once per signal and reason (``edge.
 and whatever else goes wrong with that one value is caught there, counted as ``unexpected_error``
 and logged once with its traceback; the collector goes on with the next one. Overflows are
 counted, never silent: the Overflow bit of a value's status (the server's queue for the item was
-full; the sample is flagged ``overflow``), and the client-side queue of publishes (``PublishedChanges``: if the collector falls
-that far behind, the drops are counted and the session is renewed so the current values are read
-again).
+full; the sample is flagged ``overflow``), and the client-side queue of publishes
+(``PublishedChanges``: if the collector falls that far behind, the drops are counted and the
+session is renewed so the current values are read again).
 
 When the server is not up yet or goes away, the collector reconnects with backoff, resolves the
 plan again and recreates its subscription; the fresh subscription's first notification per node

@@ -8,7 +8,10 @@ Issue 8's "Speed" benchmark, in one run, once at 1,000 signals and once at 200:
    and says afterwards which ticks it wrote;
 2. **baseline**: a bare asyncua client process (same asyncua, same server, same publishing interval
    and monitored-item queue as the edge) subscribed to the N variables, consuming notifications with
-   the iterator API the edge's collector uses and noting each one's arrival; nothing else;
+   asyncua's iterator API (``async for event in subscription``: its cheapest public way; the handler
+   API starts a task per notification) and noting each one's arrival; nothing else. The edge's
+   collector takes each publish's notifications as one list instead (``PublishedChanges``);
+   decoding the publish responses, the larger part of both, is asyncua's own in both;
 3. **value**: ``factory edge`` as a subprocess with one OPC UA source of the N variables and the
    uplink to Mosquitto; this process subscribes to the uplink topic and notes each batch's arrival;
 4. each phase runs ``--seconds`` of ticks (the bare client's, then the edge's; ``--together``: both

@@ -22,9 +22,9 @@ flagged sample or a counted rejection logged once per signal and reason (``edge.
 and whatever else goes wrong with that one value is caught there, counted as ``unexpected_error``
 and logged once with its traceback; the collector goes on with the next one. Overflows are
 counted, never silent: the Overflow bit of a value's status (the server's queue for the item was
-full; the sample is flagged ``overflow``), and asyncua's client-side queue (if the collector falls
-that far behind, the drops are counted and the session is renewed so the current values are read
-again).
+full; the sample is flagged ``overflow``), and the client-side queue of publishes
+(``PublishedChanges``: if the collector falls that far behind, the drops are counted and the
+session is renewed so the current values are read again).
 
 When the server is not up yet or goes away, the collector reconnects with backoff, resolves the
 plan again and recreates its subscription; the fresh subscription's first notification per node
@@ -61,14 +61,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import time
 from collections import Counter, deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from asyncua import Client, ua
-from asyncua.common.subscription import DataChangeEvent, OverflowPolicy, StatusChangeEvent, Subscription
+from asyncua.common.subscription import Subscription
 
 from core.errors import ConfigError
 from core.settings import OpcUaSource
@@ -119,6 +120,12 @@ REFRESH_HISTORY = 16
 # Client-side queue of notifications not yet turned into samples; the consumer only converts and
 # appends to a list, so this fills only if the event loop is starved for a long time.
 NOTIFICATION_QUEUE_SIZE = 100_000
+# What a bare asyncua client waits for an answer (asyncua's Client default): a busy server at a
+# thousand changing nodes can take seconds to answer a request between its publishes.
+REQUEST_TIMEOUT_S = 10.0
+# asyncua's connection watchdog probes the server this often, each probe allowed this long; at
+# asyncua's 1 s a server late by a second on one probe ended the session (BadShutdown).
+WATCHDOG_INTERVAL_S = 5.0
 # Monitored items (or nodes read) per request when neither the server nor the source says.
 DEFAULT_ITEMS_PER_CALL = 500
 # Notifications per publish response: asyncua's default; the server sends the rest in the next ones.
@@ -164,7 +171,80 @@ class NothingToRead(ConnectionError):
 
 
 class NotificationBacklog(ConnectionError):
-    """asyncua's client-side queue overflowed: changes were lost, so the session starts afresh."""
+    """The client-side queue of publishes overflowed: changes were lost, so the session starts afresh."""
+
+
+class PublishedChanges(Subscription):
+    """An asyncua subscription that queues each publish's data changes as one list, not item by item.
+
+    asyncua's iterator API wraps every monitored-item notification in two objects and passes each
+    through an ``asyncio.Queue`` on its own, which cost the collector about as much as turning the
+    notification into a sample. Here the publish loop queues the list it decoded (one entry per
+    DataChangeNotification) and status changes as they are; ``next_publish`` hands them out in
+    order. The queue is bounded in notifications (``queue_notifications``): a publish that does
+    not fit is dropped whole and ``on_dropped`` is told how many notifications it held.
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        params: ua.CreateSubscriptionParameters,
+        *,
+        queue_notifications: int,
+        on_dropped: Callable[[int], None],
+    ):
+        super().__init__(client.uaclient.session, params, handler=None, queue_maxsize=1)
+        self._published: asyncio.Queue[list[ua.MonitoredItemNotification] | ua.StatusChangeNotification] = (
+            asyncio.Queue()
+        )
+        self._queued = 0  # notifications in ``_published``
+        self._queue_notifications = queue_notifications
+        self._on_dropped = on_dropped
+
+    @classmethod
+    async def create(
+        cls,
+        client: Client,
+        params: ua.CreateSubscriptionParameters,
+        *,
+        queue_notifications: int,
+        on_dropped: Callable[[int], None],
+    ) -> PublishedChanges:
+        """Create it on the server as ``Client.create_subscription`` does (revised parameters included)."""
+        subscription = cls(client, params, queue_notifications=queue_notifications, on_dropped=on_dropped)
+        results = await subscription.init()
+        revised = client.get_subscription_revised_params(params, results)
+        if revised:
+            await subscription.update(revised)
+        # Known to the client like its own subscriptions: its stale-subscription watchdog covers this one too.
+        client._subscriptions.append(subscription)
+        return subscription
+
+    async def publish_callback(self, publish_result: ua.PublishResult) -> None:
+        """Called by asyncua's publish loop (and with BadShutdown when it loses the server)."""
+        self.last_publish_at = time.monotonic()
+        message = publish_result.NotificationMessage
+        if message.NotificationData is None:
+            return
+        self.last_sequence_number = int(message.SequenceNumber)
+        for notification in message.NotificationData:
+            if isinstance(notification, ua.DataChangeNotification):
+                items = notification.MonitoredItems
+                if self._queued + len(items) > self._queue_notifications:
+                    self._on_dropped(len(items))
+                    self._published.put_nowait([])  # wakes the consumer, which then sees the loss
+                    continue
+                self._queued += len(items)
+                self._published.put_nowait(items)
+            elif isinstance(notification, ua.StatusChangeNotification):
+                self._published.put_nowait(notification)
+
+    async def next_publish(self) -> list[ua.MonitoredItemNotification] | ua.StatusChangeNotification:
+        """The next publish's data changes (in the server's order), or a status change."""
+        published = await self._published.get()
+        if type(published) is list:
+            self._queued -= len(published)
+        return published
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass costs four times as much to build, once per value
@@ -223,7 +303,7 @@ class CollectorCounters:
     ts_replaced: int = 0  # device or server times replaced by gateway time (flag ts_fallback) …
     ts_replaced_by_reason: Counter[str] = field(default_factory=Counter)  # … by ts_missing/ts_too_old/ts_future
     overflows: int = 0  # values whose status carried the Overflow bit (the server's queue lost changes)
-    client_queue_drops: int = 0  # notifications asyncua's client-side queue had to drop
+    client_queue_drops: int = 0  # notifications the client-side queue had to drop
     connects: int = 0
     polls: int = 0  # rounds of reads of the polled signals
     monitored_items: int = 0  # monitored items of the current session
@@ -349,8 +429,8 @@ class OpcUaCollector(BackgroundComponent):
         sink: SampleSink,
         *,
         backoff: Backoff | None = None,
-        request_timeout_s: float = 4.0,
-        watchdog_interval_s: float = 1.0,
+        request_timeout_s: float = REQUEST_TIMEOUT_S,
+        watchdog_interval_s: float = WATCHDOG_INTERVAL_S,
         refresh_lag_s: float | None = None,
     ):
         self.source = source
@@ -530,7 +610,7 @@ class OpcUaCollector(BackgroundComponent):
 
     async def _subscribe(
         self, client: Client, signals: list[PlannedSignal], per_call: int
-    ) -> tuple[Subscription | None, list[PlannedSignal]]:
+    ) -> tuple[PublishedChanges | None, list[PlannedSignal]]:
         """One subscription with a monitored item per node and options; returns it (None: the server
         has no subscriptions) and the signals the server cannot monitor, to be polled.
         """
@@ -541,8 +621,8 @@ class OpcUaCollector(BackgroundComponent):
         parameters.MaxNotificationsPerPublish = MAX_NOTIFICATIONS_PER_PUBLISH
         parameters.PublishingEnabled = True
         try:
-            subscription = await client.create_subscription(
-                parameters, handler=None, queue_maxsize=NOTIFICATION_QUEUE_SIZE, overflow=OverflowPolicy.DISCONNECT
+            subscription = await PublishedChanges.create(
+                client, parameters, queue_notifications=NOTIFICATION_QUEUE_SIZE, on_dropped=self._on_backlog
             )
         except ua.UaStatusCodeError as exc:
             if exc.code not in _NO_SUBSCRIPTIONS:
@@ -555,7 +635,6 @@ class OpcUaCollector(BackgroundComponent):
                 len(signals),
             )
             return None, signals
-        subscription.set_overflow_disconnect_handler(self._on_backlog)
 
         groups: dict[ItemRequest, list[PlannedSignal]] = {}
         for planned in signals:
@@ -637,27 +716,30 @@ class OpcUaCollector(BackgroundComponent):
             start += len(chunk)
         return refused
 
-    def _on_backlog(self) -> None:
-        """asyncua's queue is full and it dropped a notification: count it; the consumer ends the session."""
-        self.counters.client_queue_drops += 1
+    def _on_backlog(self, dropped: int) -> None:
+        """The client-side queue is full and a publish was dropped: count it; the consumer ends the session."""
+        self.counters.client_queue_drops += dropped
         self._backlog = True
 
-    async def _consume(self, subscription: Subscription) -> None:
+    async def _consume(self, subscription: PublishedChanges) -> None:
         items = self._items
         deliver = self._deliver
-        async for event in subscription:
-            if type(event) is DataChangeEvent:
-                notification = event.data.monitored_item
-                readers = items.get(notification.ClientHandle)
-                if readers is not None:
-                    deliver(readers, notification.Value, datetime.now(UTC))
-            elif isinstance(event, StatusChangeEvent) and quality_of(event.notification.Status) is not Quality.GOOD:
-                # asyncua reports a lost connection (BadShutdown) or a dead subscription this way.
-                raise ConnectionError(f"subscription status {status_name(event.notification.Status)}")
+        while True:
+            published = await subscription.next_publish()
+            if isinstance(published, ua.StatusChangeNotification):
+                if quality_of(published.Status) is not Quality.GOOD:
+                    # asyncua reports a lost connection (BadShutdown) or a dead subscription this way.
+                    raise ConnectionError(f"subscription status {status_name(published.Status)}")
+            else:
+                received_at = datetime.now(UTC)  # the publish's arrival: one time for all its changes
+                for notification in published:
+                    readers = items.get(notification.ClientHandle)
+                    if readers is not None:
+                        deliver(readers, notification.Value, received_at)
             if self._backlog:
                 raise NotificationBacklog(
                     f"notifications arrived faster than the collector took them: {self.counters.client_queue_drops} "
-                    f"dropped so far from asyncua's queue of {NOTIFICATION_QUEUE_SIZE}; subscribing afresh"
+                    f"dropped so far from the client-side queue of {NOTIFICATION_QUEUE_SIZE}; subscribing afresh"
                 )
 
     # --- polling -------------------------------------------------------------------------------

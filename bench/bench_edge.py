@@ -14,16 +14,20 @@ Issue 8's "Speed" benchmark, in one run, once at 1,000 signals and once at 200:
    decoding the publish responses, the larger part of both, is asyncua's own in both;
 3. **value**: ``factory edge`` as a subprocess with one OPC UA source of the N variables and the
    uplink to Mosquitto; this process subscribes to the uplink topic and notes each batch's arrival;
-4. each phase runs ``--seconds`` of ticks (the bare client's, then the edge's; ``--together``: both
-   in one window); CPU of the consumer process (edge or bare client) is read from
-   ``/proc/<pid>/stat`` over exactly that window, RSS from ``/proc/<pid>/status``; afterwards the
-   consumer's tail drains, and every change the server wrote is looked for: delivered = distinct
-   (signal, value) pairs of the window's ticks that arrived (resent batches counted once, as ingest
-   does), duplicates = samples that arrived more than once, lag = arrival time - SourceTimestamp.
-   Ticks are jittered (50-150 % of the period) so that no subscription's lag depends on the phase
-   between the server's beat and its publishing timer. ``cpu_ratio`` compares CPU per delivered
-   change, which is the ratio of cores when both phases ran at the same rate and stays fair when a
-   busy box slowed the server in one of them (``cores_ratio`` is the plain ratio);
+4. both run in one window of ``--seconds`` of ticks, subscribed to the same server at the same time,
+   so that both meet the same server and the same busy box (``--apart``: the bare client's window
+   first, then the edge's: the server then serves one subscription at a time, but on two shared
+   cores the edge's window also holds Mosquitto, and the server falls behind in it more often than
+   in the bare client's, which shows as lag the edge did not add); CPU of each consumer process
+   (edge or bare client) is read from ``/proc/<pid>/stat`` over exactly that window, RSS from
+   ``/proc/<pid>/status``; afterwards the consumer's tail drains, and every change the server wrote
+   is looked for: delivered = distinct (signal, value) pairs of the window's ticks that arrived
+   (resent batches counted once, as ingest does), duplicates = samples that arrived more than once,
+   lag = arrival time - SourceTimestamp. Ticks are jittered (50-150 % of the period) so that no
+   subscription's lag depends on the phase between the server's beat and its publishing timer.
+   ``cpu_ratio`` compares CPU per delivered change, which is the ratio of cores when both phases ran
+   at the same rate and stays fair when a busy box slowed the server in one of them (``cores_ratio``
+   is the plain ratio);
 5. the last line printed is the result as JSON (figures at 1,000 signals; ``*_200`` at 200):
    ``{"bench": "edge_throughput", "value": <changes/s delivered>, "unit": "changes/s",
    "delivered_ratio": …, "cpu_ratio": …, "median_lag_ms": …, "baseline_lag_ms": …, "rss_mb": …, …}``.
@@ -472,7 +476,7 @@ def measure(signals: int, broker_port: int, workdir: Path, args: argparse.Namesp
     serve_cmd = [sys.executable, __file__, "serve", str(signals), str(args.rate)]
     with child(serve_cmd, "OPC UA server", env={"BENCH_OPCUA_PORT": str(port)}) as server:
         read_line(server, "the OPC UA server", timeout_s=120)
-        if args.together:
+        if not args.apart:
             edge, witness = edge_phase(server, endpoint, signals, broker_port, workdir, args, with_bare=True)
             assert witness is not None
             bare = witness
@@ -508,10 +512,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds between subscribing and the window")
     parser.add_argument("--drain", type=float, default=3.0, help="seconds without news that end a phase")
     parser.add_argument(
-        "--together",
+        "--apart",
         action="store_true",
-        help="run the bare client beside the edge in one window (the server then serves two subscriptions; "
-        "on two busy cores it falls behind at 1,000 signals) instead of in a window of its own before it",
+        help="measure the bare client in a window of its own before the edge's, instead of beside it "
+        "(the default: both meet the same server at the same moments)",
     )
     parser.add_argument("--profile-edge", type=Path, help="run the edge under cProfile, writing PATH.<signals>.prof")
     args = parser.parse_args(argv)

@@ -251,12 +251,9 @@ def child(
         yield proc
     finally:
         if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            from tests.servers import stop_process
+
+            stop_process(proc, timeout_s=20)
 
 
 @dataclass

@@ -15,6 +15,7 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 SHIPPED_MOSQUITTO = Path(__file__).resolve().parent.parent / "deploy" / "mosquitto"
 
@@ -36,10 +37,11 @@ def _wait_for_port(port: int, proc: subprocess.Popen[bytes], name: str, log: Pat
     raise RuntimeError(f"{name} did not open port {port} within {timeout}s: {log.read_text()[-2000:]}")
 
 
-def _stop(proc: subprocess.Popen[bytes]) -> None:
+def stop_process(proc: subprocess.Popen[Any], timeout_s: float = 10) -> None:
+    """SIGTERM (a clean stop), then SIGKILL if it has not gone within ``timeout_s``."""
     proc.terminate()
     try:
-        proc.wait(timeout=10)
+        proc.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
@@ -94,7 +96,7 @@ def mosquitto_on(workdir: Path, conf: str, *ports: int) -> Iterator[subprocess.P
             _wait_for_port(port, proc, "mosquitto", log)
         yield proc
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 def mosquitto_password_file(path: Path, passwords: Mapping[str, str]) -> Path:
@@ -175,4 +177,4 @@ bind-address = "127.0.0.1:{rpc_port}"
                 time.sleep(0.1)
         yield InfluxServer(url, http_port, proc)
     finally:
-        _stop(proc)
+        stop_process(proc)

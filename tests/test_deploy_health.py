@@ -23,7 +23,7 @@ from paho.mqtt import publish
 
 from core.wire import format_ts
 from factory.health import judge_health_file, write_health_file
-from tests.servers import InfluxServer, free_port, influxdb, mosquitto
+from tests.servers import InfluxServer, free_port, influxdb, mosquitto, stop_process
 
 REPO = Path(__file__).resolve().parent.parent
 NOW = 1_800_000_000.0
@@ -97,12 +97,7 @@ def service(name: str, config: Path, tmp_path: Path, command: Sequence[str] = ()
     try:
         yield heartbeat
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc, timeout_s=15)
         log.close()
 
 

@@ -27,7 +27,7 @@ import yaml
 
 from factory.deploy_cli import add_edges, init
 from factory.deploy_files import mosquitto_hash, parse_env_file
-from tests.servers import _stop, _wait_for_port, free_port
+from tests.servers import _wait_for_port, free_port, stop_process
 
 REPO = Path(__file__).resolve().parent.parent
 START = REPO / "deploy" / "mosquitto" / "start.sh"
@@ -109,7 +109,7 @@ def broker(deployment: Deployment) -> Iterator[int]:
         _wait_for_port(port, proc, "mosquitto (start.sh)", log)
         yield port
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 @contextlib.asynccontextmanager
@@ -210,7 +210,7 @@ def test_start_refuses_a_persistence_directory_the_broker_user_cannot_write(depl
         assert proc.wait(timeout=20) == 1
     finally:
         if proc.poll() is None:
-            _stop(proc)
+            stop_process(proc)
     said = log.read_text()
     assert f"user '{BROKER_USER}' cannot write the persistence directory {deployment.workdir}/data" in said
     assert "would lose every queued message" in said

@@ -34,7 +34,7 @@ from core.settings import BrokerSettings, EdgeSettings, OpcUaSource, UplinkSetti
 from core.wire import DecodedBatch, decode_batch
 from edge.agent import EdgeAgent
 from edge.buffer import batch_payload
-from tests.servers import MosquittoServer, _require, _wait_for_port, free_port
+from tests.servers import MosquittoServer, _require, _wait_for_port, free_port, stop_process
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -311,8 +311,7 @@ def agent_process(config: Path, log: Path) -> Iterator[subprocess.Popen[bytes]]:
         yield proc
     finally:
         if proc.poll() is None:
-            proc.terminate()
-            proc.wait(timeout=20)
+            stop_process(proc, timeout_s=20)
 
 
 def buffered_readings(path: Path) -> list[Reading]:
